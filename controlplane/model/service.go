@@ -1,0 +1,40 @@
+package model
+
+// Flavour selects how a proxy is served: Envoy gets socket listeners,
+// proxyless gRPC gets api_listeners named after each service.
+type Flavour string
+
+const (
+	FlavourEnvoy Flavour = "envoy"
+	FlavourGRPC  Flavour = "grpc"
+)
+
+// Protocol is what a service's upstreams speak.
+type Protocol string
+
+const (
+	ProtocolHTTP1 Protocol = "http1"
+	ProtocolHTTP2 Protocol = "http2" // also gRPC
+)
+
+// Service is the static description of one switched service.
+type Service struct {
+	Name string
+	// ListenerPort is the port of the Envoy listener for this service.
+	ListenerPort int
+	Protocol     Protocol
+}
+
+// ServiceView is everything the translator needs about one service.
+type ServiceView struct {
+	Service    Service
+	Membership Membership
+	Traffic    Traffic
+}
+
+// View is the whole model at one instant, services sorted by name.
+type View struct {
+	Services []ServiceView
+	// EnvoyListenAddress is the address Envoy listeners bind to on the proxy host.
+	EnvoyListenAddress string
+}

@@ -1,0 +1,78 @@
+package model
+
+import "fmt"
+
+// Phase says where a service's traffic stands.
+type Phase string
+
+const (
+	// PhaseStable: all traffic on the stable colour, no switch under way.
+	PhaseStable Phase = "stable"
+	// PhaseSwitched: traffic moved to Target; Stable is kept as the rollback target.
+	PhaseSwitched Phase = "switched"
+	// PhaseAborted: a switch was undone by hand; traffic is back on Stable.
+	PhaseAborted Phase = "aborted"
+)
+
+// Traffic is the persisted traffic state of one service.
+type Traffic struct {
+	// Stable is the colour an abort returns to.
+	Stable Color `json:"stable"`
+	// Target is the colour of the last switch ("" if none yet).
+	Target Color `json:"target,omitempty"`
+	// GreenPercent is green's share of traffic; blue has the rest.
+	GreenPercent int   `json:"green_percent"`
+	Phase        Phase `json:"phase"`
+	// Generation increases by one on every change of this service's state.
+	Generation uint64 `json:"generation"`
+	// Reason records why the last change was made.
+	Reason string `json:"reason,omitempty"`
+}
+
+// InitialTraffic is the state of a service bg has never seen: all on blue.
+func InitialTraffic() Traffic {
+	return Traffic{Stable: Blue, GreenPercent: 0, Phase: PhaseStable, Generation: 1}
+}
+
+// Percent returns the share of traffic of one colour.
+func (t Traffic) Percent(c Color) int {
+	if c == Green {
+		return t.GreenPercent
+	}
+	return 100 - t.GreenPercent
+}
+
+// Serving returns the colour holding all traffic, or "" during a split.
+func (t Traffic) Serving() Color {
+	switch t.GreenPercent {
+	case 0:
+		return Blue
+	case 100:
+		return Green
+	}
+	return ""
+}
+
+// Validate rejects states that cannot be served.
+func (t Traffic) Validate() error {
+	if _, err := ParseColor(string(t.Stable)); err != nil {
+		return fmt.Errorf("stable: %w", err)
+	}
+	if t.Target != "" {
+		if _, err := ParseColor(string(t.Target)); err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+	}
+	if t.GreenPercent < 0 || t.GreenPercent > 100 {
+		return fmt.Errorf("green_percent %d out of range 0..100", t.GreenPercent)
+	}
+	switch t.Phase {
+	case PhaseStable, PhaseSwitched, PhaseAborted:
+	default:
+		return fmt.Errorf("unknown phase %q", t.Phase)
+	}
+	if t.Generation == 0 {
+		return fmt.Errorf("generation must be at least 1")
+	}
+	return nil
+}
