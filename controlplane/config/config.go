@@ -1,0 +1,78 @@
+// Package config loads and validates bg's control-plane configuration:
+// a YAML file, BG_* environment variables and caller overrides, merged by viper.
+package config
+
+import "time"
+
+// Config is the whole control-plane configuration.
+type Config struct {
+	Consul   Consul    `mapstructure:"consul"`
+	XDS      XDS       `mapstructure:"xds"`
+	Admin    Admin     `mapstructure:"admin"`
+	Envoy    Envoy     `mapstructure:"envoy"`
+	Switch   Switch    `mapstructure:"switch"`
+	Log      Log       `mapstructure:"log"`
+	Services []Service `mapstructure:"services"`
+}
+
+// Consul says where fleets and traffic state are read from.
+type Consul struct {
+	Address    string `mapstructure:"address"` // host:port or http(s) URL
+	Token      string `mapstructure:"token"`
+	Datacenter string `mapstructure:"datacenter"`
+	// KVPrefix is the KV folder holding traffic state; it must end in "/".
+	KVPrefix string `mapstructure:"kv_prefix"`
+	// Wait is the blocking-query wait; Consul caps it at 10m.
+	Wait  time.Duration `mapstructure:"wait"`
+	Color ColorRule     `mapstructure:"color"`
+}
+
+// ColorRule says how a Consul instance's colour is read.
+type ColorRule struct {
+	BlueTag  string `mapstructure:"blue_tag"`
+	GreenTag string `mapstructure:"green_tag"`
+	// MetaKey, if set, reads the colour from Service.Meta[MetaKey]
+	// (value BlueTag or GreenTag) instead of from tags.
+	MetaKey string `mapstructure:"meta_key"`
+}
+
+// XDS is the ADS gRPC server proxies connect to.
+type XDS struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// Admin is the HTTP API used to switch and abort.
+type Admin struct {
+	Listen string `mapstructure:"listen"`
+	// Token is the bearer token; required unless Listen is loopback.
+	Token string `mapstructure:"token"`
+}
+
+// Envoy holds settings of the listeners sent to Envoy.
+type Envoy struct {
+	// ListenAddress is where listeners bind on the proxy host.
+	ListenAddress string `mapstructure:"listen_address"`
+}
+
+// Switch tunes traffic switches.
+type Switch struct {
+	// Timeout bounds how long a switch or abort waits for proxy ACKs.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Log sets logging.
+type Log struct {
+	Level string `mapstructure:"level"` // debug, info, warn or error
+}
+
+// Service is one switched service.
+type Service struct {
+	// Name is also the xDS cluster prefix, so it must be dot-free.
+	Name string `mapstructure:"name"`
+	// ConsulService is the Consul service name; Load defaults it to Name.
+	ConsulService string `mapstructure:"consul_service"`
+	// Port is the Envoy listener port for this service.
+	Port int `mapstructure:"port"`
+	// Protocol is "http1" or "http2" (use http2 for gRPC); Load defaults it to http1.
+	Protocol string `mapstructure:"protocol"`
+}

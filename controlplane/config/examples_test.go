@@ -1,0 +1,63 @@
+package config
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/spf13/viper"
+)
+
+var examples = []string{"bg.yaml", "minimal.yaml"}
+
+func examplePath(name string) string { return filepath.Join("..", "..", "configs", name) }
+
+func TestExamplesLoadAndValidate(t *testing.T) {
+	for _, name := range examples {
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(examplePath(name), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate:\n%v", err)
+			}
+		})
+	}
+}
+
+// bg.yaml documents every key, and its values are the demo's.
+func TestFullExampleHasEveryKey(t *testing.T) {
+	v := viper.New()
+	v.SetConfigFile(examplePath("bg.yaml"))
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for key := range defaults {
+		if !v.InConfig(key) {
+			t.Errorf("configs/bg.yaml lacks %s", key)
+		}
+	}
+	svcs, _ := v.Get("services").([]any)
+	if len(svcs) == 0 {
+		t.Fatal("configs/bg.yaml has no services")
+	}
+	first, _ := svcs[0].(map[string]any)
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(Service{})) {
+		if _, ok := first[f.Tag.Get("mapstructure")]; !ok {
+			t.Errorf("configs/bg.yaml services[0] lacks %s", f.Tag.Get("mapstructure"))
+		}
+	}
+
+	c, err := Load(examplePath("bg.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Service{
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: ProtocolHTTP2},
+		{Name: "api", ConsulService: "api", Port: 10001, Protocol: ProtocolHTTP1},
+	}
+	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
+		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)
+	}
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Limits checked by Validate.
+const (
+	MinWait        = time.Second
+	MaxWait        = 10 * time.Minute // Consul's own cap on blocking queries
+	MaxServiceName = 50
+)
+
+var (
+	serviceNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	logLevels     = []string{"debug", "info", "warn", "error"}
+)
+
+// Validate checks the whole Config and returns every problem as Errors,
+// or nil. It does not modify c.
+func (c *Config) Validate() error {
+	var es Errors
+	c.validateConsul(&es)
+	c.validateListeners(&es)
+	if _, err := netip.ParseAddr(c.Envoy.ListenAddress); err != nil {
+		// Envoy's socket_address needs an IP, not a hostname or host:port.
+		es.add("envoy.listen_address", "%q: must be an IP address", c.Envoy.ListenAddress)
+	}
+	if c.Switch.Timeout <= 0 {
+		es.add("switch.timeout", "must be positive, got %s", c.Switch.Timeout)
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		es.add("log.level", "%q: must be one of %s", c.Log.Level, strings.Join(logLevels, ", "))
+	}
+	validateServices(c.Services, &es)
+	if len(es) == 0 {
+		return nil // untyped nil, so err != nil stays meaningful
+	}
+	return es
+}
+
+func (c *Config) validateConsul(es *Errors) {
+	if err := checkConsulAddress(c.Consul.Address); err != nil {
+		es.add("consul.address", "%v", err)
+	}
+	switch p := c.Consul.KVPrefix; {
+	case p == "":
+		es.add("consul.kv_prefix", "required")
+	case strings.HasPrefix(p, "/"):
+		es.add("consul.kv_prefix", "%q: must not start with /", p)
+	case !strings.HasSuffix(p, "/"):
+		es.add("consul.kv_prefix", "%q: must end with /", p)
+	}
+	if w := c.Consul.Wait; w < MinWait || w > MaxWait {
+		es.add("consul.wait", "%s: must be between %s and %s", w, MinWait, MaxWait)
+	}
+	col := c.Consul.Color
+	if col.BlueTag == "" {
+		es.add("consul.color.blue_tag", "required")
+	}
+	if col.GreenTag == "" {
+		es.add("consul.color.green_tag", "required")
+	}
+	if col.BlueTag != "" && col.BlueTag == col.GreenTag {
+		es.add("consul.color.green_tag", "%q: same as blue_tag", col.GreenTag)
+	}
+}
+
+func (c *Config) validateListeners(es *Errors) {
+	xHost, xPort, xErr := splitListen(c.XDS.Listen)
+	if xErr != nil {
+		es.add("xds.listen", "%v", xErr)
+	}
+	aHost, aPort, aErr := splitListen(c.Admin.Listen)
+	if aErr != nil {
+		es.add("admin.listen", "%v", aErr)
+		return
+	}
+	if xErr == nil && xPort == aPort &&
+		(xHost == aHost || isWildcard(xHost) || isWildcard(aHost)) {
+		es.add("admin.listen", "%s: conflicts with xds.listen (%s)", c.Admin.Listen, c.XDS.Listen)
+	}
+	if c.Admin.Token == "" && !isLoopback(aHost) {
+		es.add("admin.token", "required when admin.listen is not loopback (%s)", c.Admin.Listen)
+	}
+}

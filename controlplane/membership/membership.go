@@ -1,0 +1,22 @@
+// Package membership defines where fleets come from.
+package membership
+
+import (
+	"context"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+// Update is a successful read of one service's fleets. A failed read
+// produces no Update, so consumers keep what they had.
+type Update struct {
+	Service    string
+	Membership model.Membership
+	// Skipped lists instances that had no usable colour, with why.
+	Skipped []string
+}
+
+// Source watches fleets and calls fn on every change, until ctx ends.
+type Source interface {
+	Watch(ctx context.Context, service string, fn func(Update))
+}

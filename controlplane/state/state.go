@@ -1,0 +1,24 @@
+// Package state persists each service's traffic state. Writes are
+// check-and-set so two writers can never silently overwrite each other.
+package state
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+// ErrConflict means the stored state changed since it was read.
+var ErrConflict = errors.New("traffic state changed concurrently (check-and-set failed)")
+
+// Index identifies one stored revision; 0 means "not stored yet".
+type Index uint64
+
+// Store loads and saves traffic state.
+type Store interface {
+	// Load returns the stored state and its index; found is false if none is stored.
+	Load(ctx context.Context, service string) (t model.Traffic, idx Index, found bool, err error)
+	// Save writes t only if the stored revision is still prev (0: only if absent).
+	Save(ctx context.Context, service string, t model.Traffic, prev Index) (Index, error)
+}

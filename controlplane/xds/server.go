@@ -1,0 +1,157 @@
+// Package xds owns bg's go-control-plane caches and ADS server, and tracks
+// which proxies hold which route version.
+package xds
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/translator"
+)
+
+// Server serves ADS from one LinearCache per resource type (listeners: one
+// per flavour). A LinearCache marshals each resource once for all streams
+// and only answers the streams subscribed to what changed.
+type Server struct {
+	clusters, endpoints, routes *cache.LinearCache
+	listeners                   map[model.Flavour]*cache.LinearCache
+	mux                         *cache.MuxCache
+	tracker                     *tracker
+	log                         *slog.Logger
+
+	// routeMu serialises route writes so routeCounter mirrors the route
+	// cache's own version counter, which it bumps once per write.
+	routeMu       sync.Mutex
+	routeCounter  uint64
+	routeVersions map[string]uint64
+}
+
+// NewServer builds an empty server. Versions carry a per-process random
+// prefix so a restarted or second replica never reuses a version string.
+func NewServer(log *slog.Logger, reg prometheus.Registerer) *Server {
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	prefix := "bg-" + hex.EncodeToString(id) + "-"
+	linear := func(typeURL, kind string) *cache.LinearCache {
+		return cache.NewLinearCache(typeURL, cache.WithVersionPrefix(prefix+kind+"-"))
+	}
+	s := &Server{
+		clusters:  linear(resource.ClusterType, "cds"),
+		endpoints: linear(resource.EndpointType, "eds"),
+		routes:    linear(resource.RouteType, "rds"),
+		listeners: map[model.Flavour]*cache.LinearCache{
+			model.FlavourEnvoy: linear(resource.ListenerType, "lds-envoy"),
+			model.FlavourGRPC:  linear(resource.ListenerType, "lds-grpc"),
+		},
+		log:           log,
+		routeVersions: map[string]uint64{},
+	}
+	s.tracker = newTracker(prefix+"rds-", newMetrics(reg), log)
+	s.mux = &cache.MuxCache{
+		Classify: classify,
+		Caches: map[string]cache.Cache{
+			resource.ClusterType:            s.clusters,
+			resource.EndpointType:           s.endpoints,
+			resource.RouteType:              s.routes,
+			listenerKey(model.FlavourEnvoy): s.listeners[model.FlavourEnvoy],
+			listenerKey(model.FlavourGRPC):  s.listeners[model.FlavourGRPC],
+		},
+	}
+	return s
+}
+
+func listenerKey(f model.Flavour) string { return resource.ListenerType + "/" + string(f) }
+
+// classify routes listener requests by the node's flavour; the server
+// copies the stream's node into every request before the cache sees it.
+func classify(req *cache.Request) string {
+	if req.GetTypeUrl() == resource.ListenerType {
+		return listenerKey(FlavourOf(req.GetNode()))
+	}
+	return req.GetTypeUrl()
+}
+
+// Load replaces every resource; used once the model is first complete.
+func (s *Server) Load(r translator.Resources) {
+	s.clusters.SetResources(r.Clusters)
+	s.endpoints.SetResources(r.Endpoints)
+	for f, ls := range r.Listeners {
+		s.listeners[f].SetResources(ls)
+	}
+	s.routeMu.Lock()
+	s.routes.SetResources(r.Routes)
+	s.routeCounter++
+	for name := range r.Routes {
+		s.routeVersions[name] = s.routeCounter
+	}
+	s.routeMu.Unlock()
+}
+
+// UpdateRoute pushes one service's route and returns the route version that
+// proxies must ACK to hold it.
+func (s *Server) UpdateRoute(name string, r types.Resource) (uint64, error) {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	if err := s.routes.UpdateResource(name, r); err != nil {
+		return 0, fmt.Errorf("update route %s: %w", name, err)
+	}
+	s.routeCounter++
+	s.routeVersions[name] = s.routeCounter
+	return s.routeCounter, nil
+}
+
+// UpdateEndpoints pushes changed load assignments in one batch.
+func (s *Server) UpdateEndpoints(cla map[string]types.Resource) error {
+	return s.endpoints.UpdateResources(cla, nil)
+}
+
+// WaitRoute waits until every proxy subscribed to the route has ACKed
+// version or later, or ctx ends.
+func (s *Server) WaitRoute(ctx context.Context, name string, version uint64) AckResult {
+	return s.tracker.waitRoute(ctx, name, version)
+}
+
+// RouteStatus counts proxies subscribed to a route and those holding its latest version.
+func (s *Server) RouteStatus(name string) (subscribed, acked int) {
+	s.routeMu.Lock()
+	v := s.routeVersions[name]
+	s.routeMu.Unlock()
+	return s.tracker.routeStatus(name, v)
+}
+
+// Proxies lists connected streams.
+func (s *Server) Proxies() []ProxyInfo { return s.tracker.proxiesList() }
+
+// Serve runs ADS on lis until ctx ends.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	gs := grpc.NewServer(
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	xs := serverv3.NewServer(ctx, s.mux, s.tracker)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, xs)
+	go func() {
+		<-ctx.Done()
+		gs.Stop()
+	}()
+	if err := gs.Serve(lis); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}

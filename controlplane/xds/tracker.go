@@ -1,0 +1,225 @@
+package xds
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+// NACK is a proxy's rejection of a response.
+type NACK struct {
+	TypeURL string    `json:"type_url"`
+	Version string    `json:"version"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// ProxyInfo describes one connected xDS stream.
+type ProxyInfo struct {
+	StreamID  int64         `json:"stream_id"`
+	NodeID    string        `json:"node_id"`
+	Cluster   string        `json:"cluster,omitempty"`
+	UserAgent string        `json:"user_agent,omitempty"`
+	Flavour   model.Flavour `json:"flavour"`
+	Since     time.Time     `json:"connected_since"`
+	Routes    []string      `json:"routes"`
+	LastNACK  *NACK         `json:"last_nack,omitempty"`
+}
+
+type sent struct {
+	nonce   string
+	version string
+	at      time.Time
+}
+
+// proxy is the tracker's per-stream bookkeeping.
+type proxy struct {
+	node       *core.Node
+	flavour    model.Flavour
+	since      time.Time
+	routes     map[string]struct{}
+	lastSent   map[string]sent // by type URL
+	ackedRoute uint64          // route cache version last ACKed
+	lastNACK   *NACK
+}
+
+// tracker follows every stream's subscriptions, ACKs and NACKs, so a switch
+// can wait for the proxies that matter. All work per request is O(waiters).
+type tracker struct {
+	mu          sync.Mutex
+	routePrefix string // version prefix of the route cache
+	proxies     map[int64]*proxy
+	waiters     map[*waiter]struct{}
+	m           *metrics
+	log         *slog.Logger
+}
+
+func newTracker(routePrefix string, m *metrics, log *slog.Logger) *tracker {
+	return &tracker{routePrefix: routePrefix, proxies: map[int64]*proxy{}, waiters: map[*waiter]struct{}{}, m: m, log: log}
+}
+
+// routeVersion parses a version of the route cache; 0 means not ours.
+func (t *tracker) routeVersion(v string) uint64 {
+	if !strings.HasPrefix(v, t.routePrefix) {
+		return 0
+	}
+	n, err := strconv.ParseUint(v[len(t.routePrefix):], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// OnStreamOpen implements sotw.Callbacks.
+func (t *tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
+	t.mu.Lock()
+	t.proxies[id] = &proxy{since: time.Now(), routes: map[string]struct{}{}, lastSent: map[string]sent{}}
+	t.mu.Unlock()
+	t.m.proxies.Inc()
+	return nil
+}
+
+// OnStreamClosed implements sotw.Callbacks.
+func (t *tracker) OnStreamClosed(id int64, _ *core.Node) {
+	t.mu.Lock()
+	delete(t.proxies, id)
+	for w := range t.waiters {
+		w.forget(id)
+	}
+	t.mu.Unlock()
+	t.m.proxies.Dec()
+}
+
+// OnStreamRequest implements sotw.Callbacks. It classifies ACKs and NACKs
+// and, on a NACK, makes the cache treat the rejected version as known so it
+// is not resent in a loop (go-control-plane #962).
+func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	typeURL := req.GetTypeUrl()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.proxies[id]
+	if p == nil {
+		return nil
+	}
+	if p.node == nil && req.GetNode() != nil {
+		p.node = req.GetNode()
+		p.flavour = FlavourOf(p.node)
+	}
+	last, hasSent := p.lastSent[typeURL]
+	if hasSent && req.GetResponseNonce() != last.nonce {
+		return nil // stale: the server ignores it too
+	}
+	if typeURL == resource.RouteType {
+		t.resubscribe(id, p, req.GetResourceNames())
+	}
+	if !hasSent {
+		return nil
+	}
+	if detail := req.GetErrorDetail(); detail != nil {
+		p.lastNACK = &NACK{TypeURL: typeURL, Version: last.version, Message: detail.GetMessage(), At: time.Now()}
+		t.m.nacks.WithLabelValues(shortType(typeURL)).Inc()
+		t.log.Warn("proxy rejected config", "node", p.node.GetId(), "type", shortType(typeURL), "version", last.version, "error", detail.GetMessage())
+		req.VersionInfo = last.version
+		if typeURL == resource.RouteType {
+			for w := range t.waiters {
+				w.nacked(id, detail.GetMessage())
+			}
+		}
+		return nil
+	}
+	t.m.acks.WithLabelValues(shortType(typeURL)).Inc()
+	t.m.ackDelay.WithLabelValues(shortType(typeURL)).Observe(time.Since(last.at).Seconds())
+	if typeURL == resource.RouteType {
+		if v := t.routeVersion(last.version); v > p.ackedRoute {
+			p.ackedRoute = v
+		}
+		for w := range t.waiters {
+			w.acked(id, p.ackedRoute)
+		}
+	}
+	return nil
+}
+
+// resubscribe replaces a stream's route subscription (SotW sends the full list).
+func (t *tracker) resubscribe(id int64, p *proxy, names []string) {
+	next := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		next[n] = struct{}{}
+	}
+	for w := range t.waiters {
+		if _, still := next[w.route]; !still {
+			w.forget(id)
+		}
+	}
+	p.routes = next
+}
+
+// OnStreamResponse implements sotw.Callbacks.
+func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	t.mu.Lock()
+	if p := t.proxies[id]; p != nil {
+		p.lastSent[req.GetTypeUrl()] = sent{nonce: resp.GetNonce(), version: resp.GetVersionInfo(), at: time.Now()}
+	}
+	t.mu.Unlock()
+	t.m.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
+}
+
+// OnFetchRequest and the rest satisfy server.Callbacks; bg serves ADS only.
+func (t *tracker) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error         { return nil }
+func (t *tracker) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
+func (t *tracker) OnDeltaStreamOpen(context.Context, int64, string) error                    { return nil }
+func (t *tracker) OnDeltaStreamClosed(int64, *core.Node)                                     {}
+func (t *tracker) OnStreamDeltaRequest(int64, *discovery.DeltaDiscoveryRequest) error {
+	return nil
+}
+func (t *tracker) OnStreamDeltaResponse(int64, *discovery.DeltaDiscoveryRequest, *discovery.DeltaDiscoveryResponse) {
+}
+
+func (t *tracker) info(id int64, p *proxy) ProxyInfo {
+	routes := make([]string, 0, len(p.routes))
+	for r := range p.routes {
+		routes = append(routes, r)
+	}
+	sort.Strings(routes)
+	return ProxyInfo{
+		StreamID: id, NodeID: p.node.GetId(), Cluster: p.node.GetCluster(), UserAgent: p.node.GetUserAgentName(),
+		Flavour: p.flavour, Since: p.since, Routes: routes, LastNACK: p.lastNACK,
+	}
+}
+
+// proxiesList returns every connected stream, oldest first.
+func (t *tracker) proxiesList() []ProxyInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]ProxyInfo, 0, len(t.proxies))
+	for id, p := range t.proxies {
+		out = append(out, t.info(id, p))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].StreamID < out[j].StreamID })
+	return out
+}
+
+// routeStatus counts the streams subscribed to a route and those that ACKed version v or later.
+func (t *tracker) routeStatus(route string, v uint64) (subscribed, acked int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.proxies {
+		if _, ok := p.routes[route]; ok {
+			subscribed++
+			if p.ackedRoute >= v {
+				acked++
+			}
+		}
+	}
+	return subscribed, acked
+}

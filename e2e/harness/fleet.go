@@ -1,0 +1,150 @@
+package harness
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+)
+
+// BackendOptions describe one instance of a colour fleet.
+type BackendOptions struct {
+	Service string // Consul service name, e.g. "web"
+	Color   string // "blue" or "green"; Consul tag and the answer's Hostname
+	ID      string // Consul service ID and the answer's ServerId
+	Version string // Consul Meta["version"]
+}
+
+// Backend is a gRPC TestService instance on 127.0.0.1. UnaryCall answers
+// with ServerId=ID and Hostname=Color so a caller sees which fleet served it.
+type Backend struct {
+	opts   BackendOptions
+	lis    net.Listener
+	srv    *grpc.Server
+	health *health.Server
+
+	failBits atomic.Uint64 // math.Float64bits of the fail ratio
+	calls    atomic.Int64
+	failed   atomic.Int64
+	stopOnce sync.Once
+}
+
+// StartBackend serves TestService and grpc.health.v1 (SERVING) until Stop
+// or the end of the test.
+func StartBackend(t testing.TB, o BackendOptions) *Backend {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("harness: backend listen: %v", err)
+	}
+	b := &Backend{opts: o, lis: lis, srv: grpc.NewServer(), health: health.NewServer()}
+	testpb.RegisterTestServiceServer(b.srv, &testService{b: b})
+	healthpb.RegisterHealthServer(b.srv, b.health)
+	b.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	b.health.SetServingStatus(o.Service, healthpb.HealthCheckResponse_SERVING)
+	go func() { _ = b.srv.Serve(lis) }()
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// Addr is host:port of the gRPC server.
+func (b *Backend) Addr() string { return b.lis.Addr().String() }
+
+// Port of the gRPC server.
+func (b *Backend) Port() int { return b.lis.Addr().(*net.TCPAddr).Port }
+
+// Options the backend was started with.
+func (b *Backend) Options() BackendOptions { return b.opts }
+
+// SetFailRatio makes that fraction (0..1) of UnaryCalls fail with
+// codes.Unavailable, to play a bad release.
+func (b *Backend) SetFailRatio(r float64) { b.failBits.Store(math.Float64bits(r)) }
+
+// SetServing flips the grpc health status, which Consul's gRPC check sees
+// within its 1 s interval.
+func (b *Backend) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	b.health.SetServingStatus("", st)
+	b.health.SetServingStatus(b.opts.Service, st)
+}
+
+// Calls is how many UnaryCalls arrived; Failed how many of them were failed
+// on purpose.
+func (b *Backend) Calls() int64  { return b.calls.Load() }
+func (b *Backend) Failed() int64 { return b.failed.Load() }
+
+// Stop closes the server: in-flight calls get up to 2 s to finish.
+func (b *Backend) Stop() {
+	b.stopOnce.Do(func() {
+		b.health.Shutdown()
+		done := make(chan struct{})
+		go func() { b.srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			b.srv.Stop()
+		}
+	})
+}
+
+// Register adds the instance to the local Consul agent: tag = colour,
+// Meta version, and a gRPC health check every second that starts passing
+// so the instance is routable at once.
+func (b *Backend) Register(c *api.Client) error {
+	return c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID:      b.opts.ID,
+		Name:    b.opts.Service,
+		Tags:    []string{b.opts.Color},
+		Meta:    map[string]string{"version": b.opts.Version},
+		Address: "127.0.0.1",
+		Port:    b.Port(),
+		Check: &api.AgentServiceCheck{
+			CheckID:  "grpc:" + b.opts.ID,
+			Name:     "grpc health " + b.opts.ID + " " + strconv.Itoa(b.Port()),
+			GRPC:     b.Addr(),
+			Interval: "1s",
+			Timeout:  "1s",
+			Status:   api.HealthPassing,
+		},
+	})
+}
+
+// Deregister removes the instance (and its check) from Consul.
+func (b *Backend) Deregister(c *api.Client) error {
+	return c.Agent().ServiceDeregister(b.opts.ID)
+}
+
+type testService struct {
+	testpb.UnimplementedTestServiceServer
+	b *Backend
+}
+
+func (s *testService) UnaryCall(_ context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	b := s.b
+	b.calls.Add(1)
+	if r := math.Float64frombits(b.failBits.Load()); r > 0 && rand.Float64() < r {
+		b.failed.Add(1)
+		return nil, status.Errorf(codes.Unavailable, "harness: injected failure on %s", b.opts.ID)
+	}
+	return &testpb.SimpleResponse{ServerId: b.opts.ID, Hostname: b.opts.Color}, nil
+}
+
+func (s *testService) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, error) {
+	return &testpb.Empty{}, nil
+}
