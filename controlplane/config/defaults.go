@@ -1,11 +1,9 @@
 package config
 
-import "time"
+import (
+	"time"
 
-// Protocols a service's upstreams may speak.
-const (
-	ProtocolHTTP1 = "http1"
-	ProtocolHTTP2 = "http2"
+	"github.com/bgctl/bg/controlplane/model"
 )
 
 // defaults lists every scalar key. Viper only applies env to keys it knows,
@@ -34,7 +32,7 @@ func defaultServices(svcs []Service) {
 			svcs[i].ConsulService = svcs[i].Name
 		}
 		if svcs[i].Protocol == "" {
-			svcs[i].Protocol = ProtocolHTTP1
+			svcs[i].Protocol = string(model.ProtocolHTTP1)
 		}
 	}
 }

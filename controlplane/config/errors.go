@@ -13,7 +13,7 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Path + ": " + e.Message }
 
-// Errors is every problem Validate found, in field order.
+// Errors lists every problem found by Validate (or Load), one per field.
 type Errors []FieldError
 
 // Error prints one problem per line.

@@ -54,8 +54,8 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Service{
-		{Name: "web", ConsulService: "web", Port: 10000, Protocol: ProtocolHTTP2},
-		{Name: "api", ConsulService: "api", Port: 10001, Protocol: ProtocolHTTP1},
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2"},
+		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1"},
 	}
 	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
 		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)

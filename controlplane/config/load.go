@@ -12,20 +12,21 @@ import (
 	"github.com/spf13/viper"
 )
 
-// EnvPrefix prefixes environment overrides: consul.address is BG_CONSUL_ADDRESS.
-const EnvPrefix = "BG"
+// envPrefix prefixes environment overrides: consul.address is BG_CONSUL_ADDRESS.
+const envPrefix = "BG"
 
 // Load builds a Config from, lowest to highest precedence: defaults, the YAML
 // file at path (skipped if path is empty), BG_* environment variables, and
 // overrides keyed by dotted key (e.g. "xds.listen"; nil values are ignored),
-// which is how CLI flags are passed in. Unknown keys are errors. Load fills
-// defaults but does not call Validate.
+// which is how CLI flags are passed in. Unknown keys are errors. Problems
+// with individual fields are returned wrapping Errors. Load fills defaults but
+// does not call Validate.
 func Load(path string, overrides map[string]any) (*Config, error) {
 	v := viper.New()
 	for k, d := range defaults {
 		v.SetDefault(k, d)
 	}
-	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 

@@ -8,11 +8,10 @@ import (
 	"time"
 )
 
-// Limits checked by Validate.
 const (
-	MinWait        = time.Second
-	MaxWait        = 10 * time.Minute // Consul's own cap on blocking queries
-	MaxServiceName = 50
+	minWait        = time.Second
+	maxWait        = 10 * time.Minute // Consul's own cap on blocking queries
+	maxServiceName = 50
 )
 
 var (
@@ -55,8 +54,8 @@ func (c *Config) validateConsul(es *Errors) {
 	case !strings.HasSuffix(p, "/"):
 		es.add("consul.kv_prefix", "%q: must end with /", p)
 	}
-	if w := c.Consul.Wait; w < MinWait || w > MaxWait {
-		es.add("consul.wait", "%s: must be between %s and %s", w, MinWait, MaxWait)
+	if w := c.Consul.Wait; w < minWait || w > maxWait {
+		es.add("consul.wait", "%s: must be between %s and %s", w, minWait, maxWait)
 	}
 	col := c.Consul.Color
 	if col.BlueTag == "" {

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/bgctl/bg/controlplane/model"
 )
 
 func validateServices(svcs []Service, es *Errors) {
@@ -31,8 +33,10 @@ func validateServices(svcs []Service, es *Errors) {
 		} else {
 			ports[s.Port] = i
 		}
-		if s.Protocol != ProtocolHTTP1 && s.Protocol != ProtocolHTTP2 {
-			es.add(at+".protocol", "%q: must be %s or %s", s.Protocol, ProtocolHTTP1, ProtocolHTTP2)
+		switch model.Protocol(s.Protocol) {
+		case model.ProtocolHTTP1, model.ProtocolHTTP2:
+		default:
+			es.add(at+".protocol", "%q: must be %s or %s", s.Protocol, model.ProtocolHTTP1, model.ProtocolHTTP2)
 		}
 	}
 }
@@ -42,8 +46,8 @@ func checkServiceName(name string) string {
 	switch {
 	case name == "":
 		return "required"
-	case len(name) > MaxServiceName:
-		return fmt.Sprintf("%q: longer than %d characters", name, MaxServiceName)
+	case len(name) > maxServiceName:
+		return fmt.Sprintf("%q: longer than %d characters", name, maxServiceName)
 	case strings.Contains(name, "."):
 		// Envoy's cluster_name stat tag stops at the first dot.
 		return fmt.Sprintf("%q: must not contain dots", name)

@@ -121,10 +121,13 @@ func (s *Server) UpdateEndpoints(cla map[string]types.Resource) error {
 	return s.endpoints.UpdateResources(cla, nil)
 }
 
-// WaitRoute waits until every proxy subscribed to the route has ACKed
-// version or later, or ctx ends.
-func (s *Server) WaitRoute(ctx context.Context, name string, version uint64) AckResult {
-	return s.tracker.waitRoute(ctx, name, version)
+// WaitRoute waits until every proxy subscribed to the route holds its
+// latest version (or a later one), or ctx ends.
+func (s *Server) WaitRoute(ctx context.Context, name string) AckResult {
+	s.routeMu.Lock()
+	v := s.routeVersions[name]
+	s.routeMu.Unlock()
+	return s.tracker.waitRoute(ctx, name, v)
 }
 
 // RouteStatus counts proxies subscribed to a route and those holding its latest version.

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/consul/api"
-
 )
 
 func entry(id string, tags []string, meta map[string]string, addr string, port, w int) *api.ServiceEntry {

@@ -21,7 +21,9 @@ type Store struct {
 }
 
 // New returns a store under prefix (e.g. "bg/").
-func New(c *api.Client, prefix string) *Store { return &Store{kv: c.KV(), txn: c.Txn(), prefix: prefix} }
+func New(c *api.Client, prefix string) *Store {
+	return &Store{kv: c.KV(), txn: c.Txn(), prefix: prefix}
+}
 
 // Key is where a service's state lives.
 func (s *Store) Key(service string) string { return s.prefix + "services/" + service + "/traffic" }

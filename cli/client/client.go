@@ -1,0 +1,143 @@
+// Package client talks to bg's admin API for the CLI and for tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/bgctl/bg/controlplane/admin"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+// Client calls one bg control plane.
+type Client struct {
+	Addr  string // host:port or http(s) URL
+	Token string
+	HTTP  *http.Client
+}
+
+// APIError is a non-2xx answer with bg's error body.
+type APIError struct {
+	StatusCode int
+	Body       admin.ErrorBody
+}
+
+func (e *APIError) Error() string {
+	if e.Body.Error != "" {
+		return e.Body.Error
+	}
+	return fmt.Sprintf("control plane answered HTTP %d", e.StatusCode)
+}
+
+// UnreachableError means no HTTP answer came back at all.
+type UnreachableError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the bg control plane at %s: %v", e.Addr, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+func (c *Client) url(path string) string {
+	base := c.Addr
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	return strings.TrimRight(base, "/") + path
+}
+
+// do sends a request and decodes a JSON answer into out. okCodes lists the
+// statuses whose body is a result rather than an error.
+func (c *Client) do(ctx context.Context, method, path string, in, out any, okCodes ...int) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	if err != nil {
+		return 0, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, &UnreachableError{Addr: c.Addr, Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return resp.StatusCode, &UnreachableError{Addr: c.Addr, Err: err}
+	}
+	ok := resp.StatusCode/100 == 2
+	for _, code := range okCodes {
+		ok = ok || resp.StatusCode == code
+	}
+	if !ok {
+		e := &APIError{StatusCode: resp.StatusCode}
+		_ = json.Unmarshal(raw, &e.Body)
+		return resp.StatusCode, e
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode answer from %s: %w", path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Status returns one service.
+func (c *Client) Status(ctx context.Context, service string) (traffic.Status, error) {
+	var st traffic.Status
+	_, err := c.do(ctx, http.MethodGet, "/v1/services/"+service, nil, &st)
+	return st, err
+}
+
+// StatusAll returns every service.
+func (c *Client) StatusAll(ctx context.Context) ([]traffic.Status, error) {
+	var st []traffic.Status
+	_, err := c.do(ctx, http.MethodGet, "/v1/services", nil, &st)
+	return st, err
+}
+
+// Switch moves traffic; the result's Acks say whether every proxy holds it.
+func (c *Client) Switch(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+	return c.change(ctx, service, "switch", req)
+}
+
+// Abort puts traffic back on the stable colour.
+func (c *Client) Abort(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+	return c.change(ctx, service, "abort", req)
+}
+
+func (c *Client) change(ctx context.Context, service, op string, req admin.ChangeRequest) (traffic.Result, error) {
+	var res traffic.Result
+	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+service+"/"+op, req, &res, http.StatusGatewayTimeout)
+	return res, err
+}
+
+// IsUnauthorized reports a missing or wrong token.
+func IsUnauthorized(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized
+}

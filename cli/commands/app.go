@@ -1,0 +1,24 @@
+// Package commands is the bg command line: one binary that serves and commands.
+package commands
+
+import (
+	"github.com/urfave/cli/v2"
+)
+
+// Version is set at build time with -ldflags "-X github.com/bgctl/bg/cli/commands.Version=...".
+var Version = "dev"
+
+// App builds the bg command line.
+func App() *cli.App {
+	return &cli.App{
+		Name:    "bg",
+		Usage:   "blue/green traffic switching for Envoy and proxyless gRPC fleets on Consul",
+		Version: Version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:9090", EnvVars: []string{"BG_ADDR"}, Usage: "admin API address of the control plane"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"BG_TOKEN"}, Usage: "bearer token for the admin API"},
+		},
+		Commands:       []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand()},
+		ExitErrHandler: exitErrHandler,
+	}
+}

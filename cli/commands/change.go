@@ -1,0 +1,171 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bgctl/bg/cli/client"
+	"github.com/bgctl/bg/controlplane/admin"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+func apiClient(c *cli.Context) *client.Client {
+	return &client.Client{Addr: c.String("addr"), Token: c.String("token")}
+}
+
+func outputFlag() cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}
+}
+
+func changeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for every proxy to ACK"},
+		&cli.BoolFlag{Name: "force", Usage: "move traffic even to a colour with no healthy members"},
+		&cli.StringFlag{Name: "reason", Usage: "recorded with the change"},
+		outputFlag(),
+	}
+}
+
+func serviceArg(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", cli.Exit(fmt.Sprintf("error: expected exactly one SERVICE argument, got %d", c.NArg()), ExitUsage)
+	}
+	return c.Args().First(), nil
+}
+
+func checkOutput(c *cli.Context) error {
+	switch c.String("output") {
+	case "text", "json":
+		return nil
+	}
+	return cli.Exit(fmt.Sprintf("error: --output must be text or json, not %q", c.String("output")), ExitUsage)
+}
+
+func switchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "switch",
+		Usage:     "move a service's traffic to the other colour",
+		ArgsUsage: "SERVICE",
+		Description: `Moves all traffic to --to (default: the idle colour) and returns once every
+connected proxy using the service's route has ACKed the new split.
+
+Examples:
+   bg switch web --to green --instant
+   bg switch web --instant -o json`,
+		Flags: append(changeFlags(),
+			&cli.StringFlag{Name: "to", Usage: "blue or green (default: the colour with no traffic)"},
+			&cli.BoolFlag{Name: "instant", Usage: "move 100% at once"},
+		),
+		Action: func(c *cli.Context) error {
+			svc, err := serviceArg(c)
+			if err != nil {
+				return err
+			}
+			if err := checkOutput(c); err != nil {
+				return err
+			}
+			if !c.Bool("instant") {
+				return cli.Exit("error: progressive switches are not available yet; use --instant", ExitUsage)
+			}
+			cl := apiClient(c)
+			to := c.String("to")
+			if to == "" {
+				st, err := cl.Status(c.Context, svc)
+				if err != nil {
+					return apiExit(err)
+				}
+				to = string(idleColor(st))
+			} else if _, err := model.ParseColor(to); err != nil {
+				return cli.Exit("error: --to: "+err.Error(), ExitUsage)
+			}
+			return runChange(c, func(ctx context.Context, req admin.ChangeRequest) (traffic.Result, error) {
+				req.To = to
+				return cl.Switch(ctx, svc, req)
+			})
+		},
+	}
+}
+
+func abortCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "abort",
+		Usage:     "put all of a service's traffic back on the stable colour",
+		ArgsUsage: "SERVICE",
+		Description: `Returns once every connected proxy using the service's route has ACKed.
+Repeating an abort is safe.
+
+Example:
+   bg abort web`,
+		Flags: changeFlags(),
+		Action: func(c *cli.Context) error {
+			svc, err := serviceArg(c)
+			if err != nil {
+				return err
+			}
+			if err := checkOutput(c); err != nil {
+				return err
+			}
+			cl := apiClient(c)
+			return runChange(c, func(ctx context.Context, req admin.ChangeRequest) (traffic.Result, error) {
+				return cl.Abort(ctx, svc, req)
+			})
+		},
+	}
+}
+
+// idleColor is the colour with the least traffic; blue on a tie.
+func idleColor(st traffic.Status) model.Color {
+	if st.Weights.Green < st.Weights.Blue {
+		return model.Green
+	}
+	return model.Blue
+}
+
+func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (traffic.Result, error)) error {
+	timeout := c.Duration("timeout")
+	req := admin.ChangeRequest{Force: c.Bool("force"), Reason: c.String("reason"), Timeout: timeout.String()}
+	ctx, cancel := context.WithTimeout(c.Context, timeout+30*time.Second)
+	defer cancel()
+	res, err := op(ctx, req)
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.String("output") == "json" {
+		writeJSON(c.App.Writer, res)
+	} else {
+		printChange(c.App.Writer, res)
+	}
+	if !res.Acks.Complete() {
+		msg := fmt.Sprintf("error: %d proxies did not ACK generation %d within %s:", len(res.Acks.Pending), res.Status.Generation, timeout)
+		for _, p := range res.Acks.Pending {
+			msg += "\n  " + p.NodeID
+			if p.LastNACK != nil {
+				msg += " (rejected: " + p.LastNACK.Message + ")"
+			}
+		}
+		return cli.Exit(msg, ExitNotAcked)
+	}
+	return nil
+}
+
+func printChange(w io.Writer, res traffic.Result) {
+	st := res.Status
+	verb := "applied"
+	if !res.Changed {
+		verb = "already in force"
+	}
+	fmt.Fprintf(w, "%s: blue %d%% / green %d%% (generation %d, %s); %d/%d proxies ACKed\n",
+		st.Service, st.Weights.Blue, st.Weights.Green, st.Generation, verb, res.Acks.Acked, res.Acks.Acked+len(res.Acks.Pending))
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,84 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+// ChangeRequest is the body of a switch or an abort.
+type ChangeRequest struct {
+	To      string `json:"to,omitempty"` // switch only: "blue" or "green"
+	Force   bool   `json:"force,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Timeout string `json:"timeout,omitempty"` // Go duration; default from config
+}
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+const maxBody = 64 << 10
+
+// decodeChange parses a request body strictly: unknown fields, bad colours
+// and bad durations are errors, never defaults.
+func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.Duration, error) {
+	var req ChangeRequest
+	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return req, "", 0, err
+	}
+	if len(body) > maxBody {
+		return req, "", 0, errors.New("request body too large")
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return req, "", 0, fmt.Errorf("invalid JSON body: %w", err)
+		}
+		if dec.More() {
+			return req, "", 0, errors.New("invalid JSON body: trailing data")
+		}
+	}
+	var to model.Color
+	switch {
+	case isSwitch:
+		c, err := model.ParseColor(req.To)
+		if err != nil {
+			return req, "", 0, fmt.Errorf("to: %w", err)
+		}
+		to = c
+	case req.To != "":
+		return req, "", 0, errors.New("to: not allowed on abort")
+	}
+	var timeout time.Duration
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d <= 0 || d > time.Hour {
+			return req, "", 0, fmt.Errorf("timeout: %q is not a duration between 0 and 1h", req.Timeout)
+		}
+		timeout = d
+	}
+	return req, to, timeout, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, kind, msg string) {
+	writeJSON(w, code, ErrorBody{Error: msg, Code: kind})
+}

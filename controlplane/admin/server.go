@@ -1,0 +1,120 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/xds"
+)
+
+// Controller is what the API needs from the traffic controller.
+type Controller interface {
+	Switch(ctx context.Context, req traffic.Request) (traffic.Result, error)
+	Abort(ctx context.Context, req traffic.Request) (traffic.Result, error)
+	Status(name string) (traffic.Status, error)
+	StatusAll() []traffic.Status
+	Missing() []string
+	Ready() bool
+}
+
+// Options configure the API.
+type Options struct {
+	Token          string
+	DefaultTimeout time.Duration
+	Proxies        func() []xds.ProxyInfo
+	Gatherer       prometheus.Gatherer
+	Log            *slog.Logger
+}
+
+// Handler builds the admin API.
+func Handler(c Controller, o Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if c.Ready() {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			return
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "waiting_for": c.Missing()})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.StatusAll())
+	})
+	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		st, err := c.Status(r.PathValue("name"))
+		if err != nil {
+			writeFailure(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /v1/proxies", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, o.Proxies())
+	})
+	change := func(isSwitch bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			body, to, timeout, err := decodeChange(r.Body, isSwitch)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+				return
+			}
+			if timeout == 0 {
+				timeout = o.DefaultTimeout
+			}
+			req := traffic.Request{Service: r.PathValue("name"), To: to, Force: body.Force, Reason: body.Reason, Timeout: timeout}
+			op := c.Abort
+			if isSwitch {
+				op = c.Switch
+			}
+			res, err := op(r.Context(), req)
+			if err != nil {
+				writeFailure(w, err)
+				return
+			}
+			code := http.StatusOK
+			if !res.Acks.Complete() {
+				code = http.StatusGatewayTimeout // applied, but not every proxy holds it
+			}
+			writeJSON(w, code, res)
+		}
+	}
+	mux.HandleFunc("POST /v1/services/{name}/switch", change(true))
+	mux.HandleFunc("POST /v1/services/{name}/abort", change(false))
+	return logRequests(o.Log, requireToken(o.Token, mux))
+}
+
+// writeFailure maps controller errors to HTTP statuses the CLI understands.
+func writeFailure(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, traffic.ErrUnknownService):
+		writeError(w, http.StatusNotFound, "unknown_service", err.Error())
+	case errors.Is(err, traffic.ErrEmptyFleet):
+		writeError(w, http.StatusUnprocessableEntity, "empty_fleet", err.Error())
+	case errors.Is(err, state.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, traffic.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
+	default:
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	}
+}
+
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			log.Info("admin request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		}
+		next.ServeHTTP(w, r)
+	})
+}

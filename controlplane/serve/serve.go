@@ -1,0 +1,150 @@
+// Package serve wires sources, controller, xDS and admin servers into `bg serve`.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bgctl/bg/controlplane/admin"
+	"github.com/bgctl/bg/controlplane/config"
+	consulsrc "github.com/bgctl/bg/controlplane/membership/consul"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state/consulkv"
+	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/xds"
+)
+
+// Run serves until ctx ends. cfg must have passed Validate.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	client, err := consulClient(cfg.Consul)
+	if err != nil {
+		return err
+	}
+	xdsServer := xds.NewServer(log, reg)
+	var services []model.Service
+	names := map[string]string{}
+	for _, s := range cfg.Services {
+		services = append(services, model.Service{Name: s.Name, ListenerPort: s.Port, Protocol: model.Protocol(s.Protocol)})
+		names[s.Name] = s.ConsulService
+	}
+	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, consulkv.New(client, cfg.Consul.KVPrefix), xdsServer, log, traffic.NewMetrics(reg))
+
+	// Bind both ports first: a port clash is a startup error, not a hang.
+	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
+	if err != nil {
+		return fmt.Errorf("xds.listen: %w", err)
+	}
+	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		xdsLis.Close()
+		return fmt.Errorf("admin.listen: %w", err)
+	}
+	httpServer := &http.Server{
+		Handler: admin.Handler(ctrl, admin.Options{
+			Token: cfg.Admin.Token, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 2)
+	go func() {
+		if err := httpServer.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+	log.Info("admin API listening", "addr", adminLis.Addr().String())
+
+	src := consulsrc.New(client, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
+		names, cfg.Consul.Wait, log, reg)
+	for _, s := range services {
+		go src.Watch(ctx, s.Name, ctrl.OnMembership)
+	}
+
+	go func() {
+		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
+			return
+		}
+		log.Info("xDS serving", "addr", xdsLis.Addr().String())
+		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
+			errc <- fmt.Errorf("xds server: %w", err)
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = httpServer.Shutdown(shutdown)
+	xdsLis.Close()
+	return err
+}
+
+// publishWhenComplete loads persisted state and waits for the first fleet
+// read of every service before serving any xDS: a proxy must never see a
+// default split or an empty fleet that differs from the truth.
+func publishWhenComplete(ctx context.Context, ctrl *traffic.Controller, log *slog.Logger) error {
+	backoff := 200 * time.Millisecond
+	for {
+		err := ctrl.LoadState(ctx)
+		if err == nil {
+			break
+		}
+		log.Warn("loading traffic state from consul failed; retrying", "error", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	for {
+		if err := ctrl.Publish(); err == nil {
+			return nil
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func consulClient(c config.Consul) (*api.Client, error) {
+	ac := api.DefaultConfig()
+	ac.Address = c.Address
+	if u, err := url.Parse(c.Address); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		ac.Address, ac.Scheme = u.Host, u.Scheme
+	}
+	ac.Token = c.Token
+	ac.Datacenter = c.Datacenter
+	client, err := api.NewClient(ac)
+	if err != nil {
+		return nil, fmt.Errorf("consul client: %w", err)
+	}
+	return client, nil
+}

@@ -1,0 +1,187 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/bgctl/bg/controlplane/membership"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/translator"
+	"github.com/bgctl/bg/controlplane/xds"
+)
+
+// Pusher is the part of the xDS server the controller drives.
+type Pusher interface {
+	Load(translator.Resources)
+	UpdateRoute(name string, r types.Resource) (uint64, error)
+	UpdateEndpoints(map[string]types.Resource) error
+	WaitRoute(ctx context.Context, name string) xds.AckResult
+	RouteStatus(name string) (subscribed, acked int)
+}
+
+// service is the controller's record of one service.
+type service struct {
+	op sync.Mutex // serialises switches and aborts of this service
+
+	cfg        model.Service
+	membership *model.Membership // nil until the first successful read
+	skipped    []string
+	readAt     time.Time
+	traffic    model.Traffic
+	index      state.Index
+	loaded     bool
+}
+
+// Controller keeps the model current and applies traffic changes.
+type Controller struct {
+	store  state.Store
+	pusher Pusher
+	log    *slog.Logger
+	m      *Metrics
+	envoy  string // Envoy listener bind address
+
+	mu       sync.Mutex // guards every service's fields but op, and pushed
+	services map[string]*service
+	names    []string
+	pushed   bool // the full model was loaded into the xDS server
+}
+
+// New builds a controller for the configured services.
+func New(services []model.Service, envoyListenAddress string, store state.Store, pusher Pusher, log *slog.Logger, m *Metrics) *Controller {
+	c := &Controller{store: store, pusher: pusher, log: log, m: m, envoy: envoyListenAddress, services: map[string]*service{}}
+	for _, s := range services {
+		c.services[s.Name] = &service{cfg: s}
+		c.names = append(c.names, s.Name)
+	}
+	sort.Strings(c.names)
+	return c
+}
+
+// LoadState reads every service's persisted traffic, creating the initial
+// state (all blue) only where none exists. It never overwrites a stored state.
+func (c *Controller) LoadState(ctx context.Context) error {
+	for _, name := range c.names {
+		t, idx, found, err := c.store.Load(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !found {
+			t = model.InitialTraffic()
+			t.Reason = "initial state"
+			idx, err = c.store.Save(ctx, name, t, 0)
+			if errors.Is(err, state.ErrConflict) {
+				return fmt.Errorf("service %s: state appeared while creating it; retrying", name)
+			}
+			if err != nil {
+				return err
+			}
+			c.log.Info("created initial traffic state", "service", name, "state", describe(t))
+		}
+		c.mu.Lock()
+		s := c.services[name]
+		s.traffic, s.index, s.loaded = t, idx, true
+		c.mu.Unlock()
+		c.m.setWeights(name, t)
+	}
+	return nil
+}
+
+// OnMembership records a successful read and pushes changed endpoints.
+func (c *Controller) OnMembership(u membership.Update) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.services[u.Service]
+	if s == nil {
+		return
+	}
+	prev := s.membership
+	m := u.Membership
+	s.membership, s.skipped, s.readAt = &m, u.Skipped, time.Now()
+	if !c.pushed {
+		return
+	}
+	changed := map[string]types.Resource{}
+	for _, col := range model.Colors {
+		if prev == nil || !equalFleet(prev.Fleet(col), m.Fleet(col)) {
+			changed[model.ClusterName(u.Service, col)] = translator.LoadAssignment(u.Service, col, m.Fleet(col))
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	if err := c.pusher.UpdateEndpoints(changed); err != nil {
+		c.log.Error("push endpoints", "service", u.Service, "error", err)
+		return
+	}
+	c.log.Info("fleet changed", "service", u.Service, "blue", len(m.Blue.Endpoints), "green", len(m.Green.Endpoints))
+}
+
+func equalFleet(a, b model.Fleet) bool {
+	if len(a.Endpoints) != len(b.Endpoints) {
+		return false
+	}
+	for i := range a.Endpoints {
+		if a.Endpoints[i] != b.Endpoints[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Missing lists what keeps the model from being complete, empty when ready.
+func (c *Controller) Missing() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, name := range c.names {
+		s := c.services[name]
+		if !s.loaded {
+			out = append(out, name+": traffic state not loaded")
+		}
+		if s.membership == nil {
+			out = append(out, name+": membership not read from consul yet")
+		}
+	}
+	return out
+}
+
+// Publish loads the complete model into the xDS server. Until then proxies
+// get nothing rather than a default that might differ from the stored split.
+func (c *Controller) Publish() error {
+	if missing := c.Missing(); len(missing) > 0 {
+		return fmt.Errorf("%w: %v", ErrNotReady, missing)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pusher.Load(translator.Translate(c.viewLocked()))
+	c.pushed = true
+	return nil
+}
+
+// Ready is true once the model has been published.
+func (c *Controller) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pushed
+}
+
+func (c *Controller) viewLocked() model.View {
+	v := model.View{EnvoyListenAddress: c.envoy}
+	for _, name := range c.names {
+		s := c.services[name]
+		sv := model.ServiceView{Service: s.cfg, Traffic: s.traffic}
+		if s.membership != nil {
+			sv.Membership = *s.membership
+		}
+		v.Services = append(v.Services, sv)
+	}
+	return v
+}

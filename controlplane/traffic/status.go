@@ -1,0 +1,95 @@
+package traffic
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+// Weights is the split in percent.
+type Weights struct {
+	Blue  int `json:"blue"`
+	Green int `json:"green"`
+}
+
+// Member is one passing instance.
+type Member struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Version string `json:"version,omitempty"`
+}
+
+// FleetStatus summarises one colour's passing instances.
+type FleetStatus struct {
+	Healthy  int      `json:"healthy"`
+	Versions []string `json:"versions"`
+	Members  []Member `json:"members"`
+}
+
+// ProxyCounts says how many proxies use the service's route and how many
+// hold its current generation.
+type ProxyCounts struct {
+	Connected int `json:"connected"`
+	Acked     int `json:"acked"`
+}
+
+// Status is what `bg status` shows for one service.
+type Status struct {
+	Service    string                      `json:"service"`
+	Weights    Weights                     `json:"weights"`
+	Stable     model.Color                 `json:"stable"`
+	Target     model.Color                 `json:"target,omitempty"`
+	Phase      model.Phase                 `json:"phase"`
+	Generation uint64                      `json:"generation"`
+	Reason     string                      `json:"reason,omitempty"`
+	Fleets     map[model.Color]FleetStatus `json:"fleets"`
+	Proxies    ProxyCounts                 `json:"proxies"`
+	// MembershipReadAt is the last successful Consul read.
+	MembershipReadAt time.Time `json:"membership_read_at,omitzero"`
+	Ignored          []string  `json:"ignored_instances,omitempty"`
+}
+
+// Status reports one service.
+func (c *Controller) Status(name string) (Status, error) {
+	c.mu.Lock()
+	s := c.services[name]
+	if s == nil {
+		c.mu.Unlock()
+		return Status{}, fmt.Errorf("%w %q", ErrUnknownService, name)
+	}
+	t := s.traffic
+	st := Status{
+		Service: name, Weights: Weights{Blue: t.Percent(model.Blue), Green: t.Percent(model.Green)},
+		Stable: t.Stable, Target: t.Target, Phase: t.Phase, Generation: t.Generation, Reason: t.Reason,
+		Fleets: map[model.Color]FleetStatus{}, MembershipReadAt: s.readAt, Ignored: s.skipped,
+	}
+	for _, col := range model.Colors {
+		fs := FleetStatus{Versions: []string{}, Members: []Member{}}
+		if s.membership != nil {
+			f := s.membership.Fleet(col)
+			fs.Healthy = len(f.Endpoints)
+			if v := f.Versions(); v != nil {
+				fs.Versions = v
+			}
+			for _, e := range f.Endpoints {
+				fs.Members = append(fs.Members, Member{ID: e.ID, Address: fmt.Sprintf("%s:%d", e.Address, e.Port), Version: e.Version})
+			}
+		}
+		st.Fleets[col] = fs
+	}
+	c.mu.Unlock()
+	st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
+	return st, nil
+}
+
+// StatusAll reports every service, sorted by name.
+func (c *Controller) StatusAll() []Status {
+	out := make([]Status, 0, len(c.names))
+	for _, n := range c.names {
+		if st, err := c.Status(n); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out
+}
