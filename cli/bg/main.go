@@ -2,15 +2,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/bgctl/bg/cli/commands"
 )
 
 func main() {
-	if err := commands.App().Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(commands.ExitUsage)
-	}
+	os.Exit(commands.Run(os.Args, os.Stdout, os.Stderr))
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/bgctl/bg/controlplane/admin"
@@ -109,7 +110,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 // Status returns one service.
 func (c *Client) Status(ctx context.Context, service string) (traffic.Status, error) {
 	var st traffic.Status
-	_, err := c.do(ctx, http.MethodGet, "/v1/services/"+service, nil, &st)
+	_, err := c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(service), nil, &st)
 	return st, err
 }
 
@@ -132,7 +133,7 @@ func (c *Client) Abort(ctx context.Context, service string, req admin.ChangeRequ
 
 func (c *Client) change(ctx context.Context, service, op string, req admin.ChangeRequest) (traffic.Result, error) {
 	var res traffic.Result
-	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+service+"/"+op, req, &res, http.StatusGatewayTimeout)
+	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+op, req, &res, http.StatusGatewayTimeout)
 	return res, err
 }
 

@@ -8,7 +8,8 @@ import (
 // Version is set at build time with -ldflags "-X github.com/bgctl/bg/cli/commands.Version=...".
 var Version = "dev"
 
-// App builds the bg command line.
+// App builds the bg command line. Use Run to execute it: Run reports errors,
+// returns the exit code and lets flags follow a command's arguments.
 func App() *cli.App {
 	return &cli.App{
 		Name:    "bg",
@@ -18,7 +19,9 @@ func App() *cli.App {
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:9090", EnvVars: []string{"BG_ADDR"}, Usage: "admin API address of the control plane"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"BG_TOKEN"}, Usage: "bearer token for the admin API"},
 		},
-		Commands:       []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand()},
-		ExitErrHandler: exitErrHandler,
+		Commands: []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand()},
+		// Run reports errors and picks the exit code; cli's default handler
+		// would call os.Exit.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }

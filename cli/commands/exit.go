@@ -3,8 +3,9 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -44,17 +45,95 @@ func apiExit(err error) error {
 	return cli.Exit("error: "+err.Error(), ExitError)
 }
 
-func exitErrHandler(c *cli.Context, err error) {
+// Run runs the bg command line and returns its exit code. Errors are
+// reported here rather than by cli's ExitErrHandler, which would os.Exit
+// mid-run and make the commands untestable in-process.
+func Run(args []string, stdout, stderr io.Writer) int {
+	app := App()
+	app.Writer, app.ErrWriter = stdout, stderr
+	return exitCode(stderr, app.Run(permuteArgs(app, args)))
+}
+
+func exitCode(stderr io.Writer, err error) int {
 	if err == nil {
-		return
+		return ExitOK
 	}
 	var coder cli.ExitCoder
 	if errors.As(err, &coder) {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, msg)
+			fmt.Fprintln(stderr, msg)
 		}
-		os.Exit(coder.ExitCode())
+		return coder.ExitCode()
 	}
-	fmt.Fprintln(os.Stderr, "error:", err)
-	os.Exit(ExitUsage)
+	// Flag parse errors: cli has already printed usage.
+	fmt.Fprintln(stderr, "error:", err)
+	return ExitUsage
+}
+
+// permuteArgs moves a command's flags ahead of its positional arguments:
+// urfave/cli v2 stops parsing flags at the first argument, so the documented
+// `bg switch web --instant` would otherwise see "--instant" as a second SERVICE.
+// Global flags must still come before the command.
+func permuteArgs(app *cli.App, args []string) []string {
+	i := 1
+	for i < len(args) && isFlagArg(args[i]) {
+		if takesValue(app.Flags, args[i]) {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
+	}
+	var flags, pos, after []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		switch {
+		case a == "--":
+			after = rest[j:] // everything after "--" stays positional
+			j = len(rest)
+		case isFlagArg(a):
+			flags = append(flags, a)
+			if takesValue(cmd.Flags, a) && j+1 < len(rest) {
+				j++
+				flags = append(flags, rest[j])
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	out := append([]string{}, args[:i+1]...)
+	out = append(out, flags...)
+	if after != nil {
+		// "--" must precede every positional, or the flag parser stops at
+		// the first one and passes "--" through as an argument.
+		out = append(out, "--")
+		after = after[1:]
+	}
+	out = append(out, pos...)
+	return append(out, after...)
+}
+
+func isFlagArg(a string) bool { return len(a) > 1 && a[0] == '-' && a != "--" }
+
+// takesValue reports whether flag argument a consumes the next argument.
+func takesValue(flags []cli.Flag, a string) bool {
+	if strings.Contains(a, "=") {
+		return false
+	}
+	name := strings.TrimLeft(a, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				tv, ok := f.(cli.DocGenerationFlag)
+				return ok && tv.TakesValue()
+			}
+		}
+	}
+	return false
 }

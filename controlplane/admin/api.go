@@ -45,7 +45,8 @@ func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.
 		if err := dec.Decode(&req); err != nil {
 			return req, "", 0, fmt.Errorf("invalid JSON body: %w", err)
 		}
-		if dec.More() {
+		// dec.More() misses a stray '}' or ']', so check the raw remainder.
+		if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 			return req, "", 0, errors.New("invalid JSON body: trailing data")
 		}
 	}

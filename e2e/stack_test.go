@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgctl/bg/e2e/harness"
+)
+
+// stack is a real Consul, two gRPC fleets registered by tag, `bg serve`
+// and proxyless grpc-go xDS clients dialing xds:///web.
+type stack struct {
+	t        *testing.T
+	consul   *harness.Consul
+	bin      string
+	bg       *harness.BG
+	xdsAddr  string
+	admin    string
+	token    string
+	backends map[string]*harness.Backend
+	clients  []*harness.Traffic
+}
+
+const service = "web"
+
+func newStack(t *testing.T, blue, green int) *stack {
+	t.Helper()
+	s := &stack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), backends: map[string]*harness.Backend{}, token: "e2e-secret"}
+	for i := 1; i <= blue; i++ {
+		s.addBackend("blue", i, "v1")
+	}
+	for i := 1; i <= green; i++ {
+		s.addBackend("green", i, "v2")
+	}
+	s.xdsAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	s.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	cfg := fmt.Sprintf(`consul:
+  address: %s
+  wait: 30s
+xds:
+  listen: %s
+admin:
+  listen: %s
+  token: %s
+switch:
+  timeout: 20s
+services:
+  - name: %s
+    port: 10000
+    protocol: http2
+`, s.consul.HTTPAddr(), s.xdsAddr, s.admin, s.token, service)
+	path := filepath.Join(t.TempDir(), "bg.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token})
+	return s
+}
+
+// addBackend starts and registers web-COLOR-i.
+func (s *stack) addBackend(color string, i int, version string) *harness.Backend {
+	id := fmt.Sprintf("%s-%s-%d", service, color, i)
+	b := harness.StartBackend(s.t, harness.BackendOptions{Service: service, Color: color, ID: id, Version: version})
+	b.Register(s.consul.Client())
+	s.backends[id] = b
+	return b
+}
+
+// startClients connects n independent xDS clients (one ADS stream each).
+func (s *stack) startClients(n int) {
+	for i := 0; i < n; i++ {
+		c := harness.StartTraffic(s.t, harness.TrafficOptions{XDSAddr: s.xdsAddr, NodeID: fmt.Sprintf("client-%d", i), Service: service, Workers: 4})
+		c.Ready(s.t, 30*time.Second)
+		s.clients = append(s.clients, c)
+	}
+}
+
+// cli runs bg with the admin address and token in its environment.
+func (s *stack) cli(args ...string) (stdout, stderr string, code int) {
+	return s.cliToken(s.token, args...)
+}
+
+func (s *stack) cliToken(token string, args ...string) (string, string, int) {
+	return harness.RunCLIEnv(s.t, s.bin, []string{"BG_ADDR=" + s.admin, "BG_TOKEN=" + token}, args...)
+}
+
+// mustCLI runs a command that must exit 0.
+func (s *stack) mustCLI(args ...string) string {
+	s.t.Helper()
+	out, errOut, code := s.cli(args...)
+	if code != 0 {
+		s.t.Fatalf("bg %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+type statusJSON struct {
+	Service string `json:"service"`
+	Weights struct {
+		Blue  int `json:"blue"`
+		Green int `json:"green"`
+	} `json:"weights"`
+	Stable     string `json:"stable"`
+	Generation uint64 `json:"generation"`
+	Fleets     map[string]struct {
+		Healthy  int      `json:"healthy"`
+		Versions []string `json:"versions"`
+	} `json:"fleets"`
+	Proxies struct {
+		Connected int `json:"connected"`
+		Acked     int `json:"acked"`
+	} `json:"proxies"`
+}
+
+func (s *stack) status() statusJSON {
+	s.t.Helper()
+	var st statusJSON
+	out := s.mustCLI("status", service, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		s.t.Fatalf("status json: %v\n%s", err, out)
+	}
+	return st
+}
+
+// sumSince adds every client's counts since its mark.
+func (s *stack) sumSince(marks []harness.Mark) harness.Counts {
+	var total harness.Counts
+	for i, c := range s.clients {
+		n := c.Since(marks[i])
+		total.Blue += n.Blue
+		total.Green += n.Green
+		total.Failed += n.Failed
+		total.Other += n.Other
+		total.Errors = append(total.Errors, n.Errors...)
+	}
+	return total
+}
+
+func (s *stack) marks() []harness.Mark {
+	m := make([]harness.Mark, len(s.clients))
+	for i, c := range s.clients {
+		m[i] = c.Mark()
+	}
+	return m
+}
+
+// expectAll waits until every client sees only color, then checks a
+// further full second is entirely that colour.
+func (s *stack) expectAll(color string, timeout time.Duration) {
+	s.t.Helper()
+	for _, c := range s.clients {
+		c.WaitFor(s.t, timeout, func(n harness.Counts) bool {
+			return n.Failed == 0 && n.OK() > 0 && colorCount(n, color) == n.OK()
+		})
+	}
+	m := s.marks()
+	time.Sleep(time.Second)
+	n := s.sumSince(m)
+	if n.OK() == 0 || colorCount(n, color) != n.OK() || n.Failed != 0 {
+		s.t.Fatalf("want 100%% %s, got %s", color, n)
+	}
+}
+
+func colorCount(n harness.Counts, color string) int {
+	if color == "green" {
+		return n.Green
+	}
+	return n.Blue
+}
