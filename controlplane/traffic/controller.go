@@ -52,6 +52,7 @@ type Controller struct {
 	services map[string]*service
 	names    []string
 	pushed   bool // the full model was loaded into the xDS server
+	loadErr  error
 }
 
 // New builds a controller for the configured services.
@@ -70,6 +71,9 @@ func New(services []model.Service, envoyListenAddress string, store state.Store,
 func (c *Controller) LoadState(ctx context.Context) error {
 	for _, name := range c.names {
 		t, idx, found, err := c.store.Load(ctx, name)
+		c.mu.Lock()
+		c.loadErr = err
+		c.mu.Unlock()
 		if err != nil {
 			return err
 		}
@@ -144,7 +148,11 @@ func (c *Controller) Missing() []string {
 	for _, name := range c.names {
 		s := c.services[name]
 		if !s.loaded {
-			out = append(out, name+": traffic state not loaded")
+			msg := name + ": traffic state not loaded"
+			if c.loadErr != nil {
+				msg += " (" + c.loadErr.Error() + ")"
+			}
+			out = append(out, msg)
 		}
 		if s.membership == nil {
 			out = append(out, name+": membership not read from consul yet")
