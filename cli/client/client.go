@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/bgctl/bg/controlplane/admin"
 	"github.com/bgctl/bg/controlplane/traffic"
@@ -107,8 +108,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 	return resp.StatusCode, nil
 }
 
+// readTimeout bounds status reads, so a hung control plane cannot hang a pipeline.
+const readTimeout = 30 * time.Second
+
 // Status returns one service.
 func (c *Client) Status(ctx context.Context, service string) (traffic.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	var st traffic.Status
 	_, err := c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(service), nil, &st)
 	return st, err
@@ -116,6 +122,8 @@ func (c *Client) Status(ctx context.Context, service string) (traffic.Status, er
 
 // StatusAll returns every service.
 func (c *Client) StatusAll(ctx context.Context) ([]traffic.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	var st []traffic.Status
 	_, err := c.do(ctx, http.MethodGet, "/v1/services", nil, &st)
 	return st, err

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -27,7 +26,7 @@ var (
 // $BG_BIN, when set, is used instead (a CI step may build it once for all
 // packages). The output is <repo>/.cache/e2e/bg, written to a temp name and
 // renamed so parallel test processes never run a half-written file.
-func BuildBG(t testing.TB) string {
+func BuildBG(t TB) string {
 	t.Helper()
 	if p := os.Getenv("BG_BIN"); p != "" {
 		return p
@@ -69,14 +68,14 @@ type BGOptions struct {
 
 // BG is a running `bg serve`.
 type BG struct {
-	t    testing.TB
+	t    TB
 	opts BGOptions
 	p    *proc
 }
 
 // StartBG runs `bg serve --config Config` and waits for /readyz 200. It is
 // stopped when the test ends.
-func StartBG(t testing.TB, o BGOptions) *BG {
+func StartBG(t TB, o BGOptions) *BG {
 	t.Helper()
 	args := append([]string{"serve", "--config", o.Config}, o.Args...)
 	b := &BG{t: t, opts: o, p: newProc(t, "bg", o.Bin, args, o.Env)}
@@ -151,13 +150,13 @@ func (b *BG) Log() string { return b.p.log() }
 
 // RunCLI runs the bg binary with args (one minute at most) and returns its
 // output and exit code; a failure to run at all fails the test.
-func RunCLI(t testing.TB, bin string, args ...string) (stdout, stderr string, exitCode int) {
+func RunCLI(t TB, bin string, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
 	return RunCLIEnv(t, bin, nil, args...)
 }
 
 // RunCLIEnv is RunCLI with extra environment variables.
-func RunCLIEnv(t testing.TB, bin string, env []string, args ...string) (stdout, stderr string, exitCode int) {
+func RunCLIEnv(t TB, bin string, env []string, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -25,7 +24,7 @@ const consulStartTimeout = 30 * time.Second
 // Consul is one real Consul server agent (not -dev, so KV and registrations
 // survive Stop/Start) listening only on 127.0.0.1, on non-default ports.
 type Consul struct {
-	t      testing.TB
+	t      TB
 	p      *proc
 	http   string
 	client *api.Client
@@ -34,7 +33,7 @@ type Consul struct {
 
 // StartConsul starts a single-node Consul server and waits until it has a
 // leader and accepts KV writes. It is stopped when the test ends.
-func StartConsul(t testing.TB) *Consul {
+func StartConsul(t TB) *Consul {
 	t.Helper()
 	bin := consulBinary(t)
 	node := fmt.Sprintf("bg-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
@@ -164,7 +163,7 @@ func (c *Consul) probe() error {
 
 // consulBinary finds consul: $BG_CONSUL_BIN, then <repo>/.cache/bin/consul,
 // then PATH. Missing: fatal under CI=true (CI must install it), else skip.
-func consulBinary(t testing.TB) string {
+func consulBinary(t TB) string {
 	t.Helper()
 	if p := os.Getenv("BG_CONSUL_BIN"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -183,8 +182,8 @@ func consulBinary(t testing.TB) string {
 	}
 	msg := "harness: consul binary not found (BG_CONSUL_BIN, .cache/bin/consul, PATH); run scripts/install-test-deps.sh"
 	if strings.EqualFold(os.Getenv("CI"), "true") {
-		t.Fatal(msg)
+		t.Fatalf("%s", msg)
 	}
-	t.Skip(msg)
+	t.Skipf("%s", msg)
 	return ""
 }

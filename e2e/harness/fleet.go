@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -44,7 +43,7 @@ type Backend struct {
 
 // StartBackend serves TestService and grpc.health.v1 (SERVING) until Stop
 // or the end of the test.
-func StartBackend(t testing.TB, o BackendOptions) *Backend {
+func StartBackend(t TB, o BackendOptions) *Backend {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

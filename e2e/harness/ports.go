@@ -2,12 +2,11 @@ package harness
 
 import (
 	"net"
-	"testing"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
 // usual small race (someone else may grab it before use) is accepted.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -18,7 +17,7 @@ func FreePort(t testing.TB) int {
 }
 
 // freeTCPUDPPort finds a port free for both TCP and UDP, as Serf needs both.
-func freeTCPUDPPort(t testing.TB) int {
+func freeTCPUDPPort(t TB) int {
 	t.Helper()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

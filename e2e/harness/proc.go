@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -26,7 +25,7 @@ type proc struct {
 	done chan struct{} // closed when the current run has exited
 }
 
-func newProc(t testing.TB, name, bin string, args, env []string) *proc {
+func newProc(t TB, name, bin string, args, env []string) *proc {
 	p := &proc{
 		name:    name,
 		bin:     bin,

@@ -5,14 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 const modulePath = "github.com/bgctl/bg"
 
 // RepoRoot walks up from the working directory to the go.mod of the main
 // module. Nested modules (e2e/tools/consul) are skipped by the exact match.
-func RepoRoot(t testing.TB) string {
+func RepoRoot(t TB) string {
 	t.Helper()
 	root, ok := findRepoRoot()
 	if !ok {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,7 +67,7 @@ func DialXDS(xdsAddr, nodeID, service string, opts ...grpc.DialOption) (*grpc.Cl
 }
 
 // StartTraffic starts Workers callers; they run until Stop or test end.
-func StartTraffic(t testing.TB, o TrafficOptions) *Traffic {
+func StartTraffic(t TB, o TrafficOptions) *Traffic {
 	t.Helper()
 	if o.Workers <= 0 {
 		o.Workers = 1
@@ -141,7 +140,7 @@ func (tr *Traffic) Calls(m Mark) []Call { return tr.log.calls(m) }
 
 // WaitFor polls windows of trafficWindow and returns the first window's
 // Counts that satisfy ok; it fails the test after timeout.
-func (tr *Traffic) WaitFor(t testing.TB, timeout time.Duration, ok func(Counts) bool) Counts {
+func (tr *Traffic) WaitFor(t TB, timeout time.Duration, ok func(Counts) bool) Counts {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last Counts
@@ -160,7 +159,7 @@ func (tr *Traffic) WaitFor(t testing.TB, timeout time.Duration, ok func(Counts) 
 }
 
 // Ready waits until a window has successful calls and no failures.
-func (tr *Traffic) Ready(t testing.TB, timeout time.Duration) Counts {
+func (tr *Traffic) Ready(t TB, timeout time.Duration) Counts {
 	t.Helper()
 	return tr.WaitFor(t, timeout, func(c Counts) bool { return c.OK() > 0 && c.Failed == 0 })
 }

@@ -1,0 +1,55 @@
+package commands
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+func TestPermuteArgs(t *testing.T) {
+	app := App()
+	cases := []struct{ in, want []string }{
+		{[]string{"bg", "switch", "web", "--to", "green", "--instant"}, []string{"bg", "switch", "--to", "green", "--instant", "web"}},
+		{[]string{"bg", "--addr", "x:1", "status", "web", "-o", "json"}, []string{"bg", "--addr", "x:1", "status", "-o", "json", "web"}},
+		{[]string{"bg", "--token=t", "abort", "web", "--timeout=5s"}, []string{"bg", "--token=t", "abort", "--timeout=5s", "web"}},
+		// A flag's value that looks like a service stays with its flag.
+		{[]string{"bg", "switch", "--reason", "web", "api", "--instant"}, []string{"bg", "switch", "--reason", "web", "--instant", "api"}},
+		{[]string{"bg", "switch", "web", "--timeout", "-5s"}, []string{"bg", "switch", "--timeout", "-5s", "web"}},
+		{[]string{"bg", "status"}, []string{"bg", "status"}},
+		{[]string{"bg"}, []string{"bg"}},
+		{[]string{"bg", "--addr", "x:1"}, []string{"bg", "--addr", "x:1"}},
+		{[]string{"bg", "nosuch", "a", "-x"}, []string{"bg", "nosuch", "a", "-x"}},
+		// After "--" everything is positional, and "--" must lead the positionals.
+		{[]string{"bg", "switch", "web", "--instant", "--", "--weird"}, []string{"bg", "switch", "--instant", "--", "web", "--weird"}},
+		{[]string{"bg", "status", "-"}, []string{"bg", "status", "-"}},
+		// A value flag with nothing after it is left for the parser to report.
+		{[]string{"bg", "switch", "web", "--to"}, []string{"bg", "switch", "--to", "web"}},
+	}
+	for _, c := range cases {
+		if got := permuteArgs(app, c.in); !slices.Equal(got, c.want) {
+			t.Errorf("permuteArgs(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	var stderr strings.Builder
+	if got := exitCode(io.Discard, nil); got != ExitOK {
+		t.Errorf("nil error → %d", got)
+	}
+	if got := exitCode(&stderr, cli.Exit("error: boom", ExitRefused)); got != ExitRefused || stderr.String() != "error: boom\n" {
+		t.Errorf("exit error → %d, stderr %q", got, stderr.String())
+	}
+	stderr.Reset()
+	if got := exitCode(&stderr, cli.Exit("", ExitNotAcked)); got != ExitNotAcked || stderr.String() != "" {
+		t.Errorf("silent exit error → %d, stderr %q", got, stderr.String())
+	}
+	stderr.Reset()
+	if got := exitCode(&stderr, errors.New("flag provided but not defined: -x")); got != ExitUsage || !strings.Contains(stderr.String(), "-x") {
+		t.Errorf("plain error → %d, stderr %q", got, stderr.String())
+	}
+}

@@ -1,0 +1,98 @@
+package traffic_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/membership"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/xds"
+)
+
+// memStore is an in-memory state.Store with the same check-and-set rule.
+type memStore struct {
+	mu   sync.Mutex
+	data map[string]model.Traffic
+	idx  map[string]state.Index
+	next state.Index
+}
+
+func newMemStore() *memStore {
+	return &memStore{data: map[string]model.Traffic{}, idx: map[string]state.Index{}}
+}
+
+func (m *memStore) Load(_ context.Context, service string) (model.Traffic, state.Index, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.data[service]
+	return t, m.idx[service], ok, nil
+}
+
+func (m *memStore) Save(_ context.Context, service string, t model.Traffic, prev state.Index) (state.Index, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.idx[service] != prev {
+		return 0, state.ErrConflict
+	}
+	m.next++
+	m.data[service], m.idx[service] = t, m.next
+	return m.next, nil
+}
+
+// BenchmarkAbortAcked times Switch(green) and Abort, alternating, from the
+// call to its return with every subscribed client's ACK in hand.
+func BenchmarkAbortAcked(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) { benchAbortAcked(b, n) })
+	}
+}
+
+func benchAbortAcked(b *testing.B, n int) {
+	srv := xds.NewServer(quiet, nil)
+	c := traffic.New([]model.Service{webService}, "0.0.0.0", newMemStore(), srv, quiet, traffic.NewMetrics(nil))
+	ctx := context.Background()
+	if err := c.LoadState(ctx); err != nil {
+		b.Fatal(err)
+	}
+	c.OnMembership(membership.Update{Service: "web", Membership: webMembership()})
+	if err := c.Publish(); err != nil {
+		b.Fatal(err)
+	}
+	f := fleet(b, serveBG(b, srv), n, 0)
+
+	var lat latencies
+	green := false
+	for b.Loop() {
+		green = !green
+		req := traffic.Request{Service: "web", Timeout: time.Minute}
+		start := time.Now()
+		var res traffic.Result
+		var err error
+		if green {
+			req.To = model.Green
+			res, err = c.Switch(ctx, req)
+		} else {
+			res, err = c.Abort(ctx, req)
+		}
+		lat = append(lat, time.Since(start))
+		if err != nil || !res.Changed || !res.Acks.Complete() || res.Acks.Acked != n {
+			b.Fatalf("switch to green=%v: changed=%v acks=%d pending=%d err=%v", green, res.Changed, res.Acks.Acked, len(res.Acks.Pending), err)
+		}
+	}
+	b.StopTimer()
+	want := split(0)
+	if green {
+		want = split(100)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.Wait(wctx, want); err != nil { // the clients agree with the ACKs
+		b.Fatal(err)
+	}
+	lat.report(b)
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Local blue/green demo, and a smoke test: real Consul, a blue (v1) and a
+# green (v2) gRPC fleet, `bg serve` and proxyless grpc-go xDS clients, all on
+# 127.0.0.1. Shows the split live while running `bg switch`, `bg abort` and
+# `bg status`; exits non-zero if any call failed or traffic did not move.
+# Everything it starts is stopped on exit, error or Ctrl-C.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+scripts/install-test-deps.sh
+
+echo "building bin/bg and the demo driver ..."
+go build -o bin/bg ./cli/bg
+go build -o .cache/e2e/bg-demo ./e2e/cmd/bg-demo
+
+# exec: no shell in between, so Ctrl-C and SIGTERM reach the driver, which
+# owns the cleanup.
+exec .cache/e2e/bg-demo --bg bin/bg "$@"
