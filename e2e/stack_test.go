@@ -3,8 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,25 +37,7 @@ func newStack(t *testing.T, blue, green int) *stack {
 	}
 	s.xdsAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	s.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
-	cfg := fmt.Sprintf(`consul:
-  address: %s
-  wait: 30s
-xds:
-  listen: %s
-admin:
-  listen: %s
-  token: %s
-switch:
-  timeout: 20s
-services:
-  - name: %s
-    port: 10000
-    protocol: http2
-`, s.consul.HTTPAddr(), s.xdsAddr, s.admin, s.token, service)
-	path := filepath.Join(t.TempDir(), "bg.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin, Token: s.token, Service: service})
 	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token})
 	return s
 }
@@ -66,7 +46,9 @@ services:
 func (s *stack) addBackend(color string, i int, version string) *harness.Backend {
 	id := fmt.Sprintf("%s-%s-%d", service, color, i)
 	b := harness.StartBackend(s.t, harness.BackendOptions{Service: service, Color: color, ID: id, Version: version})
-	b.Register(s.consul.Client())
+	if err := b.Register(s.consul.Client()); err != nil {
+		s.t.Fatalf("register %s: %v", id, err)
+	}
 	s.backends[id] = b
 	return b
 }

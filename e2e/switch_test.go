@@ -67,7 +67,9 @@ func TestSwitchAbortMembershipOutageRestart(t *testing.T) {
 	t.Run("green membership follows consul", func(t *testing.T) {
 		s.flip(t, "green", "switch", service, "--to", "green", "--instant")
 		before := s.marks()
-		s.backends["web-green-1"].Deregister(s.consul.Client())
+		if err := s.backends["web-green-1"].Deregister(s.consul.Client()); err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range s.clients {
 			c.WaitFor(t, 15*time.Second, func(n harness.Counts) bool { return n.ByServer["web-green-1"] == 0 && n.ByServer["web-green-2"] > 0 })
 		}
@@ -121,7 +123,9 @@ func TestSwitchAbortMembershipOutageRestart(t *testing.T) {
 	t.Run("switch to an empty colour is refused", func(t *testing.T) {
 		before := s.status()
 		for _, id := range []string{"web-blue-1", "web-blue-2"} {
-			s.backends[id].Deregister(s.consul.Client())
+			if err := s.backends[id].Deregister(s.consul.Client()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		waitStatus(t, s, func(st statusJSON) bool { return st.Fleets["blue"].Healthy == 0 })
 		_, errOut, code := s.cli("switch", service, "--to", "blue", "--instant")

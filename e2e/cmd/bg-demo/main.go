@@ -85,24 +85,7 @@ func (d *demo) run(nClients, workers int) {
 	d.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(r))
 	// No admin token: bg allows that on a loopback listener, and it keeps the
 	// printed commands copy-pasteable.
-	cfg := fmt.Sprintf(`consul:
-  address: %s
-  wait: 30s
-xds:
-  listen: %s
-admin:
-  listen: %s
-switch:
-  timeout: 20s
-services:
-  - name: %s
-    port: 10000
-    protocol: http2
-`, consul.HTTPAddr(), xdsAddr, d.admin, service)
-	cfgPath := filepath.Join(r.TempDir(), "bg.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		r.Fatalf("write config: %v", err)
-	}
+	cfgPath := harness.WriteBGConfig(r, harness.BGConfig{ConsulAddr: consul.HTTPAddr(), XDSAddr: xdsAddr, AdminAddr: d.admin, Service: service})
 	harness.StartBG(r, harness.BGOptions{Bin: d.bgBin, Config: cfgPath, AdminAddr: d.admin})
 	fmt.Printf("   bg serve  xds %s  admin %s  (config %s)\n", xdsAddr, d.admin, cfgPath)
 
@@ -167,6 +150,7 @@ func (d *demo) phase(want string, from []harness.Mark, dur time.Duration) phaseR
 		w := d.sum(window)
 		window = d.marks()
 		total := d.total()
+		d.parkIfClosing()
 		fmt.Printf("%s  blue %s  green %s  (%d calls, %d failed)\n",
 			time.Now().Format("15:04:05"), pct(w.Blue, w.OK()), pct(w.Green, w.OK()), total.Total(), total.Failed)
 	}
@@ -197,6 +181,7 @@ func (d *demo) cli(show bool, args ...string) string {
 	start := time.Now()
 	// BG_TOKEN emptied so a token in the caller's environment can't interfere.
 	out, errOut, code := harness.RunCLIEnv(d.r, d.bgBin, []string{"BG_ADDR=" + d.admin, "BG_TOKEN="}, args...)
+	d.parkIfClosing()
 	if show {
 		fmt.Print(indent(out + errOut))
 		fmt.Printf("  (exit %d, %v)\n", code, time.Since(start).Round(time.Millisecond))
@@ -205,6 +190,15 @@ func (d *demo) cli(show bool, args ...string) string {
 		d.r.Fatalf("bg %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 	}
 	return out
+}
+
+// parkIfClosing stops the story once a signal's cleanup has begun: what it
+// would print or check next is about processes being torn down. The signal
+// handler exits the program.
+func (d *demo) parkIfClosing() {
+	if d.r.closing.Load() {
+		select {}
+	}
 }
 
 func indent(s string) string {

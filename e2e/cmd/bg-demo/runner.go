@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -18,6 +19,7 @@ type runner struct {
 	cleanups []func()
 	failed   bool
 	closed   sync.Once
+	closing  atomic.Bool // set when cleanups begin
 }
 
 func newRunner() (*runner, error) {
@@ -28,17 +30,17 @@ func newRunner() (*runner, error) {
 	return &runner{root: root}, nil
 }
 
-// handleSignals cleans up and exits 130 on the first signal; a second one
-// exits at once (children still die with us through Pdeathsig).
+// handleSignals cleans up and exits 128+signal on the first signal; a
+// second one exits at once (children still die with us through Pdeathsig).
 func (r *runner) handleSignals() {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		sig := <-ch
 		fmt.Fprintf(os.Stderr, "\n%v: cleaning up ...\n", sig)
-		go func() { <-ch; os.Exit(130) }()
-		r.markFailed()
-		r.exit(130)
+		code := 128 + int(sig.(syscall.Signal)) // the shell's convention
+		go func() { <-ch; os.Exit(code) }()
+		r.exit(code)
 	}()
 }
 
@@ -55,7 +57,12 @@ func (r *runner) Errorf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "error: "+format+"\n", args...)
 }
 
+// Fatalf during cleanup comes from the story racing a signal, whose
+// handler is tearing things down and will exit: its failure is only noise.
 func (r *runner) Fatalf(format string, args ...any) {
+	if r.closing.Load() {
+		select {}
+	}
 	r.Errorf(format, args...)
 	r.exit(1)
 }
@@ -91,6 +98,7 @@ func (r *runner) markFailed() {
 // vs. Fatalf) waits for it. Logs are kept when something failed.
 func (r *runner) close() {
 	r.closed.Do(func() {
+		r.closing.Store(true)
 		for {
 			r.mu.Lock()
 			n := len(r.cleanups)
