@@ -64,6 +64,7 @@ type BGOptions struct {
 	Token     string   // sent as a Bearer token to the admin API, if set
 	Env       []string // added to the environment
 	Args      []string // extra flags after `serve --config X`
+	SkipReady bool     // return once started, for tests of a bg that must not become ready
 }
 
 // BG is a running `bg serve`.
@@ -88,6 +89,9 @@ func (b *BG) start() {
 	b.t.Helper()
 	if err := b.p.start(); err != nil {
 		b.t.Fatalf("harness: %v", err)
+	}
+	if b.opts.SkipReady {
+		return
 	}
 	if err := b.waitReady(); err != nil {
 		b.t.Fatalf("harness: bg: %v", err)
