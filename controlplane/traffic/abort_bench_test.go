@@ -65,7 +65,7 @@ func benchAbortAcked(b *testing.B, n int) {
 	}
 	f := fleet(b, serveBG(b, srv), n, 0)
 
-	var lat latencies
+	m := newMeter()
 	green := false
 	for b.Loop() {
 		green = !green
@@ -79,7 +79,7 @@ func benchAbortAcked(b *testing.B, n int) {
 		} else {
 			res, err = c.Abort(ctx, req)
 		}
-		lat = append(lat, time.Since(start))
+		m.add(time.Since(start))
 		if err != nil || !res.Changed || !res.Acks.Complete() || res.Acks.Acked != n {
 			b.Fatalf("switch to green=%v: changed=%v acks=%d pending=%d err=%v", green, res.Changed, res.Acks.Acked, len(res.Acks.Pending), err)
 		}
@@ -94,5 +94,5 @@ func benchAbortAcked(b *testing.B, n int) {
 	if err := f.Wait(wctx, want); err != nil { // the clients agree with the ACKs
 		b.Fatal(err)
 	}
-	lat.report(b)
+	m.report(b)
 }

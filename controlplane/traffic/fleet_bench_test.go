@@ -2,6 +2,7 @@ package traffic_test
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"net"
 	"slices"
@@ -17,6 +18,8 @@ import (
 // simulated gRPC clients, and per-operation latency percentiles.
 
 var quiet = slog.New(slog.DiscardHandler)
+
+var simConns = flag.Int("sim.conns", 0, "gRPC connections shared by the simulated clients; 0 gives each its own")
 
 var webService = model.Service{Name: "web", ListenerPort: 10000, Protocol: model.ProtocolHTTP2}
 
@@ -66,6 +69,7 @@ func fleet(b *testing.B, addr string, n int, greenPercent int) *adssim.Fleet {
 	f, err := adssim.StartFleet(ctx, addr, adssim.FleetOptions{
 		Options: adssim.Options{Service: "web", NodeID: "sim"},
 		Size:    n,
+		Conns:   *simConns,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -78,17 +82,30 @@ func fleet(b *testing.B, addr string, n int, greenPercent int) *adssim.Fleet {
 	return f
 }
 
-// latencies collects one duration per operation and reports percentiles.
-type latencies []time.Duration
+// meter collects one duration per operation and the process CPU used, and
+// reports percentiles and CPU per operation.
+type meter struct {
+	lat  []time.Duration
+	cpu0 time.Duration
+}
 
-func (l latencies) report(b *testing.B) {
-	if len(l) == 0 {
+func newMeter() *meter {
+	cpu, _ := processCPU()
+	return &meter{cpu0: cpu}
+}
+
+func (m *meter) add(d time.Duration) { m.lat = append(m.lat, d) }
+
+func (m *meter) report(b *testing.B) {
+	if len(m.lat) == 0 {
 		return
 	}
-	b.Logf("latencies: %v", l)
-	s := slices.Clone(l)
+	if cpu, ok := processCPU(); ok {
+		b.ReportMetric(float64(cpu-m.cpu0)/float64(time.Millisecond)/float64(len(m.lat)), "cpu-ms/op")
+	}
+	s := slices.Clone(m.lat)
 	slices.Sort(s)
-	at := func(q float64) float64 {
+	at := func(q float64) float64 { // nearest rank
 		i := int(q*float64(len(s))+0.5) - 1
 		i = max(0, min(i, len(s)-1))
 		return float64(s[i]) / float64(time.Millisecond)

@@ -44,13 +44,14 @@ type sent struct {
 
 // proxy is the tracker's per-stream bookkeeping.
 type proxy struct {
-	node       *core.Node
-	flavour    model.Flavour
-	since      time.Time
-	routes     map[string]struct{}
-	lastSent   map[string]sent // by type URL
-	ackedRoute uint64          // route cache version last ACKed
-	lastNACK   *NACK
+	node        *core.Node
+	flavour     model.Flavour
+	since       time.Time
+	routes      map[string]struct{}
+	lastSent    map[string]sent // by type URL
+	ackedRoute  uint64          // route cache version last ACKed
+	nackedRoute uint64          // route cache version last NACKed
+	lastNACK    *NACK
 }
 
 // tracker follows every stream's subscriptions, ACKs and NACKs, so a switch
@@ -131,8 +132,10 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 		t.log.Warn("proxy rejected config", "node", p.node.GetId(), "type", shortType(typeURL), "version", last.version, "error", detail.GetMessage())
 		req.VersionInfo = last.version
 		if typeURL == resource.RouteType {
+			v := t.routeVersion(last.version)
+			p.nackedRoute = v
 			for w := range t.waiters {
-				w.nacked(id, detail.GetMessage())
+				w.nacked(id, v, detail.GetMessage())
 			}
 		}
 		return nil

@@ -47,8 +47,10 @@ func (w *waiter) acked(id int64, v uint64) {
 	}
 }
 
-func (w *waiter) nacked(id int64, msg string) {
-	if _, ok := w.pending[id]; ok {
+// nacked records a rejection of route version v. A NACK of an older version
+// says nothing about the awaited one, which the proxy is sent right after.
+func (w *waiter) nacked(id int64, v uint64, msg string) {
+	if _, ok := w.pending[id]; ok && v >= w.version {
 		w.nacks[id] = msg
 		w.check()
 	}
@@ -73,8 +75,11 @@ func (t *tracker) waitRoute(ctx context.Context, route string, version uint64) A
 		}
 		if p.ackedRoute >= version {
 			w.acks++
-		} else {
-			w.pending[id] = struct{}{}
+			continue
+		}
+		w.pending[id] = struct{}{}
+		if p.nackedRoute >= version { // rejected before the wait began
+			w.nacks[id] = p.lastNACK.Message
 		}
 	}
 	w.check()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -40,6 +41,7 @@ type Options struct {
 	UserAgent string // "gRPC Go" (default) or "envoy"
 	Clusters  bool   // follow the route to CDS and EDS, as grpc-go does
 	Routes    RouteMode
+	Delay     time.Duration // before answering a route: a slow client
 	// Conn is shared with other clients when set; otherwise the client dials its own.
 	Conn *grpc.ClientConn
 	// OnRoute runs on the receive goroutine after a route was ACKed.
@@ -264,10 +266,19 @@ func (c *Client) onListener(resp *discovery.DiscoveryResponse) error {
 }
 
 func (c *Client) onRoute(resp *discovery.DiscoveryResponse) error {
-	mode := RouteMode(c.mode.Load())
+	mode := RouteMode(c.mode.Load()) // as it was when the response arrived
+	c.update(func(s *State) { s.Routes++ })
 	if mode == Ignore {
-		c.update(func(s *State) { s.Routes++ })
 		return nil
+	}
+	if c.opts.Delay > 0 {
+		t := time.NewTimer(c.opts.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.stream.Context().Done():
+			return c.stream.Context().Err()
+		}
 	}
 	var name string
 	if n := c.names[resource.RouteType]; len(n) == 1 {
@@ -283,7 +294,6 @@ func (c *Client) onRoute(resp *discovery.DiscoveryResponse) error {
 	}
 	var prev Weights
 	c.update(func(s *State) {
-		s.Routes++
 		switch {
 		case err != nil:
 			s.NACKs++
