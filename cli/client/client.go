@@ -139,6 +139,27 @@ func (c *Client) Abort(ctx context.Context, service string, req admin.ChangeRequ
 	return c.change(ctx, service, "abort", req)
 }
 
+// Pause, Resume and Promote drive a running progressive switch.
+func (c *Client) Pause(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+	return c.change(ctx, service, "pause", req)
+}
+
+func (c *Client) Resume(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+	return c.change(ctx, service, "resume", req)
+}
+
+func (c *Client) Promote(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+	return c.change(ctx, service, "promote", req)
+}
+
+// DryRun shows a switch's plan and runs each query once.
+func (c *Client) DryRun(ctx context.Context, service string, req admin.ChangeRequest) (traffic.DryRunReport, error) {
+	req.DryRun = true
+	var rep traffic.DryRunReport
+	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/switch", req, &rep)
+	return rep, err
+}
+
 func (c *Client) change(ctx context.Context, service, op string, req admin.ChangeRequest) (traffic.Result, error) {
 	var res traffic.Result
 	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+op, req, &res, http.StatusGatewayTimeout)

@@ -50,46 +50,79 @@ func checkOutput(c *cli.Context) error {
 func switchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "switch",
-		Usage:     "move a service's traffic to the other colour",
+		Usage:     "move a service's traffic to the other colour, step by step and judged, or at once",
 		ArgsUsage: "SERVICE",
-		Description: `Moves all traffic to --to (default: the idle colour) and returns once every
-connected proxy using the service's route has ACKed the new split.
+		Description: `Without --instant, moves traffic in steps (velocity control), compares the new
+fleet's error ratio with the old one's on Prometheus at every interval, and flips
+back at once if the new fleet is worse. With --instant, moves 100% at once.
+Returns once every connected proxy ACKed the first change; --wait follows the
+switch to its end and exits with a code a pipeline can act on.
 
 Examples:
-   bg switch web --to green --instant
-   bg switch web --instant -o json`,
+   bg switch web --wait                      # to the idle colour, default plan
+   bg switch web --to green --steps 10,50,100 --bake 30s --wait -o json
+   bg switch web --dry-run                   # print the plan, run each query once
+   bg switch web --to green --instant`,
 		Flags: append(changeFlags(),
 			&cli.StringFlag{Name: "to", Usage: "blue or green (default: the colour with no traffic)"},
-			&cli.BoolFlag{Name: "instant", Usage: "move 100% at once"},
+			&cli.BoolFlag{Name: "instant", Usage: "move 100% at once, without analysis"},
+			&cli.StringFlag{Name: "steps", Usage: "percent steps, e.g. 1,5,25,50,100 (default from config)"},
+			&cli.DurationFlag{Name: "bake", Usage: "minimum time at each step (default from config)"},
+			&cli.DurationFlag{Name: "interval", Usage: "analysis interval (default from config)"},
+			&cli.DurationFlag{Name: "window", Usage: "analysis window (default from config)"},
+			&cli.BoolFlag{Name: "wait", Usage: "follow the switch until it is promoted, rolled back or aborted"},
+			&cli.DurationFlag{Name: "wait-timeout", Value: time.Hour, Usage: "with --wait: give up after this long (exit 12)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and run each query once; change nothing"},
 		),
-		Action: func(c *cli.Context) error {
-			svc, err := serviceArg(c)
-			if err != nil {
-				return err
-			}
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			if !c.Bool("instant") {
-				return cli.Exit("error: progressive switches are not available yet; use --instant", ExitUsage)
-			}
-			cl := apiClient(c)
-			to := c.String("to")
-			if to == "" {
-				st, err := cl.Status(c.Context, svc)
-				if err != nil {
-					return apiExit(err)
-				}
-				to = string(idleColor(st))
-			} else if _, err := model.ParseColor(to); err != nil {
-				return cli.Exit("error: --to: "+err.Error(), ExitUsage)
-			}
-			return runChange(c, func(ctx context.Context, req admin.ChangeRequest) (traffic.Result, error) {
-				req.To = to
-				return cl.Switch(ctx, svc, req)
-			})
-		},
+		Action: runSwitch,
 	}
+}
+
+func runSwitch(c *cli.Context) error {
+	svc, err := serviceArg(c)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(c); err != nil {
+		return err
+	}
+	cl := apiClient(c)
+	to := c.String("to")
+	if to == "" {
+		st, err := cl.Status(c.Context, svc)
+		if err != nil {
+			return apiExit(err)
+		}
+		to = string(idleColor(st))
+	} else if _, err := model.ParseColor(to); err != nil {
+		return cli.Exit("error: --to: "+err.Error(), ExitUsage)
+	}
+	req := admin.ChangeRequest{To: to, Instant: c.Bool("instant"), DryRun: c.Bool("dry-run")}
+	if req.Steps, err = parseSteps(c.String("steps")); err != nil {
+		return cli.Exit("error: --steps: "+err.Error(), ExitUsage)
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"bake", &req.Bake}, {"interval", &req.Interval}, {"window", &req.Window}} {
+		if c.IsSet(f.name) {
+			*f.dst = c.Duration(f.name).String()
+		}
+	}
+	if req.Instant && (req.Steps != nil || req.Bake != "" || req.Interval != "" || req.Window != "") {
+		return cli.Exit("error: --steps, --bake, --interval and --window do not apply to --instant", ExitUsage)
+	}
+	if req.DryRun {
+		return runDryRun(c, cl, svc, req)
+	}
+	err = runChange(c, func(ctx context.Context, r admin.ChangeRequest) (traffic.Result, error) {
+		r.To, r.Instant, r.Steps, r.Bake, r.Interval, r.Window = req.To, req.Instant, req.Steps, req.Bake, req.Interval, req.Window
+		return cl.Switch(ctx, svc, r)
+	}, !c.Bool("wait"))
+	if err != nil || !c.Bool("wait") || req.Instant {
+		return err
+	}
+	return follow(c, cl, svc)
 }
 
 func abortCommand() *cli.Command {
@@ -127,7 +160,9 @@ func idleColor(st traffic.Status) model.Color {
 	return model.Blue
 }
 
-func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (traffic.Result, error)) error {
+// runChange sends one change and reports it; print is false when --wait
+// will report instead.
+func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (traffic.Result, error), print ...bool) error {
 	timeout := c.Duration("timeout")
 	req := admin.ChangeRequest{Force: c.Bool("force"), Reason: c.String("reason"), Timeout: timeout.String()}
 	ctx, cancel := context.WithTimeout(c.Context, timeout+30*time.Second)
@@ -136,9 +171,11 @@ func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (tr
 	if err != nil {
 		return apiExit(err)
 	}
-	if c.String("output") == "json" {
+	switch {
+	case len(print) > 0 && !print[0]:
+	case c.String("output") == "json":
 		writeJSON(c.App.Writer, res)
-	} else {
+	default:
 		printChange(c.App.Writer, res)
 	}
 	if !res.Acks.Complete() {

@@ -15,12 +15,15 @@ import (
 // Exit codes are part of bg's interface: pipelines act on them.
 const (
 	ExitOK           = 0
-	ExitError        = 1 // unexpected failure
-	ExitUsage        = 2 // bad flags or arguments, unknown service, bad colour
-	ExitRefused      = 3 // the control plane refused: empty fleet, conflict, not ready
-	ExitNotAcked     = 4 // applied, but some proxies did not ACK before --timeout
-	ExitUnauthorized = 5 // missing or wrong token
-	ExitUnreachable  = 6 // no answer from the control plane
+	ExitError        = 1  // unexpected failure
+	ExitUsage        = 2  // bad flags or arguments, unknown service, bad colour
+	ExitRefused      = 3  // the control plane refused: empty fleet, conflict, not ready
+	ExitNotAcked     = 4  // applied, but some proxies did not ACK before --timeout
+	ExitUnauthorized = 5  // missing or wrong token
+	ExitUnreachable  = 6  // no answer from the control plane
+	ExitRolledBack   = 10 // switch --wait: the analysis failed and traffic went back to the stable colour
+	ExitAborted      = 11 // switch --wait: the switch was aborted by hand
+	ExitTimedOut     = 12 // switch --wait: still running when --wait-timeout ended
 )
 
 // apiExit turns a client error into a message and the matching exit code.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,23 @@ func (f *fakeController) Switch(_ context.Context, req traffic.Request) (traffic
 
 func (f *fakeController) Abort(_ context.Context, req traffic.Request) (traffic.Result, error) {
 	return f.apply("abort", req)
+}
+
+func (f *fakeController) Pause(_ context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply("pause", req)
+}
+
+func (f *fakeController) Resume(_ context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply("resume", req)
+}
+
+func (f *fakeController) Promote(_ context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply("promote", req)
+}
+
+func (f *fakeController) DryRun(_ context.Context, req traffic.Request) (traffic.DryRunReport, error) {
+	_, err := f.apply("dry-run", req)
+	return traffic.DryRunReport{Service: req.Service, To: req.To}, err
 }
 
 func (f *fakeController) Status(name string) (traffic.Status, error) {
@@ -165,7 +183,8 @@ func TestUsageErrors(t *testing.T) {
 		{"abort -o yaml", []string{"abort", "web", "-o", "yaml"}, "yaml"},
 		{"status -o yaml", []string{"status", "web", "-o", "yaml"}, "yaml"},
 		{"status two services", []string{"status", "web", "api"}, "SERVICE"},
-		{"progressive switch", []string{"switch", "web", "--to", "green"}, "--instant"},
+		{"plan flags with --instant", []string{"switch", "web", "--to", "green", "--instant", "--steps", "10,100"}, "--instant"},
+		{"bad --steps", []string{"switch", "web", "--to", "green", "--steps", "10,half"}, "--steps"},
 		{"unknown flag", []string{"switch", "web", "--instant", "--colour", "green"}, "colour"},
 		{"bad duration", []string{"switch", "web", "--instant", "--to", "green", "--timeout", "soon"}, "soon"},
 	}
@@ -223,8 +242,8 @@ func TestForceIsSent(t *testing.T) {
 	code, out, errOut := run(t, "--addr", addr, "switch", "web", "--instant", "--to", "green", "--force", "--reason", "hotfix", "--timeout", "5s")
 	expect(t, code, out, errOut, commands.ExitOK)
 	_, reqs := c.requests()
-	want := traffic.Request{Service: "web", To: model.Green, Force: true, Reason: "hotfix", Timeout: 5 * time.Second}
-	if len(reqs) != 1 || reqs[0] != want {
+	want := traffic.Request{Service: "web", To: model.Green, Instant: true, Force: true, Reason: "hotfix", Timeout: 5 * time.Second}
+	if len(reqs) != 1 || !reflect.DeepEqual(reqs[0], want) {
 		t.Errorf("controller got %+v, want %+v", reqs, want)
 	}
 }

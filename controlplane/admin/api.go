@@ -10,14 +10,47 @@ import (
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/traffic"
 )
 
-// ChangeRequest is the body of a switch or an abort.
+// ChangeRequest is the body of a switch, an abort, pause, resume or promote.
 type ChangeRequest struct {
 	To      string `json:"to,omitempty"` // switch only: "blue" or "green"
 	Force   bool   `json:"force,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Timeout string `json:"timeout,omitempty"` // Go duration; default from config
+
+	// Switch only.
+	Instant  bool   `json:"instant,omitempty"`
+	DryRun   bool   `json:"dry_run,omitempty"`
+	Steps    []int  `json:"steps,omitempty"`
+	Bake     string `json:"bake,omitempty"`
+	Interval string `json:"interval,omitempty"`
+	Window   string `json:"window,omitempty"`
+}
+
+// hasPlan is true when any switch-only field is set.
+func (r ChangeRequest) hasPlan() bool {
+	return r.Instant || r.DryRun || r.Steps != nil || r.Bake != "" || r.Interval != "" || r.Window != ""
+}
+
+// planOverrides parses the plan fields; the plan itself is validated by the controller.
+func planOverrides(r ChangeRequest) (traffic.PlanOverrides, error) {
+	o := traffic.PlanOverrides{Steps: r.Steps}
+	for _, f := range []struct {
+		name, value string
+		dst         **time.Duration
+	}{{"bake", r.Bake, &o.Bake}, {"interval", r.Interval, &o.Interval}, {"window", r.Window, &o.Window}} {
+		if f.value == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.value)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			return o, fmt.Errorf("%s: %q is not a duration between 0 and 24h", f.name, f.value)
+		}
+		*f.dst = &d
+	}
+	return o, nil
 }
 
 // ErrorBody is every error response.
@@ -59,7 +92,9 @@ func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.
 		}
 		to = c
 	case req.To != "":
-		return req, "", 0, errors.New("to: not allowed on abort")
+		return req, "", 0, errors.New("to: not allowed except on switch")
+	case req.hasPlan():
+		return req, "", 0, errors.New("instant, dry_run, steps, bake, interval, window: not allowed except on switch")
 	}
 	var timeout time.Duration
 	if req.Timeout != "" {

@@ -19,6 +19,10 @@ import (
 type Controller interface {
 	Switch(ctx context.Context, req traffic.Request) (traffic.Result, error)
 	Abort(ctx context.Context, req traffic.Request) (traffic.Result, error)
+	Pause(ctx context.Context, req traffic.Request) (traffic.Result, error)
+	Resume(ctx context.Context, req traffic.Request) (traffic.Result, error)
+	Promote(ctx context.Context, req traffic.Request) (traffic.Result, error)
+	DryRun(ctx context.Context, req traffic.Request) (traffic.DryRunReport, error)
 	Status(name string) (traffic.Status, error)
 	StatusAll() []traffic.Status
 	Missing() []string
@@ -62,9 +66,17 @@ func Handler(c Controller, o Options) http.Handler {
 	mux.HandleFunc("GET /v1/proxies", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o.Proxies())
 	})
-	change := func(isSwitch bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			body, to, timeout, err := decodeChange(r.Body, isSwitch)
+	ops := map[string]func(context.Context, traffic.Request) (traffic.Result, error){
+		"switch": c.Switch, "abort": c.Abort, "pause": c.Pause, "resume": c.Resume, "promote": c.Promote,
+	}
+	for name, op := range ops {
+		mux.HandleFunc("POST /v1/services/{name}/"+name, func(w http.ResponseWriter, r *http.Request) {
+			body, to, timeout, err := decodeChange(r.Body, name == "switch")
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+				return
+			}
+			plan, err := planOverrides(body)
 			if err != nil {
 				writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 				return
@@ -72,10 +84,16 @@ func Handler(c Controller, o Options) http.Handler {
 			if timeout == 0 {
 				timeout = o.DefaultTimeout
 			}
-			req := traffic.Request{Service: r.PathValue("name"), To: to, Force: body.Force, Reason: body.Reason, Timeout: timeout}
-			op := c.Abort
-			if isSwitch {
-				op = c.Switch
+			req := traffic.Request{Service: r.PathValue("name"), To: to, Instant: body.Instant, Plan: plan,
+				Force: body.Force, Reason: body.Reason, Timeout: timeout}
+			if body.DryRun {
+				rep, err := c.DryRun(r.Context(), req)
+				if err != nil {
+					writeFailure(w, err)
+					return
+				}
+				writeJSON(w, http.StatusOK, rep)
+				return
 			}
 			res, err := op(r.Context(), req)
 			if err != nil {
@@ -87,10 +105,8 @@ func Handler(c Controller, o Options) http.Handler {
 				code = http.StatusGatewayTimeout // applied, but not every proxy holds it
 			}
 			writeJSON(w, code, res)
-		}
+		})
 	}
-	mux.HandleFunc("POST /v1/services/{name}/switch", change(true))
-	mux.HandleFunc("POST /v1/services/{name}/abort", change(false))
 	return logRequests(o.Log, requireToken(o.Token, mux))
 }
 
@@ -103,6 +119,14 @@ func writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusUnprocessableEntity, "empty_fleet", err.Error())
 	case errors.Is(err, state.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, traffic.ErrBusy):
+		writeError(w, http.StatusConflict, "switch_running", err.Error())
+	case errors.Is(err, traffic.ErrNotRunning):
+		writeError(w, http.StatusConflict, "not_running", err.Error())
+	case errors.Is(err, traffic.ErrBadPlan):
+		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
+	case errors.Is(err, traffic.ErrNoAnalysis):
+		writeError(w, http.StatusUnprocessableEntity, "no_analysis", err.Error())
 	case errors.Is(err, traffic.ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 	default:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +81,23 @@ func (f *fakeController) Switch(_ context.Context, req traffic.Request) (traffic
 
 func (f *fakeController) Abort(_ context.Context, req traffic.Request) (traffic.Result, error) {
 	return f.change("Abort", req)
+}
+
+func (f *fakeController) Pause(_ context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change("pause", req)
+}
+
+func (f *fakeController) Resume(_ context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change("resume", req)
+}
+
+func (f *fakeController) Promote(_ context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change("promote", req)
+}
+
+func (f *fakeController) DryRun(_ context.Context, req traffic.Request) (traffic.DryRunReport, error) {
+	_, err := f.change("dry-run", req)
+	return traffic.DryRunReport{Service: req.Service, To: req.To}, err
 }
 
 func (f *fakeController) Status(name string) (traffic.Status, error) {
@@ -375,7 +393,7 @@ func TestChangeRequestReachesController(t *testing.T) {
 				t.Fatalf("status = %d; body %s", resp.StatusCode, raw)
 			}
 			reqs := r.ctrl.Requests()
-			if len(reqs) != 1 || reqs[0] != tc.want {
+			if len(reqs) != 1 || !reflect.DeepEqual(reqs[0], tc.want) {
 				t.Fatalf("controller got %+v, want [%+v]", reqs, tc.want)
 			}
 			wantCall := "Switch"

@@ -54,6 +54,11 @@ func checkConsulAddress(addr string) error {
 		_, _, err := splitListen(addr)
 		return err
 	}
+	return checkHTTPURL(addr)
+}
+
+// checkHTTPURL accepts an http or https URL with a host.
+func checkHTTPURL(addr string) error {
 	u, err := url.Parse(addr)
 	switch {
 	case err != nil:

@@ -6,13 +6,14 @@ import "time"
 
 // Config is the whole control-plane configuration.
 type Config struct {
-	Consul   Consul    `mapstructure:"consul"`
-	XDS      XDS       `mapstructure:"xds"`
-	Admin    Admin     `mapstructure:"admin"`
-	Envoy    Envoy     `mapstructure:"envoy"`
-	Switch   Switch    `mapstructure:"switch"`
-	Log      Log       `mapstructure:"log"`
-	Services []Service `mapstructure:"services"`
+	Consul     Consul     `mapstructure:"consul"`
+	XDS        XDS        `mapstructure:"xds"`
+	Admin      Admin      `mapstructure:"admin"`
+	Envoy      Envoy      `mapstructure:"envoy"`
+	Switch     Switch     `mapstructure:"switch"`
+	Prometheus Prometheus `mapstructure:"prometheus"`
+	Log        Log        `mapstructure:"log"`
+	Services   []Service  `mapstructure:"services"`
 }
 
 // Consul says where fleets and traffic state are read from.
@@ -75,4 +76,6 @@ type Service struct {
 	Port int `mapstructure:"port"`
 	// Protocol is "http1" or "http2" (use http2 for gRPC); Load defaults it to http1.
 	Protocol string `mapstructure:"protocol"`
+	// Analysis configures progressive switches; Load fills absent keys.
+	Analysis Analysis `mapstructure:"analysis"`
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -22,17 +24,34 @@ var defaults = map[string]any{
 	"admin.token":            "",
 	"envoy.listen_address":   "0.0.0.0",
 	"switch.timeout":         30 * time.Second,
+	"prometheus.address":     "", // empty: progressive switches unavailable
 	"log.level":              "info",
 }
 
-// defaultServices fills per-service defaults that viper cannot express for list items.
-func defaultServices(svcs []Service) {
+// defaultServices fills per-service defaults that viper cannot express for
+// list items. set reports whether the file gave a dotted key a non-null value
+// (e.g. "services[0].analysis.margin"); analysis keys are defaulted only when
+// unset, so explicit zeros such as margin: 0 survive.
+func defaultServices(svcs []Service, set func(key string) bool) {
 	for i := range svcs {
 		if svcs[i].ConsulService == "" {
 			svcs[i].ConsulService = svcs[i].Name
 		}
 		if svcs[i].Protocol == "" {
 			svcs[i].Protocol = string(model.ProtocolHTTP1)
+		}
+		defaultAnalysis(&svcs[i].Analysis, fmt.Sprintf("services[%d].analysis.", i), set)
+	}
+}
+
+// defaultAnalysis copies each unset field from DefaultAnalysis; reflection
+// keeps a field added to Analysis from being forgotten here.
+func defaultAnalysis(a *Analysis, prefix string, set func(string) bool) {
+	def := reflect.ValueOf(DefaultAnalysis())
+	dst := reflect.ValueOf(a).Elem()
+	for i, f := range reflect.VisibleFields(dst.Type()) {
+		if !set(prefix + f.Tag.Get("mapstructure")) {
+			dst.Field(i).Set(def.Field(i))
 		}
 	}
 }

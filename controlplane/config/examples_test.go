@@ -43,21 +43,29 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 		t.Fatal("configs/bg.yaml has no services")
 	}
 	first, _ := svcs[0].(map[string]any)
-	for _, f := range reflect.VisibleFields(reflect.TypeOf(Service{})) {
-		if _, ok := first[f.Tag.Get("mapstructure")]; !ok {
-			t.Errorf("configs/bg.yaml services[0] lacks %s", f.Tag.Get("mapstructure"))
-		}
-	}
+	checkHasFields(t, "services[0]", first, Service{})
+	analysis, _ := first["analysis"].(map[string]any)
+	checkHasFields(t, "services[0].analysis", analysis, Analysis{})
 
 	c, err := Load(examplePath("bg.yaml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Service{
-		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2"},
-		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1"},
+		// web spells out every analysis default; api omits the block.
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis()},
+		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis()},
 	}
 	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
 		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)
+	}
+}
+
+func checkHasFields(t *testing.T, at string, m map[string]any, of any) {
+	t.Helper()
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(of)) {
+		if _, ok := m[f.Tag.Get("mapstructure")]; !ok {
+			t.Errorf("configs/bg.yaml %s lacks %s", at, f.Tag.Get("mapstructure"))
+		}
 	}
 }

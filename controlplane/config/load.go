@@ -63,7 +63,12 @@ func Load(path string, overrides map[string]any) (*Config, error) {
 		}
 		return nil, fmt.Errorf("config %s: %w", src, es)
 	}
-	defaultServices(cfg.Services)
+	// Keys lists what was decoded; null values are skipped, so they count as unset.
+	decoded := make(map[string]bool, len(md.Keys))
+	for _, k := range md.Keys {
+		decoded[k] = true
+	}
+	defaultServices(cfg.Services, func(k string) bool { return decoded[k] })
 	return &cfg, nil
 }
 

@@ -80,8 +80,8 @@ func TestLoadFile(t *testing.T) {
 		t.Errorf("defaults lost: %+v", *c)
 	}
 	wantSvcs := []Service{
-		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2"},
-		{Name: "api", ConsulService: "api-v2", Port: 10001, Protocol: "http1"},
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis()},
+		{Name: "api", ConsulService: "api-v2", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis()},
 	}
 	if !reflect.DeepEqual(c.Services, wantSvcs) {
 		t.Errorf("services = %+v, want %+v", c.Services, wantSvcs)
@@ -96,6 +96,7 @@ func TestLoadEnvOverridesFile(t *testing.T) {
 	t.Setenv("BG_ADMIN_TOKEN", "s3cret")
 	t.Setenv("BG_SWITCH_TIMEOUT", "45s")
 	t.Setenv("BG_CONSUL_COLOR_BLUE_TAG", "b") // nested, underscored key
+	t.Setenv("BG_PROMETHEUS_ADDRESS", "http://prometheus:9090")
 	c, err := Load(writeYAML(t, fileYAML), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +113,14 @@ func TestLoadEnvOverridesFile(t *testing.T) {
 	if c.Consul.Color.BlueTag != "b" {
 		t.Errorf("consul.color.blue_tag = %q", c.Consul.Color.BlueTag)
 	}
+	if c.Prometheus.Address != "http://prometheus:9090" {
+		t.Errorf("prometheus.address = %q", c.Prometheus.Address)
+	}
 }
 
-// Every default key must be reachable from the environment.
+// Every default key must be reachable from the environment. Per-service keys
+// (services[i].*, analysis included) live in list items, which viper cannot
+// bind to variables, so they are file-only; see TestLoadAnalysisNotFromEnv.
 func TestLoadEnvReachesEveryKey(t *testing.T) {
 	base, err := Load("", nil)
 	if err != nil {
@@ -192,6 +198,12 @@ func TestLoadBadFiles(t *testing.T) {
 		{"wrong shape", writeYAML(t, "consul: 5\n"), []string{"consul: expected a map"}},
 		{"bare duration", writeYAML(t, "switch:\n  timeout: 30\n"), []string{"switch.timeout: duration 30 has no unit"}},
 		{"bad duration", writeYAML(t, "consul:\n  wait: soon\n"), []string{`consul.wait: "soon" is not a duration`}},
+		{"bare analysis duration", writeYAML(t, "services:\n  - name: web\n    analysis:\n      window: 60\n"),
+			[]string{"services[0].analysis.window: duration 60 has no unit"}},
+		{"unknown analysis key", writeYAML(t, "services:\n  - name: web\n    analysis:\n      margine: 0.2\n"),
+			[]string{"services[0].analysis.margine: unknown key"}},
+		{"steps not a list of numbers", writeYAML(t, "services:\n  - name: web\n    analysis:\n      steps: [1, half, 100]\n"),
+			[]string{"services[0].analysis.steps[1]"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

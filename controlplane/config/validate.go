@@ -32,6 +32,12 @@ func (c *Config) Validate() error {
 	if c.Switch.Timeout <= 0 {
 		es.add("switch.timeout", "must be positive, got %s", c.Switch.Timeout)
 	}
+	// Empty is fine: progressive switches are refused when they start.
+	if a := c.Prometheus.Address; a != "" {
+		if err := checkHTTPURL(a); err != nil {
+			es.add("prometheus.address", "%v", err)
+		}
+	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		es.add("log.level", "%q: must be one of %s", c.Log.Level, strings.Join(logLevels, ", "))
 	}

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 )
 
@@ -22,8 +24,8 @@ func valid() *Config {
 		Switch: Switch{Timeout: 30 * time.Second},
 		Log:    Log{Level: "info"},
 		Services: []Service{
-			{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2"},
-			{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1"},
+			{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis()},
+			{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis()},
 		},
 	}
 }
@@ -90,6 +92,68 @@ func TestValidateRules(t *testing.T) {
 		{"port duplicate", func(c *Config) { c.Services[1].Port = 10000 }, "services[1].port", "10000 already used by services[0]"},
 		{"protocol bad", func(c *Config) { c.Services[1].Protocol = "grpc" }, "services[1].protocol", `"grpc": must be http1 or http2`},
 		{"protocol empty", func(c *Config) { c.Services[1].Protocol = "" }, "services[1].protocol", "must be http1 or http2"},
+
+		// prometheus.address: empty means not configured, which is valid.
+		{"prometheus empty ok", func(c *Config) { c.Prometheus.Address = "" }, "", ""},
+		{"prometheus http ok", func(c *Config) { c.Prometheus.Address = "http://prometheus:9090" }, "", ""},
+		{"prometheus https path ok", func(c *Config) { c.Prometheus.Address = "https://mon.example/prometheus" }, "", ""},
+		{"prometheus host:port", func(c *Config) { c.Prometheus.Address = "prometheus:9090" }, "prometheus.address", "scheme must be http or https"},
+		{"prometheus bare host", func(c *Config) { c.Prometheus.Address = "prometheus" }, "prometheus.address", "scheme must be http or https"},
+		{"prometheus bad scheme", func(c *Config) { c.Prometheus.Address = "ftp://prometheus" }, "prometheus.address", "scheme must be http or https"},
+		{"prometheus no host", func(c *Config) { c.Prometheus.Address = "http://" }, "prometheus.address", "no host"},
+		{"prometheus unparsable", func(c *Config) { c.Prometheus.Address = "http://[::1" }, "prometheus.address", "not a valid URL"},
+
+		// analysis, on services[1]
+		{"requests empty", func(c *Config) { an(c).Requests = " " }, "services[1].analysis.requests", "required"},
+		{"requests parse error", func(c *Config) { an(c).Requests = "sum({{.Cluster)" }, "services[1].analysis.requests", "template: requests:1:"},
+		{"requests unknown field", func(c *Config) { an(c).Requests = "{{.Clustr}}" }, "services[1].analysis.requests", "can't evaluate field Clustr"},
+		{"requests renders empty", func(c *Config) { an(c).Requests = `{{if eq .Color "blue"}}x{{end}}` }, "services[1].analysis.requests", "renders to an empty query"},
+		{"requests custom ok", func(c *Config) {
+			an(c).Requests = `sum(increase(http_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+		}, "", ""},
+		{"errors parse error", func(c *Config) { an(c).Errors = "{{" }, "services[1].analysis.errors", "template: errors:1:"},
+		{"errors empty", func(c *Config) { an(c).Errors = "" }, "services[1].analysis.errors", "required"},
+		{"interval too short", func(c *Config) { an(c).Interval = 999 * time.Millisecond }, "services[1].analysis.interval", "999ms: must be at least 1s"},
+		{"interval 1s ok", func(c *Config) { an(c).Interval = time.Second }, "", ""},
+		{"window too short", func(c *Config) { an(c).Window, an(c).Interval = 1500*time.Millisecond, time.Second }, "services[1].analysis.window", "1.5s: must be at least 2s"},
+		{"window below interval", func(c *Config) { an(c).Window = 5 * time.Second }, "services[1].analysis.window", "5s: must be at least interval (10s)"},
+		{"window equals interval ok", func(c *Config) { an(c).Window = 10 * time.Second }, "", ""},
+		{"window 2s ok", func(c *Config) { an(c).Window, an(c).Interval = 2*time.Second, time.Second }, "", ""},
+		{"steps empty", func(c *Config) { an(c).Steps = []int{} }, "services[1].analysis.steps", "at least one step"},
+		{"steps nil", func(c *Config) { an(c).Steps = nil }, "services[1].analysis.steps", "at least one step"},
+		{"steps just 100 ok", func(c *Config) { an(c).Steps = []int{100} }, "", ""},
+		{"step zero", func(c *Config) { an(c).Steps = []int{0, 100} }, "services[1].analysis.steps", "step 0 (0): must be a percentage in 1..100"},
+		{"step negative", func(c *Config) { an(c).Steps = []int{-5, 100} }, "services[1].analysis.steps", "step 0 (-5): must be a percentage"},
+		{"step over 100", func(c *Config) { an(c).Steps = []int{50, 101, 100} }, "services[1].analysis.steps", "step 1 (101): must be a percentage"},
+		{"steps repeated", func(c *Config) { an(c).Steps = []int{5, 5, 100} }, "services[1].analysis.steps", "step 1 (5): must be greater than step 0 (5)"},
+		{"last step not 100", func(c *Config) { an(c).Steps = []int{1, 50} }, "services[1].analysis.steps", "last step is 50: must be 100"},
+		{"steps 20 ok", func(c *Config) { an(c).Steps = seq(5, 20) }, "", ""},
+		{"steps 21", func(c *Config) { an(c).Steps = append([]int{1}, seq(4, 20)...) }, "services[1].analysis.steps", "21 steps: at most 20"},
+		{"bake negative", func(c *Config) { an(c).Bake = -time.Second }, "services[1].analysis.bake", "-1s: must not be negative"},
+		{"bake zero ok", func(c *Config) { an(c).Bake = 0 }, "", ""},
+		{"min requests zero", func(c *Config) { an(c).MinRequests = 0 }, "services[1].analysis.min_requests", "0: must be a finite number of at least 1"},
+		{"min requests fraction", func(c *Config) { an(c).MinRequests = 0.5 }, "services[1].analysis.min_requests", "at least 1"},
+		{"min requests NaN", func(c *Config) { an(c).MinRequests = math.NaN() }, "services[1].analysis.min_requests", "NaN"},
+		{"min requests Inf", func(c *Config) { an(c).MinRequests = math.Inf(1) }, "services[1].analysis.min_requests", "+Inf"},
+		{"min requests 1 ok", func(c *Config) { an(c).MinRequests = 1 }, "", ""},
+		{"confidence 0.5", func(c *Config) { an(c).Confidence = 0.5 }, "services[1].analysis.confidence", "0.5: must be between 0.5 and 1, exclusive"},
+		{"confidence 1", func(c *Config) { an(c).Confidence = 1 }, "services[1].analysis.confidence", "between 0.5 and 1"},
+		{"confidence percent", func(c *Config) { an(c).Confidence = 99 }, "services[1].analysis.confidence", "99: must be between"},
+		{"confidence NaN", func(c *Config) { an(c).Confidence = math.NaN() }, "services[1].analysis.confidence", "NaN"},
+		{"confidence 0.51 ok", func(c *Config) { an(c).Confidence = 0.51 }, "", ""},
+		{"confidence 0.999 ok", func(c *Config) { an(c).Confidence = 0.999 }, "", ""},
+		{"margin negative", func(c *Config) { an(c).Margin = -0.1 }, "services[1].analysis.margin", "-0.1: must be in 0..10"},
+		{"margin too big", func(c *Config) { an(c).Margin = 10.5 }, "services[1].analysis.margin", "must be in 0..10"},
+		{"margin NaN", func(c *Config) { an(c).Margin = math.NaN() }, "services[1].analysis.margin", "NaN"},
+		{"margin zero ok", func(c *Config) { an(c).Margin = 0 }, "", ""},
+		{"margin 10 ok", func(c *Config) { an(c).Margin = 10 }, "", ""},
+		{"budget below interval", func(c *Config) { an(c).UnavailableBudget = 5 * time.Second }, "services[1].analysis.unavailable_budget", "5s: must be at least interval (10s)"},
+		{"budget equals interval ok", func(c *Config) { an(c).UnavailableBudget = 10 * time.Second }, "", ""},
+		{"on unavailable bad", func(c *Config) { an(c).OnUnavailable = "ignore" }, "services[1].analysis.on_unavailable", `"ignore": must be rollback or hold`},
+		{"on unavailable empty", func(c *Config) { an(c).OnUnavailable = "" }, "services[1].analysis.on_unavailable", "must be rollback or hold"},
+		{"on unavailable hold ok", func(c *Config) { an(c).OnUnavailable = OnUnavailableHold }, "", ""},
+		{"rollback bad", func(c *Config) { an(c).Rollback = "slow" }, "services[1].analysis.rollback", `"slow": must be instant or gradual`},
+		{"rollback gradual ok", func(c *Config) { an(c).Rollback = RollbackGradual }, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,17 +215,24 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Log.Level = "loud"
 	c.Services[1].Port = 10000
 	c.Services[1].Name = "web.v2"
-	c.Services = append(c.Services, Service{Name: "web", ConsulService: "web", Port: 10002, Protocol: "tcp"})
+	c.Services = append(c.Services, Service{Name: "web", ConsulService: "web", Port: 10002, Protocol: "tcp", Analysis: DefaultAnalysis()})
+	c.Prometheus.Address = "prometheus:9090"
+	c.Services[0].Analysis.Margin = -1
+	c.Services[2].Analysis.Steps = []int{50, 25}
 
 	want := Errors{
 		{"consul.kv_prefix", `"/bg": must not start with /`},
 		{"xds.listen", `"x": missing port`},
 		{"admin.token", "required when admin.listen is not loopback (0.0.0.0:9090)"},
+		{"prometheus.address", `"prometheus:9090": URL scheme must be http or https`},
 		{"log.level", `"loud": must be one of debug, info, warn, error`},
+		{"services[0].analysis.margin", "-1: must be in 0..10"},
 		{"services[1].name", `"web.v2": must not contain dots`},
 		{"services[1].port", "10000 already used by services[0]"},
 		{"services[2].name", `"web" already used by services[0]`},
 		{"services[2].protocol", `"tcp": must be http1 or http2`},
+		{"services[2].analysis.steps", "step 1 (25): must be greater than step 0 (50)"},
+		{"services[2].analysis.steps", "last step is 25: must be 100"},
 	}
 	err := c.Validate()
 	got := asErrors(t, err)
@@ -189,4 +260,65 @@ func asErrors(t *testing.T, err error) Errors {
 		t.Fatalf("want config.Errors, got %T: %v", err, err)
 	}
 	return es
+}
+
+// an is the analysis block that TestValidateRules cases mutate.
+func an(c *Config) *Analysis { return &c.Services[1].Analysis }
+
+// seq returns n increasing steps of width step ending at 100.
+func seq(step, n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = 100 - (n-1-i)*step
+	}
+	return s
+}
+
+func TestValidateDefaultAnalysis(t *testing.T) {
+	a := DefaultAnalysis()
+	var es Errors
+	validateAnalysis(&a, "a", &es)
+	if len(es) != 0 {
+		t.Fatalf("defaults invalid:\n%v", es)
+	}
+}
+
+// The default templates are the documented Envoy queries.
+func TestDefaultQueriesRender(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{DefaultRequestsQuery, `sum(increase(envoy_cluster_upstream_rq_total{envoy_cluster_name="web-green"}[1m]))`},
+		{DefaultErrorsQuery, `sum(increase(envoy_cluster_upstream_rq_xx{envoy_cluster_name="web-green",envoy_response_code_class="5"}[1m])) or vector(0)`},
+	} {
+		var out strings.Builder
+		if err := template.Must(template.New("q").Parse(tc.text)).Execute(&out, sampleQueryData); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("got  %s\nwant %s", out.String(), tc.want)
+		}
+	}
+}
+
+// Analysis errors are reported all at once, in field order.
+func TestValidateAnalysisReportsEveryProblem(t *testing.T) {
+	c := valid()
+	a := an(c)
+	a.Requests = "{{.Nope}}"
+	a.Interval = 2 * time.Minute
+	a.Steps = []int{0, 50, 40}
+	a.Confidence = 1
+	a.Rollback = "later"
+	want := Errors{
+		{"services[1].analysis.requests", `template: requests:1:2: executing "requests" at <.Nope>: can't evaluate field Nope in type config.QueryData`},
+		{"services[1].analysis.window", "1m0s: must be at least interval (2m0s)"},
+		{"services[1].analysis.steps", "step 0 (0): must be a percentage in 1..100"},
+		{"services[1].analysis.steps", "step 2 (40): must be greater than step 1 (50)"},
+		{"services[1].analysis.steps", "last step is 40: must be 100"},
+		{"services[1].analysis.confidence", "1: must be between 0.5 and 1, exclusive"},
+		{"services[1].analysis.unavailable_budget", "1m0s: must be at least interval (2m0s)"},
+		{"services[1].analysis.rollback", `"later": must be instant or gradual`},
+	}
+	if got := asErrors(t, c.Validate()); got.Error() != want.Error() {
+		t.Fatalf("got:\n%v\nwant:\n%v", got, want)
+	}
 }

@@ -12,6 +12,10 @@ const (
 	PhaseSwitched Phase = "switched"
 	// PhaseAborted: a switch was undone by hand; traffic is back on Stable.
 	PhaseAborted Phase = "aborted"
+	// PhaseSwitching: a progressive switch (Rollout) is under way.
+	PhaseSwitching Phase = "switching"
+	// PhaseRolledBack: a progressive switch failed its analysis and traffic is back on Stable.
+	PhaseRolledBack Phase = "rolled_back"
 )
 
 // Traffic is the persisted traffic state of one service.
@@ -27,12 +31,17 @@ type Traffic struct {
 	Generation uint64 `json:"generation"`
 	// Reason records why the last change was made.
 	Reason string `json:"reason,omitempty"`
+	// Rollout is the last progressive switch, running or ended.
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // InitialTraffic is the state of a service bg has never seen: all on blue.
 func InitialTraffic() Traffic {
 	return Traffic{Stable: Blue, GreenPercent: 0, Phase: PhaseStable, Generation: 1}
 }
+
+// Switching is true while a progressive switch drives this service.
+func (t Traffic) Switching() bool { return t.Rollout != nil && t.Rollout.Phase.Running() }
 
 // Percent returns the share of traffic of one colour.
 func (t Traffic) Percent(c Color) int {
@@ -67,9 +76,30 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("green_percent %d out of range 0..100", t.GreenPercent)
 	}
 	switch t.Phase {
-	case PhaseStable, PhaseSwitched, PhaseAborted:
+	case PhaseStable, PhaseSwitched, PhaseAborted, PhaseSwitching, PhaseRolledBack:
 	default:
 		return fmt.Errorf("unknown phase %q", t.Phase)
+	}
+	if r := t.Rollout; r != nil {
+		if err := r.Plan.Validate(); err != nil {
+			return fmt.Errorf("rollout.plan.%w", err)
+		}
+		if r.Step < 0 || r.Step >= len(r.Plan.Steps) {
+			return fmt.Errorf("rollout.step %d out of range", r.Step)
+		}
+		if r.From == r.To || r.From != t.Stable {
+			return fmt.Errorf("rollout from %q to %q does not match stable %q", r.From, r.To, t.Stable)
+		}
+		switch r.Phase {
+		case RolloutProgressing, RolloutPaused, RolloutRollingBack, RolloutPromoted, RolloutRolledBack, RolloutAborted:
+		default:
+			return fmt.Errorf("unknown rollout phase %q", r.Phase)
+		}
+		if r.Phase.Running() != (t.Phase == PhaseSwitching) {
+			return fmt.Errorf("rollout phase %q contradicts traffic phase %q", r.Phase, t.Phase)
+		}
+	} else if t.Phase == PhaseSwitching || t.Phase == PhaseRolledBack {
+		return fmt.Errorf("phase %q needs a rollout", t.Phase)
 	}
 	if t.Generation == 0 {
 		return fmt.Errorf("generation must be at least 1")

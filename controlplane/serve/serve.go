@@ -44,6 +44,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		names[s.Name] = s.ConsulService
 	}
 	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, consulkv.New(client, cfg.Consul.KVPrefix), xdsServer, log, traffic.NewMetrics(reg))
+	src, plans, err := analysis(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctrl.SetAnalysis(src, plans)
 
 	// Bind both ports first: a port clash is a startup error, not a hang.
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
@@ -69,16 +74,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}()
 	log.Info("admin API listening", "addr", adminLis.Addr().String())
 
-	src := consulsrc.New(client, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
+	members := consulsrc.New(client, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
 		names, cfg.Consul.Wait, log, reg)
 	for _, s := range services {
-		go src.Watch(ctx, s.Name, ctrl.OnMembership)
+		go members.Watch(ctx, s.Name, ctrl.OnMembership)
 	}
 
 	go func() {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
 		}
+		ctrl.Start(ctx) // resumes switches that were running before a restart
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)

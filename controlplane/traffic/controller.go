@@ -11,6 +11,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
+	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
@@ -38,6 +39,8 @@ type service struct {
 	traffic    model.Traffic
 	index      state.Index
 	loaded     bool
+	// runnerActive: an analysis loop drives this service's switch.
+	runnerActive bool
 }
 
 // Controller keeps the model current and applies traffic changes.
@@ -53,11 +56,16 @@ type Controller struct {
 	names    []string
 	pushed   bool // the full model was loaded into the xDS server
 	loadErr  error
+
+	source fleetmetrics.Source
+	plans  map[string]model.Plan
+	ctx    context.Context // lifetime of analysis loops, set by Start
+	now    func() time.Time
 }
 
 // New builds a controller for the configured services.
 func New(services []model.Service, envoyListenAddress string, store state.Store, pusher Pusher, log *slog.Logger, m *Metrics) *Controller {
-	c := &Controller{store: store, pusher: pusher, log: log, m: m, envoy: envoyListenAddress, services: map[string]*service{}}
+	c := &Controller{store: store, pusher: pusher, log: log, m: m, envoy: envoyListenAddress, services: map[string]*service{}, now: time.Now}
 	for _, s := range services {
 		c.services[s.Name] = &service{cfg: s}
 		c.names = append(c.names, s.Name)
@@ -172,6 +180,17 @@ func (c *Controller) Publish() error {
 	c.pusher.Load(translator.Translate(c.viewLocked()))
 	c.pushed = true
 	return nil
+}
+
+// Start runs analysis loops until ctx ends, resuming any switch that was
+// running when the state was loaded (e.g. after a restart).
+func (c *Controller) Start(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx = ctx
+	for _, name := range c.names {
+		c.ensureRunnerLocked(name)
+	}
 }
 
 // Ready is true once the model has been published.

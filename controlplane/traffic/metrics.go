@@ -8,8 +8,10 @@ import (
 
 // Metrics are the traffic series.
 type Metrics struct {
-	weight     *prometheus.GaugeVec
-	generation *prometheus.GaugeVec
+	weight          *prometheus.GaugeVec
+	generation      *prometheus.GaugeVec
+	analyses        *prometheus.CounterVec
+	rollbackSeconds *prometheus.HistogramVec
 }
 
 // NewMetrics registers the traffic series.
@@ -21,9 +23,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		generation: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_service_generation", Help: "Generation of a service's traffic state.",
 		}, []string{"service"}),
+		analyses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_analyses_total", Help: "Analyses of running switches, by service and outcome (pass, fail, insufficient, invalid, unavailable).",
+		}, []string{"service", "outcome"}),
+		rollbackSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bg_rollback_confirm_seconds",
+			Help:    "Time from the analysis that failed a switch to every proxy ACKing the flip back.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"service"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.weight, m.generation)
+		reg.MustRegister(m.weight, m.generation, m.analyses, m.rollbackSeconds)
 	}
 	return m
 }

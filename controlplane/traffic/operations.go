@@ -2,12 +2,11 @@ package traffic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/rollout"
 	"github.com/bgctl/bg/controlplane/translator"
 	"github.com/bgctl/bg/controlplane/xds"
 )
@@ -16,7 +15,9 @@ import (
 type Request struct {
 	Service string
 	To      model.Color // switch only
-	Force   bool        // allow moving traffic to an empty fleet
+	Instant bool        // switch: move 100% at once, no analysis
+	Plan    PlanOverrides
+	Force   bool // allow moving traffic to an empty fleet
 	Reason  string
 	Timeout time.Duration // how long to wait for ACKs
 }
@@ -28,25 +29,32 @@ type Result struct {
 	Acks    xds.AckResult `json:"acks"`
 }
 
-// Switch moves all of a service's traffic to req.To.
+// Switch moves a service's traffic to req.To: at once with Instant,
+// otherwise step by step, judged against the baseline.
 func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
+	if !req.Instant {
+		return c.startProgressive(ctx, req)
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "instant switch to " + string(req.To)
+	}
 	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color) {
-		reason := req.Reason
-		if reason == "" {
-			reason = "switch to " + string(req.To)
-		}
 		next, changed := switchTo(t, req.To, reason)
 		return next, changed, req.To
 	})
 }
 
-// Abort puts a service's traffic back on its stable colour.
+// Abort puts a service's traffic back on its stable colour, mid-plan too.
 func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
+	if t, err := c.traffic(req.Service); err == nil && t.Switching() {
+		return c.Command(ctx, req.Service, rollout.Abort{Now: c.now(), Reason: req.Reason}, req.Timeout)
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "abort"
+	}
 	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color) {
-		reason := req.Reason
-		if reason == "" {
-			reason = "abort"
-		}
 		next, changed := abort(t, reason)
 		return next, changed, t.Stable
 	})
@@ -54,50 +62,34 @@ func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
 
 type transition func(model.Traffic) (next model.Traffic, changed bool, to model.Color)
 
-// apply persists first and pushes second, so what proxies get is always
-// what a restarted bg would serve. Any failure before the push changes nothing.
+// apply runs an instant change through the same persist-then-push path as
+// progressive switches. Any failure before the push changes nothing.
 func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Result, error) {
-	c.mu.Lock()
-	s := c.services[req.Service]
-	pushed := c.pushed
-	c.mu.Unlock()
-	if s == nil {
-		return Result{}, fmt.Errorf("%w %q", ErrUnknownService, req.Service)
+	s, err := c.lookup(req.Service)
+	if err != nil {
+		return Result{}, err
 	}
-	if !pushed {
-		return Result{}, ErrNotReady
-	}
-
 	s.op.Lock()
 	c.mu.Lock()
-	cur, idx, fleets := s.traffic, s.index, *s.membership
+	cur, fleets := s.traffic, *s.membership
 	c.mu.Unlock()
-	next, changed, to := tr(cur)
-	if changed {
-		if n := len(fleets.Fleet(to).Endpoints); n == 0 && !req.Force {
-			s.op.Unlock()
-			return Result{}, fmt.Errorf("%w: %s has no passing instances of %s; refusing to move traffic there (use --force to override)", ErrEmptyFleet, to, req.Service)
-		}
-		newIdx, err := c.store.Save(ctx, req.Service, next, idx)
-		if err != nil {
-			if errors.Is(err, state.ErrConflict) {
-				c.refresh(ctx, s)
-			}
-			s.op.Unlock()
-			return Result{}, fmt.Errorf("persist traffic state of %s: %w (nothing was changed)", req.Service, err)
-		}
-		c.mu.Lock()
-		s.traffic, s.index = next, newIdx
-		c.mu.Unlock()
-		if _, err := c.pusher.UpdateRoute(req.Service, translator.Route(req.Service, next)); err != nil {
-			s.op.Unlock()
-			return Result{}, err
-		}
-		c.m.setWeights(req.Service, next)
-		c.log.Info("traffic changed", "service", req.Service, "from", describe(cur), "to", describe(next), "reason", next.Reason, "force", req.Force)
+	if cur.Switching() {
+		s.op.Unlock()
+		return Result{}, busy(cur)
 	}
-	s.op.Unlock()
-	return c.waitAcked(ctx, req, changed)
+	next, changed, to := tr(cur)
+	if !changed {
+		s.op.Unlock()
+		return c.waitAcked(ctx, req, false)
+	}
+	if len(fleets.Fleet(to).Endpoints) == 0 && !req.Force {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %s has no passing instances of %s; refusing to move traffic there (use --force to override)", ErrEmptyFleet, to, req.Service)
+	}
+	if err := c.applyLocked(ctx, s, cur, next, []rollout.Action{rollout.Persist, rollout.Push}, req.Timeout); err != nil {
+		return Result{}, err
+	}
+	return c.waitAcked(ctx, req, true)
 }
 
 // waitAcked waits for the route now in force, so repeating a command whose
@@ -117,6 +109,16 @@ func (c *Controller) waitAcked(ctx context.Context, req Request, changed bool) (
 	return Result{Changed: changed, Status: st, Acks: acks}, nil
 }
 
+func (c *Controller) traffic(name string) (model.Traffic, error) {
+	s, err := c.lookup(name)
+	if err != nil {
+		return model.Traffic{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.traffic, nil
+}
+
 // refresh reloads a service's state after a CAS conflict so the next
 // attempt starts from what is stored, and serves that.
 func (c *Controller) refresh(ctx context.Context, s *service) {
@@ -127,6 +129,7 @@ func (c *Controller) refresh(ctx context.Context, s *service) {
 	}
 	c.mu.Lock()
 	s.traffic, s.index = t, idx
+	c.ensureRunnerLocked(s.cfg.Name)
 	c.mu.Unlock()
 	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.Route(s.cfg.Name, t)); err == nil {
 		c.m.setWeights(s.cfg.Name, t)

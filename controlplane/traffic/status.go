@@ -48,6 +48,8 @@ type Status struct {
 	// MembershipReadAt is the last successful Consul read.
 	MembershipReadAt time.Time `json:"membership_read_at,omitzero"`
 	Ignored          []string  `json:"ignored_instances,omitempty"`
+	// Switch is the last progressive switch: plan, step, verdicts, why it holds or ended.
+	Switch *model.Rollout `json:"switch,omitempty"`
 }
 
 // Status reports one service.
@@ -63,6 +65,11 @@ func (c *Controller) Status(name string) (Status, error) {
 		Service: name, Weights: Weights{Blue: t.Percent(model.Blue), Green: t.Percent(model.Green)},
 		Stable: t.Stable, Target: t.Target, Phase: t.Phase, Generation: t.Generation, Reason: t.Reason,
 		Fleets: map[model.Color]FleetStatus{}, MembershipReadAt: s.readAt, Ignored: s.skipped,
+	}
+	if t.Rollout != nil {
+		r := *t.Rollout
+		r.Verdicts = append([]model.StepVerdict(nil), r.Verdicts...)
+		st.Switch = &r
 	}
 	for _, col := range model.Colors {
 		fs := FleetStatus{Versions: []string{}, Members: []Member{}}

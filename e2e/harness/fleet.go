@@ -5,12 +5,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -27,13 +30,27 @@ type BackendOptions struct {
 	Version string // Consul Meta["version"]
 }
 
+// PromQL templates (fleetmetrics/prometheus syntax) for the backends' own
+// counters. No `or vector(0)`: both counters exist at 0 from the start, so
+// an empty result really means "not scraped".
+const (
+	AppRequestsTemplate = `sum(increase(bg_demo_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+	AppErrorsTemplate   = `sum(increase(bg_demo_errors_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+)
+
 // Backend is a gRPC TestService instance on 127.0.0.1. UnaryCall answers
 // with ServerId=ID and Hostname=Color so a caller sees which fleet served it.
+// It also serves Prometheus /metrics on its own port (MetricsAddr).
 type Backend struct {
 	opts   BackendOptions
 	lis    net.Listener
 	srv    *grpc.Server
 	health *health.Server
+
+	metricsLis net.Listener
+	metricsSrv *http.Server
+	requests   prometheus.Counter // bg_demo_requests_total
+	errors     prometheus.Counter // bg_demo_errors_total
 
 	failBits atomic.Uint64 // math.Float64bits of the fail ratio
 	calls    atomic.Int64
@@ -50,6 +67,10 @@ func StartBackend(t TB, o BackendOptions) *Backend {
 		t.Fatalf("harness: backend listen: %v", err)
 	}
 	b := &Backend{opts: o, lis: lis, srv: grpc.NewServer(), health: health.NewServer()}
+	if err := b.serveMetrics(); err != nil {
+		lis.Close()
+		t.Fatalf("harness: backend metrics: %v", err)
+	}
 	testpb.RegisterTestServiceServer(b.srv, &testService{b: b})
 	healthpb.RegisterHealthServer(b.srv, b.health)
 	b.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -58,6 +79,37 @@ func StartBackend(t TB, o BackendOptions) *Backend {
 	t.Cleanup(b.Stop)
 	return b
 }
+
+// serveMetrics exposes the counters from a private registry, so several
+// backends in one test process don't collide and no Go runtime noise shows.
+func (b *Backend) serveMetrics() error {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	labels := prometheus.Labels{"service": b.opts.Service, "color": b.opts.Color}
+	// Plain counters with const labels exist at 0 from the first scrape;
+	// increase() misses a series' first value, so a lazily created series
+	// would hide the first errors.
+	b.requests = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bg_demo_requests_total", Help: "UnaryCalls received.", ConstLabels: labels,
+	})
+	b.errors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bg_demo_errors_total", Help: "UnaryCalls failed on purpose (SetFailRatio).", ConstLabels: labels,
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.requests, b.errors)
+	b.metricsLis = lis
+	b.metricsSrv = &http.Server{
+		Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() { _ = b.metricsSrv.Serve(lis) }()
+	return nil
+}
+
+// MetricsAddr is host:port serving /metrics (Prometheus text format).
+func (b *Backend) MetricsAddr() string { return b.metricsLis.Addr().String() }
 
 // Addr is host:port of the gRPC server.
 func (b *Backend) Addr() string { return b.lis.Addr().String() }
@@ -99,6 +151,7 @@ func (b *Backend) Stop() {
 		case <-time.After(2 * time.Second):
 			b.srv.Stop()
 		}
+		_ = b.metricsSrv.Close()
 	})
 }
 
@@ -140,8 +193,10 @@ type testService struct {
 func (s *testService) UnaryCall(_ context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	b := s.b
 	b.calls.Add(1)
+	b.requests.Inc()
 	if r := math.Float64frombits(b.failBits.Load()); r > 0 && rand.Float64() < r {
 		b.failed.Add(1)
+		b.errors.Inc()
 		return nil, status.Errorf(codes.Unavailable, "harness: injected failure on %s", b.opts.ID)
 	}
 	return &testpb.SimpleResponse{ServerId: b.opts.ID, Hostname: b.opts.Color}, nil

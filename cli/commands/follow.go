@@ -1,0 +1,186 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bgctl/bg/cli/client"
+	"github.com/bgctl/bg/controlplane/admin"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+// pollEvery is how often --wait reads the status.
+const pollEvery = 250 * time.Millisecond
+
+// follow prints a running switch's progress until it ends, and maps the
+// end to an exit code.
+func follow(c *cli.Context, cl *client.Client, svc string) error {
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("wait-timeout"))
+	defer cancel()
+	st, err := cl.Status(ctx, svc)
+	if err != nil {
+		return apiExit(err)
+	}
+	if st.Switch == nil {
+		return cli.Exit("error: no progressive switch to follow", ExitError)
+	}
+	id, last := st.Switch.ID, ""
+	text := c.String("output") != "json"
+	for {
+		if st.Switch == nil || st.Switch.ID != id {
+			return cli.Exit(fmt.Sprintf("error: switch %s was replaced by another change", id), ExitError)
+		}
+		if line := progressLine(st); text && line != last {
+			fmt.Fprintln(c.App.Writer, time.Now().Format("15:04:05"), line)
+			last = line
+		}
+		if !st.Switch.Phase.Running() {
+			return finish(c, st)
+		}
+		select {
+		case <-ctx.Done():
+			if !text {
+				writeJSON(c.App.Writer, st)
+			}
+			return cli.Exit(fmt.Sprintf("error: switch %s still %s after %s", id, st.Switch.Phase, c.Duration("wait-timeout")), ExitTimedOut)
+		case <-time.After(pollEvery):
+		}
+		next, err := cl.Status(ctx, svc)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue // reported as a timeout above
+			}
+			return apiExit(err)
+		}
+		st = next
+	}
+}
+
+// finish reports how a switch ended.
+func finish(c *cli.Context, st traffic.Status) error {
+	r := st.Switch
+	if c.String("output") == "json" {
+		writeJSON(c.App.Writer, st)
+	}
+	switch r.Phase {
+	case model.RolloutPromoted:
+		return nil
+	case model.RolloutRolledBack:
+		return cli.Exit(fmt.Sprintf("switch %s rolled back: %s", r.ID, r.Reason), ExitRolledBack)
+	case model.RolloutAborted:
+		return cli.Exit(fmt.Sprintf("switch %s aborted: %s", r.ID, r.Reason), ExitAborted)
+	}
+	return cli.Exit(fmt.Sprintf("switch %s ended as %s", r.ID, r.Phase), ExitError)
+}
+
+// progressLine is one line of --wait output.
+func progressLine(st traffic.Status) string {
+	r := st.Switch
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "%s %s step %d/%d: blue %d%% green %d%% [%s]", st.Service, r.ID, r.Step+1, len(r.Plan.Steps), st.Weights.Blue, st.Weights.Green, r.Phase)
+	if n := len(r.Verdicts); n > 0 {
+		v := r.Verdicts[n-1]
+		fmt.Fprintf(b, " %s: %s", v.Outcome, v.Reason)
+	}
+	if r.Reason != "" && !r.Phase.Running() || strings.HasPrefix(r.Reason, "holding") {
+		fmt.Fprintf(b, " (%s)", r.Reason)
+	}
+	return b.String()
+}
+
+func parseSteps(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a list of percentages like 1,5,25,50,100", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runDryRun(c *cli.Context, cl *client.Client, svc string, req admin.ChangeRequest) error {
+	rep, err := cl.DryRun(c.Context, svc, req)
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.String("output") == "json" {
+		writeJSON(c.App.Writer, rep)
+		return nil
+	}
+	printDryRun(c.App.Writer, rep)
+	return nil
+}
+
+func printDryRun(w io.Writer, rep traffic.DryRunReport) {
+	p := rep.Plan
+	fmt.Fprintf(w, "switch %s from %s to %s\n", rep.Service, rep.From, rep.To)
+	fmt.Fprintf(w, "  steps %v, bake %s, interval %s, window %s\n", p.Steps, p.Bake.D(), p.Interval.D(), p.Window.D())
+	fmt.Fprintf(w, "  judge: fail when the candidate's error ratio exceeds the baseline's ×%.2f with confidence %.3f; at least %.0f requests per fleet\n", 1+p.Margin, p.Confidence, p.MinRequests)
+	fmt.Fprintf(w, "  metrics unavailable for %s → %s; rollback %s\n", p.UnavailableBudget.D(), p.OnUnavailable, p.Rollback)
+	for _, fs := range []traffic.FleetSample{rep.Candidate, rep.Baseline} {
+		if fs.Error != "" {
+			fmt.Fprintf(w, "  %-5s query failed: %s\n", fs.Color, fs.Error)
+			continue
+		}
+		fmt.Fprintf(w, "  %-5s %.0f requests, %.0f errors in the window\n", fs.Color, fs.Sample.Requests, fs.Sample.Errors)
+	}
+	if rep.Verdict != nil {
+		fmt.Fprintf(w, "  verdict now: %s (%s)\n", rep.Verdict.Outcome, rep.Verdict.Reason)
+	}
+}
+
+// commandOn builds pause, resume and promote.
+func commandOn(name, usage, desc string, force string, send func(*client.Client, context.Context, string, admin.ChangeRequest) (traffic.Result, error)) *cli.Command {
+	flags := []cli.Flag{
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for every proxy to ACK"},
+		&cli.StringFlag{Name: "reason", Usage: "recorded with the change"},
+		outputFlag(),
+	}
+	if force != "" {
+		flags = append(flags, &cli.BoolFlag{Name: "force", Usage: force})
+	}
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: "SERVICE", Description: desc, Flags: flags,
+		Action: func(c *cli.Context) error {
+			svc, err := serviceArg(c)
+			if err != nil {
+				return err
+			}
+			if err := checkOutput(c); err != nil {
+				return err
+			}
+			cl := apiClient(c)
+			return runChange(c, func(ctx context.Context, req admin.ChangeRequest) (traffic.Result, error) {
+				return send(cl, ctx, svc, req)
+			})
+		},
+	}
+}
+
+func pauseCommand() *cli.Command {
+	return commandOn("pause", "stop a running switch from advancing (analysis and rollback go on)",
+		"Example:\n   bg pause web", "", (*client.Client).Pause)
+}
+
+func resumeCommand() *cli.Command {
+	return commandOn("resume", "let a paused switch advance again (the current step bakes again)",
+		"Example:\n   bg resume web", "", (*client.Client).Resume)
+}
+
+func promoteCommand() *cli.Command {
+	return commandOn("promote", "skip a running switch's remaining steps",
+		"Promotes at the next passing analysis; --force promotes at once and skips analysis\n(recorded as an override).\n\nExamples:\n   bg promote web\n   bg promote web --force --reason 'metrics outage, verified by hand'",
+		"promote at once, skipping analysis (an override; give --reason)", (*client.Client).Promote)
+}

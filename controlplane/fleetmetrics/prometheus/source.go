@@ -1,0 +1,167 @@
+// Package prometheus reads fleet request and error counts from Prometheus
+// with per-service PromQL templates.
+package prometheus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/url"
+	"text/template"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/bgctl/bg/controlplane/fleetmetrics"
+	"github.com/bgctl/bg/controlplane/judge"
+)
+
+// DefaultTimeout bounds one query when the caller's context has no deadline,
+// so a wedged Prometheus cannot stall an analysis.
+const DefaultTimeout = 10 * time.Second
+
+// Source implements fleetmetrics.Source with instant queries.
+type Source struct {
+	api      v1.API
+	services map[string]parsed
+	log      *slog.Logger
+}
+
+var _ fleetmetrics.Source = (*Source)(nil)
+
+// New parses every service's templates; address is Prometheus's base URL,
+// e.g. "http://127.0.0.1:9090". log receives query warnings; nil discards.
+func New(address string, templates map[string]Templates, log *slog.Logger) (*Source, error) {
+	u, err := url.Parse(address)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prometheus address %q: want a URL such as http://127.0.0.1:9090", address)
+	}
+	c, err := api.NewClient(api.Config{Address: address})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus address %q: %w", address, err)
+	}
+	s := &Source{api: v1.NewAPI(c), services: make(map[string]parsed, len(templates)), log: log}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for svc, ts := range templates {
+		p, err := parseTemplates(svc, ts)
+		if err != nil {
+			return nil, err
+		}
+		s.services[svc] = p
+	}
+	return s, nil
+}
+
+// Sample runs the service's requests and errors queries. Any failure or a
+// result that is not one finite, non-negative number wraps
+// fleetmetrics.ErrUnavailable.
+func (s *Source) Sample(ctx context.Context, q fleetmetrics.Query) (judge.Sample, error) {
+	p, ok := s.services[q.Service]
+	if !ok {
+		return judge.Sample{}, fmt.Errorf("%w: no query templates for service %q", fleetmetrics.ErrUnavailable, q.Service)
+	}
+	if q.Window < time.Millisecond {
+		return judge.Sample{}, fmt.Errorf("%w: window %v for %s is below PromQL's 1ms resolution", fleetmetrics.ErrUnavailable, q.Window, q.Service)
+	}
+	d := NewTemplateData(q.Service, q.Color, q.Window)
+	// Both queries at one evaluation time, so they count the same scrapes.
+	at := time.Now()
+	req, err := s.value(ctx, "requests", p.requests, d, at)
+	if err != nil {
+		return judge.Sample{}, err
+	}
+	errs, err := s.value(ctx, "errors", p.errors, d, at)
+	if err != nil {
+		return judge.Sample{}, err
+	}
+	return judge.Sample{Requests: req, Errors: errs}, nil
+}
+
+func (s *Source) value(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (float64, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s query for %s %s", fleetmetrics.ErrUnavailable, kind, d.Cluster, fmt.Sprintf(format, args...))
+	}
+	expr, err := render(t, d)
+	if err != nil {
+		return 0, fail("did not render: %v", err)
+	}
+	v, err := s.query(ctx, expr, at)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, kind, d.Cluster, err, expr)
+	}
+	f, why := one(v)
+	if why != "" {
+		return 0, fail("%s [query: %s]", why, expr)
+	}
+	return f, nil
+}
+
+// Check runs a trivial query, so a dry run proves Prometheus answers.
+func (s *Source) Check(ctx context.Context) error {
+	v, err := s.query(ctx, "vector(1)", time.Now())
+	if err != nil {
+		return fmt.Errorf("%w: prometheus check: %w", fleetmetrics.ErrUnavailable, err)
+	}
+	if f, why := one(v); why != "" || f != 1 {
+		return fmt.Errorf("%w: prometheus check: vector(1) %s (value %v)", fleetmetrics.ErrUnavailable, why, f)
+	}
+	return nil
+}
+
+// query also tells Prometheus the deadline, so it stops evaluating a query
+// nobody waits for any more.
+func (s *Source) query(ctx context.Context, expr string, at time.Time) (model.Value, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	dl, _ := ctx.Deadline()
+	v, warns, _, err := s.api.Query(ctx, expr, at, v1.WithTimeout(serverTimeout(time.Until(dl))))
+	for _, w := range warns {
+		s.log.Warn("prometheus query warning", "query", expr, "warning", w)
+	}
+	return v, err
+}
+
+// serverTimeout is whole seconds because client_golang sends
+// Duration.String() and Prometheus 2.x rejects fractions like "9.87s".
+// Rounded down, so Prometheus gives up first and says "timeout".
+func serverTimeout(d time.Duration) time.Duration {
+	return max(d.Truncate(time.Second), time.Second)
+}
+
+// one extracts the single value of an instant query, or says why it can't.
+func one(v model.Value) (float64, string) {
+	vec, ok := v.(model.Vector)
+	if !ok {
+		typ := "nothing"
+		if v != nil {
+			typ = "a " + v.Type().String()
+		}
+		return 0, fmt.Sprintf("returned %s, want an instant vector of one series", typ)
+	}
+	switch len(vec) {
+	case 0:
+		return 0, "returned no series (no data in the window)"
+	case 1:
+	default:
+		return 0, fmt.Sprintf("returned %d series; the template must aggregate them into one, e.g. with sum()", len(vec))
+	}
+	f := float64(vec[0].Value)
+	switch {
+	case math.IsNaN(f):
+		return 0, "returned NaN"
+	case math.IsInf(f, 0):
+		return 0, fmt.Sprintf("returned %v", f)
+	case f < 0:
+		return 0, fmt.Sprintf("returned negative %v", f)
+	}
+	return f, ""
+}

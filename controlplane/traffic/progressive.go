@@ -1,0 +1,163 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/rollout"
+)
+
+// PlanOverrides replace parts of a service's default plan for one switch.
+type PlanOverrides struct {
+	Steps    []int
+	Bake     *time.Duration
+	Interval *time.Duration
+	Window   *time.Duration
+}
+
+// plan merges a service's default plan with overrides and validates it.
+func (c *Controller) plan(service string, o PlanOverrides) (model.Plan, error) {
+	c.mu.Lock()
+	p, ok := c.plans[service]
+	c.mu.Unlock()
+	if !ok {
+		return p, fmt.Errorf("%w: no analysis plan for %s", ErrNoAnalysis, service)
+	}
+	p.Steps = append([]int(nil), p.Steps...)
+	if o.Steps != nil {
+		p.Steps = append([]int(nil), o.Steps...)
+	}
+	if o.Bake != nil {
+		p.Bake = model.Duration(*o.Bake)
+	}
+	if o.Interval != nil {
+		p.Interval = model.Duration(*o.Interval)
+		if p.UnavailableBudget < p.Interval {
+			p.UnavailableBudget = p.Interval
+		}
+	}
+	if o.Window != nil {
+		p.Window = model.Duration(*o.Window)
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrBadPlan, err)
+	}
+	return p, nil
+}
+
+// Plan returns the plan a switch of service would run with these overrides.
+func (c *Controller) Plan(service string, o PlanOverrides) (model.Plan, error) {
+	if _, err := c.Status(service); err != nil {
+		return model.Plan{}, err
+	}
+	return c.plan(service, o)
+}
+
+// startProgressive begins a judged, stepped switch and returns once its
+// first step is ACKed (or the timeout ends); the runner does the rest.
+func (c *Controller) startProgressive(ctx context.Context, req Request) (Result, error) {
+	s, err := c.lookup(req.Service)
+	if err != nil {
+		return Result{}, err
+	}
+	p, err := c.plan(req.Service, req.Plan)
+	if err != nil {
+		return Result{}, err
+	}
+	c.mu.Lock()
+	hasSource := c.source != nil
+	c.mu.Unlock()
+	if !hasSource {
+		return Result{}, fmt.Errorf("%w: set prometheus.address to judge switches, or use --instant", ErrNoAnalysis)
+	}
+	s.op.Lock()
+	c.mu.Lock()
+	cur, fleets := s.traffic, *s.membership
+	c.mu.Unlock()
+	if cur.Switching() {
+		s.op.Unlock()
+		return Result{}, busy(cur)
+	}
+	if cur.Serving() == req.To {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %s already serves all of %s", ErrBadPlan, req.To, req.Service)
+	}
+	if len(fleets.Fleet(req.To).Endpoints) == 0 && !req.Force {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %s has no passing instances of %s; refusing to move traffic there (use --force to override)", ErrEmptyFleet, req.To, req.Service)
+	}
+	next, actions, err := rollout.Decide(cur, rollout.Start{Now: c.now(), To: req.To, Plan: p, Reason: req.Reason})
+	if err != nil {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
+	}
+	if err := c.applyLocked(ctx, s, cur, next, actions, req.Timeout); err != nil {
+		return Result{}, err
+	}
+	return c.waitAcked(ctx, req, true)
+}
+
+// Command applies pause, resume or promote to a running switch.
+func (c *Controller) Command(ctx context.Context, service string, ev rollout.Event, timeout time.Duration) (Result, error) {
+	s, err := c.lookup(service)
+	if err != nil {
+		return Result{}, err
+	}
+	s.op.Lock()
+	c.mu.Lock()
+	cur := s.traffic
+	c.mu.Unlock()
+	next, actions, err := rollout.Decide(cur, ev)
+	if err != nil {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	if actions == nil {
+		s.op.Unlock()
+		return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, false)
+	}
+	if err := c.applyLocked(ctx, s, cur, next, actions, timeout); err != nil {
+		return Result{}, err
+	}
+	return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, true)
+}
+
+func busy(t model.Traffic) error {
+	r := t.Rollout
+	return fmt.Errorf("%w: switch %s from %s to %s is %s at step %d/%d (%d%%); abort, promote or wait for it",
+		ErrBusy, r.ID, r.From, r.To, r.Phase, r.Step+1, len(r.Plan.Steps), r.Percent())
+}
+
+// lookup finds a published service.
+func (c *Controller) lookup(name string) (*service, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.services[name]
+	if s == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownService, name)
+	}
+	if !c.pushed {
+		return nil, ErrNotReady
+	}
+	return s, nil
+}
+
+// Pause stops a running switch from advancing; analysis and rollback go on.
+func (c *Controller) Pause(ctx context.Context, req Request) (Result, error) {
+	return c.Command(ctx, req.Service, rollout.Pause{Now: c.now()}, req.Timeout)
+}
+
+// Resume lets a paused switch advance again after its step bakes anew.
+func (c *Controller) Resume(ctx context.Context, req Request) (Result, error) {
+	return c.Command(ctx, req.Service, rollout.Resume{Now: c.now()}, req.Timeout)
+}
+
+// Promote skips the remaining steps (with Force: and the analysis).
+func (c *Controller) Promote(ctx context.Context, req Request) (Result, error) {
+	if req.Force {
+		c.log.Warn("override: promote --force skips analysis", "service", req.Service, "reason", req.Reason)
+	}
+	return c.Command(ctx, req.Service, rollout.Promote{Now: c.now(), Force: req.Force, Reason: req.Reason}, req.Timeout)
+}

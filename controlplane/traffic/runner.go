@@ -1,0 +1,82 @@
+package traffic
+
+import (
+	"context"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/rollout"
+)
+
+// minQueryTimeout keeps very short intervals from starving slow queries.
+const minQueryTimeout = 2 * time.Second
+
+// ensureRunner starts the analysis loop of a service's running switch,
+// once. Called with c.mu held.
+func (c *Controller) ensureRunnerLocked(name string) {
+	s := c.services[name]
+	if s.runnerActive || !s.traffic.Switching() || c.ctx == nil {
+		return
+	}
+	s.runnerActive = true
+	go c.run(c.ctx, name)
+}
+
+// run analyses every interval and feeds the state machine until the
+// switch ends. The wait comes first, so a resumed switch never acts on
+// takeover alone.
+func (c *Controller) run(ctx context.Context, name string) {
+	s := c.services[name]
+	defer func() {
+		c.mu.Lock()
+		s.runnerActive = false
+		c.ensureRunnerLocked(name) // a new switch may have started meanwhile
+		c.mu.Unlock()
+	}()
+	for {
+		c.mu.Lock()
+		t := s.traffic
+		c.mu.Unlock()
+		if !t.Switching() {
+			return
+		}
+		r := *t.Rollout
+		timer := time.NewTimer(r.Plan.Interval.D())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		a := c.analyse(ctx, name, &r)
+		if err := c.decide(ctx, name, r.ID, a); err != nil {
+			c.log.Warn("analysis step not applied", "service", name, "switch", r.ID, "error", err)
+		}
+	}
+}
+
+// decide applies one analysis if the same switch is still running.
+func (c *Controller) decide(ctx context.Context, name, id string, a rollout.Analysis) error {
+	s := c.services[name]
+	s.op.Lock()
+	c.mu.Lock()
+	cur := s.traffic
+	c.mu.Unlock()
+	if !cur.Switching() || cur.Rollout.ID != id {
+		s.op.Unlock()
+		return nil
+	}
+	next, actions, err := rollout.Decide(cur, a)
+	if err != nil {
+		s.op.Unlock()
+		return err
+	}
+	if actions == nil {
+		// Verdict bookkeeping only: shown in status, persisted with the next step.
+		c.mu.Lock()
+		s.traffic = next
+		c.mu.Unlock()
+		s.op.Unlock()
+		return nil
+	}
+	return c.applyLocked(ctx, s, cur, next, actions, 0)
+}
