@@ -22,22 +22,45 @@ type stack struct {
 	token    string
 	backends map[string]*harness.Backend
 	clients  []*harness.Traffic
+	prom     *harness.Prometheus
+}
+
+// stackOptions shape a stack; the zero value has no Prometheus.
+type stackOptions struct {
+	blue, green int
+	// analysis, if set, starts a real Prometheus scraping every backend
+	// (1 s interval) and gives bg this YAML as the service's analysis block.
+	analysis string
 }
 
 const service = "web"
 
 func newStack(t *testing.T, blue, green int) *stack {
+	return newStackWith(t, stackOptions{blue: blue, green: green})
+}
+
+func newStackWith(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	s := &stack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), backends: map[string]*harness.Backend{}, token: "e2e-secret"}
-	for i := 1; i <= blue; i++ {
+	for i := 1; i <= o.blue; i++ {
 		s.addBackend("blue", i, "v1")
 	}
-	for i := 1; i <= green; i++ {
+	for i := 1; i <= o.green; i++ {
 		s.addBackend("green", i, "v2")
 	}
 	s.xdsAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	s.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
-	path := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin, Token: s.token, Service: service})
+	bc := harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin, Token: s.token, Service: service}
+	if o.analysis != "" {
+		var targets []string
+		for _, b := range s.backends {
+			targets = append(targets, b.MetricsAddr())
+		}
+		s.prom = harness.StartPrometheus(t, targets)
+		s.prom.WaitTargetsUp(30 * time.Second)
+		bc.PrometheusURL, bc.Analysis = s.prom.URL(), o.analysis
+	}
+	path := harness.WriteBGConfig(t, bc)
 	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token})
 	return s
 }
@@ -97,6 +120,24 @@ type statusJSON struct {
 		Connected int `json:"connected"`
 		Acked     int `json:"acked"`
 	} `json:"proxies"`
+	Switch *switchJSON `json:"switch"`
+}
+
+type switchJSON struct {
+	ID       string `json:"id"`
+	Phase    string `json:"phase"`
+	Step     int    `json:"step"`
+	Reason   string `json:"reason"`
+	Verdicts []struct {
+		Step     int    `json:"step"`
+		Percent  int    `json:"percent"`
+		Outcome  string `json:"outcome"`
+		Reason   string `json:"reason"`
+		Analyses int    `json:"analyses"`
+	} `json:"verdicts"`
+	Overrides   []string  `json:"overrides"`
+	DetectedAt  time.Time `json:"detected_at"`
+	ConfirmedAt time.Time `json:"confirmed_at"`
 }
 
 func (s *stack) status() statusJSON {

@@ -80,13 +80,22 @@ func converged(sum float64, steps int) bool {
 func logPMF(x, n, p, q float64) float64 {
 	switch x {
 	case 0:
-		return n * math.Log(q)
+		return n * logOneMinus(p, q)
 	case n:
-		return n * math.Log(p)
+		return n * logOneMinus(q, p)
 	}
 	lc := stirlerr(n) - stirlerr(x) - stirlerr(n-x) - bd0(x, n*p) - bd0(n-x, n*q)
 	lf := math.Log(2*math.Pi) + math.Log(x) + math.Log1p(-x/n)
 	return lc - 0.5*lf
+}
+
+// logOneMinus returns log(1−a) = log(b), from whichever of a and b is
+// small: log(b) of a b near 1 would keep only the rounding of 1−a.
+func logOneMinus(a, b float64) float64 {
+	if a < b {
+		return math.Log1p(-a)
+	}
+	return math.Log(b)
 }
 
 // stirlerr(n) = log(n!) − log(√(2πn)·(n/e)^n), the Stirling series error.

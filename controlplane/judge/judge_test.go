@@ -50,8 +50,9 @@ func TestJudgeTable(t *testing.T) {
 		{"clearly worse", s(2000, 100), s(2000, 20), def, Fail, "worse than baseline ×1.1"},
 		{"baseline clean, candidate 10 errors", s(1000, 10), s(1000, 0), def, Fail, "p=0.0016 < 0.01"},
 		{"baseline clean, candidate 5 errors is not enough", s(1000, 5), s(1000, 0), def, Pass, ""},
-		// 3 vs 0 errors: a z-test on 0.3% vs 0% has zero variance; the exact test knows it is noise.
 		{"small counts", s(1000, 3), s(1000, 0), with(func(p *Params) { p.Margin = 0 }), Pass, "worse than baseline (p=0.13 ≥ 0.01)"},
+		// A two-proportion z-test says p=0.007 here and would roll back on 2 errors.
+		{"1% step, 2 errors", s(200, 2), s(20000, 40), with(func(p *Params) { p.Margin = 0 }), Pass, "(p=0.065 ≥ 0.01)"},
 		{"candidate better", s(2000, 5), s(2000, 40), def, Pass, ""},
 		{"traffic split 10/90 judged per request", s(1000, 20), s(9000, 90), def, Pass, ""},
 		{"traffic split 10/90, candidate 3×", s(1000, 30), s(9000, 90), def, Fail, ""},

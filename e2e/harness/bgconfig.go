@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // BGConfig is what a test or the demo varies in a `bg serve` config.
@@ -11,6 +12,11 @@ type BGConfig struct {
 	ConsulAddr, XDSAddr, AdminAddr string
 	Token                          string // admin.token; empty leaves the loopback API open
 	Service                        string
+	// PrometheusURL, when set, enables progressive switches judged on the
+	// backends' own counters (AppRequestsTemplate, AppErrorsTemplate).
+	PrometheusURL string
+	// Analysis is extra YAML for services[0].analysis, one "key: value" per line.
+	Analysis string
 }
 
 // WriteBGConfig writes a config for one http2 (gRPC) service and returns its path.
@@ -34,6 +40,17 @@ services:
     port: 10000
     protocol: http2
 `, c.ConsulAddr, c.XDSAddr, c.AdminAddr, token, c.Service)
+	if c.PrometheusURL != "" {
+		cfg += "    analysis:\n"
+		cfg += "      requests: '" + AppRequestsTemplate + "'\n"
+		cfg += "      errors: '" + AppErrorsTemplate + "'\n"
+		for _, line := range strings.Split(strings.TrimSpace(c.Analysis), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				cfg += "      " + line + "\n"
+			}
+		}
+		cfg += "prometheus:\n  address: " + c.PrometheusURL + "\n"
+	}
 	path := filepath.Join(t.TempDir(), "bg.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatalf("write bg config: %v", err)

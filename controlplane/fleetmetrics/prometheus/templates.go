@@ -28,8 +28,9 @@ const (
 	EnvoyRequests = `sum(increase(envoy_cluster_upstream_rq_total{envoy_cluster_name="{{.Cluster}}"}[{{.Window}}]))`
 	// EnvoyErrors needs `or vector(0)`: Envoy creates the 5xx series at the
 	// cluster's first 5xx, so a healthy fleet has no series at all. The price:
-	// a typo here reads as zero errors, and the increase up to the series'
-	// first sample is lost (increase() needs two samples).
+	// a typo here reads as zero errors; increase() skips the series' first
+	// value and extrapolates a young series differently from rq_total, so the
+	// ratio is rough until the 5xx series spans the window.
 	EnvoyErrors = `sum(increase(envoy_cluster_upstream_rq_xx{envoy_cluster_name="{{.Cluster}}",envoy_response_code_class="5"}[{{.Window}}])) or vector(0)`
 )
 

@@ -1,0 +1,120 @@
+package model
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validPlan() Plan {
+	return Plan{
+		Steps:             []int{10, 50, 100},
+		Bake:              Duration(time.Minute),
+		Interval:          Duration(10 * time.Second),
+		Window:            Duration(time.Minute),
+		MinRequests:       50,
+		Confidence:        0.99,
+		Margin:            0.1,
+		UnavailableBudget: Duration(time.Minute),
+		OnUnavailable:     OnUnavailableRollback,
+		Rollback:          RollbackInstant,
+	}
+}
+
+func TestPlanValidate(t *testing.T) {
+	steps := func(n int) []int { // n evenly rising steps ending at 100
+		s := make([]int, n)
+		for i := range s {
+			s[i] = (i + 1) * 100 / n
+		}
+		return s
+	}
+	cases := []struct {
+		name   string
+		edit   func(p *Plan)
+		errHas string // "" = valid
+	}{
+		{"valid", func(p *Plan) {}, ""},
+		{"single step of 100", func(p *Plan) { p.Steps = []int{100} }, ""},
+		{"20 steps", func(p *Plan) { p.Steps = steps(20) }, ""},
+		{"step of 1", func(p *Plan) { p.Steps = []int{1, 100} }, ""},
+		{"hold and gradual", func(p *Plan) { p.OnUnavailable, p.Rollback = OnUnavailableHold, RollbackGradual }, ""},
+		{"zero bake", func(p *Plan) { p.Bake = 0 }, ""},
+		{"interval exactly 100ms", func(p *Plan) {
+			p.Interval, p.Window, p.UnavailableBudget = Duration(100*time.Millisecond), Duration(100*time.Millisecond), Duration(100*time.Millisecond)
+		}, ""},
+		{"window equal to interval", func(p *Plan) { p.Window = p.Interval }, ""},
+		{"budget equal to interval", func(p *Plan) { p.UnavailableBudget = p.Interval }, ""},
+		{"min requests exactly 1", func(p *Plan) { p.MinRequests = 1 }, ""},
+		{"margin 0", func(p *Plan) { p.Margin = 0 }, ""},
+		{"margin 10", func(p *Plan) { p.Margin = 10 }, ""},
+		{"confidence just above 0.5", func(p *Plan) { p.Confidence = 0.5000001 }, ""},
+
+		{"no steps", func(p *Plan) { p.Steps = nil }, "got 0"},
+		{"empty steps", func(p *Plan) { p.Steps = []int{} }, "got 0"},
+		{"21 steps", func(p *Plan) { p.Steps = steps(21) }, "got 21"},
+		{"zero step", func(p *Plan) { p.Steps = []int{0, 100} }, "steps[0]"},
+		{"negative step", func(p *Plan) { p.Steps = []int{-10, 100} }, "steps[0]"},
+		{"repeated step", func(p *Plan) { p.Steps = []int{10, 10, 100} }, "steps[1]"},
+		{"falling step", func(p *Plan) { p.Steps = []int{50, 10, 100} }, "steps[1]"},
+		{"step above 100", func(p *Plan) { p.Steps = []int{10, 101} }, "steps[1]"},
+		{"100 twice", func(p *Plan) { p.Steps = []int{100, 100} }, "steps[1]"},
+		{"last step not 100", func(p *Plan) { p.Steps = []int{10, 50} }, "last step must be 100"},
+		{"zero interval", func(p *Plan) { p.Interval = 0 }, "interval"},
+		{"interval just under 100ms", func(p *Plan) { p.Interval = Duration(100*time.Millisecond - 1) }, "interval"},
+		{"window shorter than interval", func(p *Plan) { p.Window = Duration(9 * time.Second) }, "window"},
+		{"negative bake", func(p *Plan) { p.Bake = Duration(-time.Nanosecond) }, "bake"},
+		{"min requests 0", func(p *Plan) { p.MinRequests = 0 }, "min_requests"},
+		// Not covered: NaN or +Inf min_requests pass Plan.Validate (config
+		// validation rejects them, and JSON cannot carry them).
+		{"confidence 0.5", func(p *Plan) { p.Confidence = 0.5 }, "confidence"},
+		{"confidence 1", func(p *Plan) { p.Confidence = 1 }, "confidence"},
+		{"confidence NaN", func(p *Plan) { p.Confidence = math.NaN() }, "confidence"},
+		{"margin negative", func(p *Plan) { p.Margin = -0.01 }, "margin"},
+		{"margin above 10", func(p *Plan) { p.Margin = 10.01 }, "margin"},
+		{"margin NaN", func(p *Plan) { p.Margin = math.NaN() }, "margin"},
+		{"margin +Inf", func(p *Plan) { p.Margin = math.Inf(1) }, "margin"},
+		{"budget shorter than interval", func(p *Plan) { p.UnavailableBudget = Duration(9 * time.Second) }, "unavailable_budget"},
+		{"zero budget", func(p *Plan) { p.UnavailableBudget = 0 }, "unavailable_budget"},
+		{"empty on_unavailable", func(p *Plan) { p.OnUnavailable = "" }, "on_unavailable"},
+		{"unknown on_unavailable", func(p *Plan) { p.OnUnavailable = "Rollback" }, "on_unavailable"},
+		{"empty rollback", func(p *Plan) { p.Rollback = "" }, "rollback"},
+		{"unknown rollback", func(p *Plan) { p.Rollback = "slow" }, "rollback"},
+	}
+	for _, c := range cases {
+		p := validPlan()
+		c.edit(&p)
+		err := p.Validate()
+		switch {
+		case c.errHas == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", c.name, err)
+		case c.errHas != "" && err == nil:
+			t.Errorf("%s: accepted", c.name)
+		case c.errHas != "" && !strings.Contains(err.Error(), c.errHas):
+			t.Errorf("%s: error %q does not mention %q", c.name, err, c.errHas)
+		}
+	}
+}
+
+func TestRolloutPhaseRunning(t *testing.T) {
+	want := map[RolloutPhase]bool{
+		RolloutProgressing: true, RolloutPaused: true, RolloutRollingBack: true,
+		RolloutPromoted: false, RolloutRolledBack: false, RolloutAborted: false, "": false, "bogus": false,
+	}
+	for ph, w := range want {
+		if got := ph.Running(); got != w {
+			t.Errorf("%q.Running() = %v, want %v", ph, got, w)
+		}
+	}
+}
+
+func TestRolloutPercent(t *testing.T) {
+	r := &Rollout{Plan: validPlan()}
+	for step, want := range []int{10, 50, 100} {
+		r.Step = step
+		if got := r.Percent(); got != want {
+			t.Errorf("step %d: %d%%, want %d%%", step, got, want)
+		}
+	}
+}
