@@ -158,6 +158,11 @@ func TestExactTradeoffs(t *testing.T) {
 		t.Logf("exact detection of 2×: baseline %.1f%%: n=%d %.2f%%, n=%d %.2f%%", 100*c.pr,
 			c.less, 100*exactFailRate(c.less, 2*c.pr, c.pr, DefaultParams()), c.n, 100*exactFailRate(c.n, 2*c.pr, c.pr, DefaultParams()))
 	}
+	d := DefaultParams()
+	t.Logf("exact detection at n=2000: 2× over 1%% %.1f%%, 2× over 0.1%% %.1f%%",
+		100*exactFailRate(2000, 0.02, 0.01, d), 100*exactFailRate(2000, 0.002, 0.001, d))
+	t.Logf("exact detection at n=200: 2× over 5%% %.1f%%, 10× over 1%% %.1f%%",
+		100*exactFailRate(200, 0.1, 0.05, d), 100*exactFailRate(200, 0.1, 0.01, d))
 	for _, conf := range []float64{0.99, 0.995, 0.999} {
 		p := DefaultParams()
 		p.Confidence = conf

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -67,7 +68,7 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("window: %s is shorter than the interval %s", p.Window.D(), p.Interval.D())
 	case p.Bake < 0:
 		return fmt.Errorf("bake: negative")
-	case p.MinRequests < 1:
+	case !(p.MinRequests >= 1) || math.IsInf(p.MinRequests, 1):
 		return fmt.Errorf("min_requests: must be at least 1")
 	case !(p.Confidence > 0.5 && p.Confidence < 1):
 		return fmt.Errorf("confidence: must be in (0.5, 1)")

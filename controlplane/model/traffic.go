@@ -87,6 +87,12 @@ func (t Traffic) Validate() error {
 		if r.Step < 0 || r.Step >= len(r.Plan.Steps) {
 			return fmt.Errorf("rollout.step %d out of range", r.Step)
 		}
+		if _, err := ParseColor(string(r.To)); err != nil || r.To != t.Target {
+			return fmt.Errorf("rollout to %q does not match target %q", r.To, t.Target)
+		}
+		if r.Phase.Running() && t.Percent(r.To) != r.Percent() {
+			return fmt.Errorf("rollout step %d (%d%%) does not match %s's share %d%%", r.Step, r.Percent(), r.To, t.Percent(r.To))
+		}
 		if r.From == r.To || r.From != t.Stable {
 			return fmt.Errorf("rollout from %q to %q does not match stable %q", r.From, r.To, t.Stable)
 		}
