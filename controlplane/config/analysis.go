@@ -3,16 +3,14 @@ package config
 import (
 	"time"
 
-	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
 )
 
-// Default PromQL templates, written for Envoy's per-cluster upstream stats
-// as Prometheus scrapes them. Each returns one number for one fleet.
+// Default PromQL templates: Envoy's per-cluster upstream stats, defined
+// once next to the source that runs them.
 const (
-	DefaultRequestsQuery = `sum(increase(envoy_cluster_upstream_rq_total{envoy_cluster_name="{{.Cluster}}"}[{{.Window}}]))`
-	// "or vector(0)": a fleet with no 5xx yet has no series, which means
-	// zero errors, not missing metrics.
-	DefaultErrorsQuery = `sum(increase(envoy_cluster_upstream_rq_xx{envoy_cluster_name="{{.Cluster}}",envoy_response_code_class="5"}[{{.Window}}])) or vector(0)`
+	DefaultRequestsQuery = prometheus.EnvoyRequests
+	DefaultErrorsQuery   = prometheus.EnvoyErrors
 )
 
 // Prometheus says where progressive switches read fleet metrics.
@@ -48,7 +46,7 @@ const (
 // the file; any value given, zero included, is kept, so margin: 0 and
 // bake: 0s mean what they say and interval: 0s is an error, not 10s.
 type Analysis struct {
-	// Requests and Errors are text/template PromQL over QueryData, each
+	// Requests and Errors are text/template PromQL over prometheus.TemplateData, each
 	// returning one fleet's count over the window.
 	Requests string `mapstructure:"requests"`
 	Errors   string `mapstructure:"errors"`
@@ -90,12 +88,4 @@ func DefaultAnalysis() Analysis {
 		OnUnavailable:     OnUnavailableRollback,
 		Rollback:          RollbackInstant,
 	}
-}
-
-// QueryData is what the Requests and Errors templates are executed with.
-type QueryData struct {
-	Service string // bg service name, e.g. "web"
-	Color   model.Color
-	Cluster string // xDS cluster, e.g. "web-green" (model.ClusterName)
-	Window  string // PromQL range, e.g. "1m"
 }

@@ -1,9 +1,10 @@
 package config
 
 import (
+	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
+
 	"math"
 	"strings"
-	"text/template"
 	"time"
 )
 
@@ -16,9 +17,6 @@ const (
 	maxConfidence  = 1   // exclusive: certainty would never fail anything
 	minMinRequests = 1
 )
-
-// sampleQueryData is what templates must execute against without error.
-var sampleQueryData = QueryData{Service: "web", Color: "green", Cluster: "web-green", Window: "1m"}
 
 func validateAnalysis(a *Analysis, at string, es *Errors) {
 	checkQuery(a.Requests, at, "requests", es)
@@ -69,18 +67,8 @@ func checkQuery(text, parent, key string, es *Errors) {
 		es.add(at, "required")
 		return
 	}
-	tmpl, err := template.New(key).Option("missingkey=error").Parse(text)
-	if err != nil {
+	if err := prometheus.ValidateTemplate(text); err != nil {
 		es.add(at, "%v", err)
-		return
-	}
-	var out strings.Builder
-	if err := tmpl.Execute(&out, sampleQueryData); err != nil {
-		es.add(at, "%v", err)
-		return
-	}
-	if strings.TrimSpace(out.String()) == "" {
-		es.add(at, "renders to an empty query")
 	}
 }
 

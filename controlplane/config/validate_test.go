@@ -1,6 +1,10 @@
 package config
 
 import (
+	"github.com/bgctl/bg/controlplane/model"
+
+	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
+
 	"errors"
 	"math"
 	"strings"
@@ -105,13 +109,13 @@ func TestValidateRules(t *testing.T) {
 
 		// analysis, on services[1]
 		{"requests empty", func(c *Config) { an(c).Requests = " " }, "services[1].analysis.requests", "required"},
-		{"requests parse error", func(c *Config) { an(c).Requests = "sum({{.Cluster)" }, "services[1].analysis.requests", "template: requests:1:"},
+		{"requests parse error", func(c *Config) { an(c).Requests = "sum({{.Cluster)" }, "services[1].analysis.requests", "template: query:1:"},
 		{"requests unknown field", func(c *Config) { an(c).Requests = "{{.Clustr}}" }, "services[1].analysis.requests", "can't evaluate field Clustr"},
-		{"requests renders empty", func(c *Config) { an(c).Requests = `{{if eq .Color "blue"}}x{{end}}` }, "services[1].analysis.requests", "renders to an empty query"},
+		{"requests renders empty", func(c *Config) { an(c).Requests = `{{if eq .Color "blue"}}x{{end}}` }, "services[1].analysis.requests", "renders an empty query"},
 		{"requests custom ok", func(c *Config) {
 			an(c).Requests = `sum(increase(http_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
 		}, "", ""},
-		{"errors parse error", func(c *Config) { an(c).Errors = "{{" }, "services[1].analysis.errors", "template: errors:1:"},
+		{"errors parse error", func(c *Config) { an(c).Errors = "{{" }, "services[1].analysis.errors", "template: query:1:"},
 		{"errors empty", func(c *Config) { an(c).Errors = "" }, "services[1].analysis.errors", "required"},
 		{"interval too short", func(c *Config) { an(c).Interval = 999 * time.Millisecond }, "services[1].analysis.interval", "999ms: must be at least 1s"},
 		{"interval 1s ok", func(c *Config) { an(c).Interval = time.Second }, "", ""},
@@ -290,7 +294,8 @@ func TestDefaultQueriesRender(t *testing.T) {
 		{DefaultErrorsQuery, `sum(increase(envoy_cluster_upstream_rq_xx{envoy_cluster_name="web-green",envoy_response_code_class="5"}[1m])) or vector(0)`},
 	} {
 		var out strings.Builder
-		if err := template.Must(template.New("q").Parse(tc.text)).Execute(&out, sampleQueryData); err != nil {
+		data := prometheus.NewTemplateData("web", model.Green, time.Minute)
+		if err := template.Must(template.New("q").Parse(tc.text)).Execute(&out, data); err != nil {
 			t.Fatal(err)
 		}
 		if out.String() != tc.want {
@@ -309,7 +314,7 @@ func TestValidateAnalysisReportsEveryProblem(t *testing.T) {
 	a.Confidence = 1
 	a.Rollback = "later"
 	want := Errors{
-		{"services[1].analysis.requests", `template: requests:1:2: executing "requests" at <.Nope>: can't evaluate field Nope in type config.QueryData`},
+		{"services[1].analysis.requests", `template: query:1:2: executing "query" at <.Nope>: can't evaluate field Nope in type prometheus.TemplateData`},
 		{"services[1].analysis.window", "1m0s: must be at least interval (2m0s)"},
 		{"services[1].analysis.steps", "step 0 (0): must be a percentage in 1..100"},
 		{"services[1].analysis.steps", "step 2 (40): must be greater than step 1 (50)"},

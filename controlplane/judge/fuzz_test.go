@@ -67,3 +67,38 @@ func badCounts(s Sample) bool {
 	}
 	return s.Errors > s.Requests*(1+1e-9)
 }
+
+// FuzzJudgeCounts stays among valid whole counts, where FuzzJudge rarely
+// lands: more candidate errors never raise the p-value, more baseline
+// errors never lower it.
+func FuzzJudgeCounts(f *testing.F) {
+	f.Add(uint32(2000), uint32(40), uint32(2000), uint32(20), uint8(10))
+	f.Add(uint32(200), uint32(2), uint32(20000), uint32(40), uint8(0))
+	f.Add(uint32(1<<31), uint32(1<<30), uint32(1000), uint32(0), uint8(255))
+	f.Fuzz(func(t *testing.T, nc, ec, nb, eb uint32, margin uint8) {
+		ec, eb = min(ec, nc), min(eb, nb)
+		p := DefaultParams()
+		p.MinRequests, p.Margin = 1, float64(margin)/100
+		judge := func(ec, eb uint32) Verdict {
+			return Judge(Sample{float64(nc), float64(ec)}, Sample{float64(nb), float64(eb)}, p)
+		}
+		v := judge(ec, eb)
+		if nc == 0 || nb == 0 {
+			if v.Outcome != Insufficient {
+				t.Fatalf("no traffic judged %s", v.Outcome)
+			}
+			return
+		}
+		checkVerdict(t, v, p)
+		if ec < nc {
+			if w := judge(ec+1, eb); w.PValue > v.PValue*(1+1e-9) {
+				t.Fatalf("candidate errors %d→%d raised p %v→%v", ec, ec+1, v.PValue, w.PValue)
+			}
+		}
+		if eb < nb {
+			if w := judge(ec, eb+1); w.PValue < v.PValue*(1-1e-9) {
+				t.Fatalf("baseline errors %d→%d lowered p %v→%v", eb, eb+1, v.PValue, w.PValue)
+			}
+		}
+	})
+}

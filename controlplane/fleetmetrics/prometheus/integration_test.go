@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	pmodel "github.com/prometheus/common/model"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
@@ -67,11 +70,14 @@ func TestEnvoyTemplatesAgainstRealPrometheus(t *testing.T) {
 		}
 	}
 
-	// The 5xx series appears with its first errors already counted; only
-	// what follows its first scrape shows in increase().
+	// The 5xx series appears with its first errors already counted, and
+	// increase() never sees those: only what follows its first scrape.
 	xx.WithLabelValues("web-green", "5").Add(5)
 	total.WithLabelValues("web-green").Add(5)
-	time.Sleep(1500 * time.Millisecond)
+	waitSeries(t, pr.URL(), `envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"}`)
+	if s, err := src.Sample(context.Background(), green); err != nil || s.Errors != 0 {
+		t.Fatalf("after the first 5 errors: %+v, %v; want 0 errors", s, err)
+	}
 	xx.WithLabelValues("web-green", "5").Add(10)
 	total.WithLabelValues("web-green").Add(10)
 	// A fractional deadline: the server-side timeout must still parse.
@@ -81,8 +87,29 @@ func TestEnvoyTemplatesAgainstRealPrometheus(t *testing.T) {
 		t.Fatalf("Sample with a 2.5 s deadline: %v", err)
 	}
 	s = waitSample(t, src, green, func(s judge.Sample) bool { return s.Errors >= 10 })
-	// Extrapolation of the young series can over- or undercount; log it.
+	// Extrapolating the young series inflates it more than rq_total.
 	t.Logf("after 15 5xx (5 before the series' first scrape): %+v", s)
+}
+
+// waitSeries waits until Prometheus has scraped a series matching sel.
+func waitSeries(t *testing.T, url, sel string) {
+	t.Helper()
+	c, err := api.NewClient(api.Config{Address: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	papi := v1.NewAPI(c)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, _, _, err := papi.Query(context.Background(), sel, time.Now())
+		if vec, ok := v.(pmodel.Vector); err == nil && ok && len(vec) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no series %s: %v, %v", sel, v, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func waitSample(t *testing.T, src *prometheus.Source, q fleetmetrics.Query, done func(judge.Sample) bool) judge.Sample {
