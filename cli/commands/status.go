@@ -63,6 +63,11 @@ func printStatus(w io.Writer, list []traffic.Status) {
 			st.Proxies.Acked, st.Proxies.Connected)
 	}
 	_ = tw.Flush()
+	for _, st := range list {
+		if st.Switch != nil {
+			fmt.Fprintln(w, progressLine(st))
+		}
+	}
 }
 
 func fleet(f traffic.FleetStatus) string {
