@@ -69,7 +69,7 @@ func benchAbortAcked(b *testing.B, n int) {
 	green := false
 	for b.Loop() {
 		green = !green
-		req := traffic.Request{Service: "web", Timeout: time.Minute}
+		req := traffic.Request{Service: "web", Instant: true, Timeout: time.Minute}
 		start := time.Now()
 		var res traffic.Result
 		var err error
