@@ -126,30 +126,9 @@ func runSwitch(c *cli.Context) error {
 }
 
 func abortCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "abort",
-		Usage:     "put all of a service's traffic back on the stable colour",
-		ArgsUsage: "SERVICE",
-		Description: `Returns once every connected proxy using the service's route has ACKed.
-Repeating an abort is safe.
-
-Example:
-   bg abort web`,
-		Flags: changeFlags(),
-		Action: func(c *cli.Context) error {
-			svc, err := serviceArg(c)
-			if err != nil {
-				return err
-			}
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			cl := apiClient(c)
-			return runChange(c, func(ctx context.Context, req admin.ChangeRequest) (traffic.Result, error) {
-				return cl.Abort(ctx, svc, req)
-			})
-		},
-	}
+	return commandOn("abort", "put all of a service's traffic back on the stable colour",
+		"Returns once every connected proxy using the service's route has ACKed.\nWorks mid-plan; repeating an abort is safe.\n\nExample:\n   bg abort web",
+		"move traffic even to a colour with no healthy members", (*client.Client).Abort)
 }
 
 // idleColor is the colour with the least traffic; blue on a tie.

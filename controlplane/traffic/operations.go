@@ -82,14 +82,23 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 		s.op.Unlock()
 		return c.waitAcked(ctx, req, false)
 	}
-	if len(fleets.Fleet(to).Endpoints) == 0 && !req.Force {
+	if err := refuseEmpty(fleets, to, req); err != nil {
 		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %s has no passing instances of %s; refusing to move traffic there (use --force to override)", ErrEmptyFleet, to, req.Service)
+		return Result{}, err
 	}
 	if err := c.applyLocked(ctx, s, cur, next, []rollout.Action{rollout.Persist, rollout.Push}, req.Timeout); err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, req, true)
+}
+
+// refuseEmpty refuses to move traffic to a colour with no passing
+// instances unless forced.
+func refuseEmpty(fleets model.Membership, to model.Color, req Request) error {
+	if len(fleets.Fleet(to).Endpoints) == 0 && !req.Force {
+		return fmt.Errorf("%w: %s has no passing instances of %s; refusing to move traffic there (use --force to override)", ErrEmptyFleet, to, req.Service)
+	}
+	return nil
 }
 
 // waitAcked waits for the route now in force, so repeating a command whose

@@ -84,9 +84,9 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 		s.op.Unlock()
 		return Result{}, fmt.Errorf("%w: %s already serves all of %s", ErrBadPlan, req.To, req.Service)
 	}
-	if len(fleets.Fleet(req.To).Endpoints) == 0 && !req.Force {
+	if err := refuseEmpty(fleets, req.To, req); err != nil {
 		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %s has no passing instances of %s; refusing to move traffic there (use --force to override)", ErrEmptyFleet, req.To, req.Service)
+		return Result{}, err
 	}
 	next, actions, err := rollout.Decide(cur, rollout.Start{Now: c.now(), To: req.To, Plan: p, Reason: req.Reason})
 	if err != nil {
