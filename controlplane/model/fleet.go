@@ -8,6 +8,17 @@ type Endpoint struct {
 	Port    int
 	Weight  uint32 // 1..128, from Consul's Weights.Passing
 	Version string // from service meta "version"
+	// Slot is the host's place in a stateful service (Consul meta "slot"):
+	// a replacement takes the slot of the host it replaces. Empty: the ID.
+	Slot string
+}
+
+// SlotKey is the endpoint's ring-hash key and its pairing key in a roll.
+func (e Endpoint) SlotKey() string {
+	if e.Slot != "" {
+		return e.Slot
+	}
+	return e.ID
 }
 
 // Fleet is the set of passing endpoints of one colour, sorted by ID.

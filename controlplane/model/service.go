@@ -23,7 +23,12 @@ type Service struct {
 	// ListenerPort is the port of the Envoy listener for this service.
 	ListenerPort int
 	Protocol     Protocol
+	Strategy     Strategy // "" means blue-green
+	Affinity     Affinity // rolling services hash sessions onto hosts
 }
+
+// Rolling is true for stateful services switched host by host.
+func (s Service) Rolling() bool { return s.Strategy == StrategyRolling }
 
 // ServiceView is everything the translator needs about one service.
 type ServiceView struct {

@@ -33,6 +33,8 @@ type Traffic struct {
 	Reason string `json:"reason,omitempty"`
 	// Rollout is the last progressive switch, running or ended.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Roll is the last host-by-host switch of a stateful service.
+	Roll *Roll `json:"roll,omitempty"`
 }
 
 // InitialTraffic is the state of a service bg has never seen: all on blue.
@@ -42,6 +44,9 @@ func InitialTraffic() Traffic {
 
 // Switching is true while a progressive switch drives this service.
 func (t Traffic) Switching() bool { return t.Rollout != nil && t.Rollout.Phase.Running() }
+
+// Rolling is true while a host-by-host switch drives this service.
+func (t Traffic) Rolling() bool { return t.Roll != nil && t.Roll.Phase.Running() }
 
 // Percent returns the share of traffic of one colour.
 func (t Traffic) Percent(c Color) int {
@@ -104,8 +109,19 @@ func (t Traffic) Validate() error {
 		if r.Phase.Running() != (t.Phase == PhaseSwitching) {
 			return fmt.Errorf("rollout phase %q contradicts traffic phase %q", r.Phase, t.Phase)
 		}
-	} else if t.Phase == PhaseSwitching || t.Phase == PhaseRolledBack {
-		return fmt.Errorf("phase %q needs a rollout", t.Phase)
+	} else if t.Roll == nil && (t.Phase == PhaseSwitching || t.Phase == PhaseRolledBack) {
+		return fmt.Errorf("phase %q needs a rollout or a roll", t.Phase)
+	}
+	if r := t.Roll; r != nil {
+		if t.Rollout != nil && t.Rollout.Phase.Running() && r.Phase.Running() {
+			return fmt.Errorf("a rollout and a roll cannot run at once")
+		}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("roll: %w", err)
+		}
+		if r.Phase.Running() && (t.Phase != PhaseSwitching || r.From != t.Stable) {
+			return fmt.Errorf("running roll from %q contradicts phase %q, stable %q", r.From, t.Phase, t.Stable)
+		}
 	}
 	if t.Generation == 0 {
 		return fmt.Errorf("generation must be at least 1")
