@@ -78,4 +78,10 @@ type Service struct {
 	Protocol string `mapstructure:"protocol"`
 	// Analysis configures progressive switches; Load fills absent keys.
 	Analysis Analysis `mapstructure:"analysis"`
+	// Strategy is "blue-green" (default) or "rolling" for stateful services.
+	Strategy string `mapstructure:"strategy"`
+	// Rolling configures rolling switches; Load fills absent keys.
+	Rolling Rolling `mapstructure:"rolling"`
+	// Affinity is required for rolling services.
+	Affinity Affinity `mapstructure:"affinity"`
 }

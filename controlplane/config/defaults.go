@@ -40,18 +40,22 @@ func defaultServices(svcs []Service, set func(key string) bool) {
 		if svcs[i].Protocol == "" {
 			svcs[i].Protocol = string(model.ProtocolHTTP1)
 		}
-		defaultAnalysis(&svcs[i].Analysis, fmt.Sprintf("services[%d].analysis.", i), set)
+		if svcs[i].Strategy == "" {
+			svcs[i].Strategy = string(model.StrategyBlueGreen)
+		}
+		defaultFields(&svcs[i].Analysis, DefaultAnalysis(), fmt.Sprintf("services[%d].analysis.", i), set)
+		defaultFields(&svcs[i].Rolling, DefaultRolling(), fmt.Sprintf("services[%d].rolling.", i), set)
 	}
 }
 
-// defaultAnalysis copies each unset field from DefaultAnalysis; reflection
-// keeps a field added to Analysis from being forgotten here.
-func defaultAnalysis(a *Analysis, prefix string, set func(string) bool) {
-	def := reflect.ValueOf(DefaultAnalysis())
-	dst := reflect.ValueOf(a).Elem()
-	for i, f := range reflect.VisibleFields(dst.Type()) {
+// defaultFields copies each unset field of *dst from def; reflection keeps
+// a field added later from being forgotten here.
+func defaultFields[T any](dst *T, def T, prefix string, set func(string) bool) {
+	defV := reflect.ValueOf(def)
+	dstV := reflect.ValueOf(dst).Elem()
+	for i, f := range reflect.VisibleFields(dstV.Type()) {
 		if !set(prefix + f.Tag.Get("mapstructure")) {
-			dst.Field(i).Set(def.Field(i))
+			dstV.Field(i).Set(defV.Field(i))
 		}
 	}
 }

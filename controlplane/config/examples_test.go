@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -46,6 +47,10 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	checkHasFields(t, "services[0]", first, Service{})
 	analysis, _ := first["analysis"].(map[string]any)
 	checkHasFields(t, "services[0].analysis", analysis, Analysis{})
+	rolling, _ := first["rolling"].(map[string]any)
+	checkHasFields(t, "services[0].rolling", rolling, Rolling{})
+	affinity, _ := first["affinity"].(map[string]any)
+	checkHasFields(t, "services[0].affinity", affinity, Affinity{})
 
 	c, err := Load(examplePath("bg.yaml"), nil)
 	if err != nil {
@@ -53,8 +58,10 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	}
 	want := []Service{
 		// web spells out every analysis default; api omits the block.
-		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis()},
-		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis()},
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
+		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
+		{Name: "sessions", ConsulService: "sessions", Port: 10002, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "rolling",
+			Rolling: func() Rolling { r := DefaultRolling(); r.DrainTimeout = 20 * time.Second; return r }(), Affinity: Affinity{Header: "x-session"}},
 	}
 	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
 		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -33,6 +34,7 @@ func validateServices(svcs []Service, es *Errors) {
 		} else {
 			ports[s.Port] = i
 		}
+		validateStrategy(s, at, es)
 		switch model.Protocol(s.Protocol) {
 		case model.ProtocolHTTP1, model.ProtocolHTTP2:
 		default:
@@ -56,4 +58,40 @@ func checkServiceName(name string) string {
 		return fmt.Sprintf("%q: must be lowercase letters, digits and inner dashes", name)
 	}
 	return ""
+}
+
+func validateStrategy(s Service, at string, es *Errors) {
+	switch model.Strategy(s.Strategy) {
+	case model.StrategyBlueGreen, "": // "" only in configs built by hand; Load fills blue-green
+		return
+	case model.StrategyRolling:
+	default:
+		es.add(at+".strategy", "%q: must be %s or %s", s.Strategy, model.StrategyBlueGreen, model.StrategyRolling)
+		return
+	}
+	if s.Affinity.Header == "" && s.Affinity.Cookie == "" {
+		es.add(at+".affinity", "a rolling service needs affinity.header or affinity.cookie to keep sessions on their host")
+	}
+	if h := s.Affinity.Header; h != "" && (strings.ToLower(h) != h || strings.ContainsAny(h, " :") || strings.HasSuffix(h, "-bin")) {
+		es.add(at+".affinity.header", "%q: must be a lower-case header name, not ending in -bin", h)
+	}
+	r := s.Rolling
+	if r.MaxUnavailable < 1 {
+		es.add(at+".rolling.max_unavailable", "%d: must be at least 1", r.MaxUnavailable)
+	}
+	if r.MinAvailable < 1 {
+		es.add(at+".rolling.min_available", "%d: must be at least 1", r.MinAvailable)
+	}
+	if r.DrainTimeout < 0 {
+		es.add(at+".rolling.drain_timeout", "%s: must not be negative", r.DrainTimeout)
+	}
+	if r.Bake < 0 {
+		es.add(at+".rolling.bake", "%s: must not be negative", r.Bake)
+	}
+	if r.ReplaceTimeout < time.Second {
+		es.add(at+".rolling.replace_timeout", "%s: must be at least 1s", r.ReplaceTimeout)
+	}
+	if r.Interval < 100*time.Millisecond {
+		es.add(at+".rolling.interval", "%s: must be at least 100ms", r.Interval)
+	}
 }

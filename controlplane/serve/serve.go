@@ -40,7 +40,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var services []model.Service
 	names := map[string]string{}
 	for _, s := range cfg.Services {
-		services = append(services, model.Service{Name: s.Name, ListenerPort: s.Port, Protocol: model.Protocol(s.Protocol)})
+		services = append(services, model.Service{Name: s.Name, ListenerPort: s.Port, Protocol: model.Protocol(s.Protocol),
+			Strategy: model.Strategy(s.Strategy), Affinity: model.Affinity{Header: s.Affinity.Header, Cookie: s.Affinity.Cookie}})
 		names[s.Name] = s.ConsulService
 	}
 	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, consulkv.New(client, cfg.Consul.KVPrefix), xdsServer, log, traffic.NewMetrics(reg))

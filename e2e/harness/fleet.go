@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -28,6 +30,13 @@ type BackendOptions struct {
 	Color   string // "blue" or "green"; Consul tag and the answer's Hostname
 	ID      string // Consul service ID and the answer's ServerId
 	Version string // Consul Meta["version"]
+
+	// Slot, when set, is published as Consul Meta["slot"]: the ring-hash key
+	// of a stateful host, kept by its replacement in a rolling switch.
+	Slot string
+	// SessionHeader is the request metadata key whose value names a session
+	// for Sessions(); default DefaultSessionHeader.
+	SessionHeader string
 }
 
 // PromQL templates (fleetmetrics/prometheus syntax) for the backends' own
@@ -56,6 +65,11 @@ type Backend struct {
 	calls    atomic.Int64
 	failed   atomic.Int64
 	stopOnce sync.Once
+
+	// sessions counts calls per session header value, so a test can see on
+	// the server side which host each session reached.
+	sessMu   sync.Mutex
+	sessions map[string]int64
 }
 
 // StartBackend serves TestService and grpc.health.v1 (SERVING) until Stop
@@ -66,7 +80,10 @@ func StartBackend(t TB, o BackendOptions) *Backend {
 	if err != nil {
 		t.Fatalf("harness: backend listen: %v", err)
 	}
-	b := &Backend{opts: o, lis: lis, srv: grpc.NewServer(), health: health.NewServer()}
+	if o.SessionHeader == "" {
+		o.SessionHeader = DefaultSessionHeader
+	}
+	b := &Backend{opts: o, lis: lis, srv: grpc.NewServer(), health: health.NewServer(), sessions: map[string]int64{}}
 	if err := b.serveMetrics(); err != nil {
 		lis.Close()
 		t.Fatalf("harness: backend metrics: %v", err)
@@ -140,6 +157,14 @@ func (b *Backend) SetServing(ok bool) {
 func (b *Backend) Calls() int64  { return b.calls.Load() }
 func (b *Backend) Failed() int64 { return b.failed.Load() }
 
+// Sessions returns a copy of the calls received per session (value of the
+// SessionHeader metadata); calls without the header are not counted.
+func (b *Backend) Sessions() map[string]int64 {
+	b.sessMu.Lock()
+	defer b.sessMu.Unlock()
+	return maps.Clone(b.sessions)
+}
+
 // Stop closes the server: in-flight calls get up to 2 s to finish.
 func (b *Backend) Stop() {
 	b.stopOnce.Do(func() {
@@ -159,11 +184,15 @@ func (b *Backend) Stop() {
 // Meta version, and a gRPC health check every second that starts passing
 // so the instance is routable at once.
 func (b *Backend) Register(c *api.Client) error {
+	meta := map[string]string{"version": b.opts.Version}
+	if b.opts.Slot != "" {
+		meta["slot"] = b.opts.Slot
+	}
 	return c.Agent().ServiceRegister(&api.AgentServiceRegistration{
 		ID:      b.opts.ID,
 		Name:    b.opts.Service,
 		Tags:    []string{b.opts.Color},
-		Meta:    map[string]string{"version": b.opts.Version},
+		Meta:    meta,
 		Address: "127.0.0.1",
 		Port:    b.Port(),
 		Check: &api.AgentServiceCheck{
@@ -190,9 +219,14 @@ type testService struct {
 	b *Backend
 }
 
-func (s *testService) UnaryCall(_ context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+func (s *testService) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	b := s.b
 	b.calls.Add(1)
+	if v := metadata.ValueFromIncomingContext(ctx, b.opts.SessionHeader); len(v) > 0 {
+		b.sessMu.Lock()
+		b.sessions[v[0]]++
+		b.sessMu.Unlock()
+	}
 	b.requests.Inc()
 	if r := math.Float64frombits(b.failBits.Load()); r > 0 && rand.Float64() < r {
 		b.failed.Add(1)

@@ -9,8 +9,13 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// VersionMeta is the service meta key whose value status shows as the version.
-const VersionMeta = "version"
+// Service meta keys bg reads.
+const (
+	// VersionMeta is shown in status as the instance's version.
+	VersionMeta = "version"
+	// SlotMeta is a stateful instance's slot: its replacement carries the same value.
+	SlotMeta = "slot"
+)
 
 // toMembership colours passing instances into fleets. Instances that cannot
 // be served (no colour, bad address or port) are skipped with a reason.
@@ -39,7 +44,7 @@ func toMembership(entries []*api.ServiceEntry, rule ColorRule) (model.Membership
 			skipped = append(skipped, fmt.Sprintf("%s: port %d out of range", s.ID, s.Port))
 			continue
 		}
-		ep := model.Endpoint{ID: s.ID, Address: addr, Port: s.Port, Weight: weight(s.Weights.Passing), Version: s.Meta[VersionMeta]}
+		ep := model.Endpoint{ID: s.ID, Address: addr, Port: s.Port, Weight: weight(s.Weights.Passing), Version: s.Meta[VersionMeta], Slot: s.Meta[SlotMeta]}
 		if e.Node != nil {
 			ep.Node = e.Node.Node
 		}
