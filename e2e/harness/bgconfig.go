@@ -17,6 +17,9 @@ type BGConfig struct {
 	PrometheusURL string
 	// Analysis is extra YAML for services[0].analysis, one "key: value" per line.
 	Analysis string
+	// ServiceYAML is extra YAML lines for services[0] itself (e.g. strategy,
+	// rolling, affinity), indented as under "- name:".
+	ServiceYAML string
 }
 
 // WriteBGConfig writes a config for one http2 (gRPC) service and returns its path.
@@ -40,6 +43,11 @@ services:
     port: 10000
     protocol: http2
 `, c.ConsulAddr, c.XDSAddr, c.AdminAddr, token, c.Service)
+	for _, line := range strings.Split(strings.TrimRight(c.ServiceYAML, "\n "), "\n") {
+		if strings.TrimSpace(line) != "" {
+			cfg += "    " + line + "\n"
+		}
+	}
 	if c.PrometheusURL != "" {
 		cfg += "    analysis:\n"
 		cfg += "      requests: '" + AppRequestsTemplate + "'\n"
