@@ -102,6 +102,11 @@ type Roll struct {
 	Reason    string     `json:"reason,omitempty"`
 	StartedAt time.Time  `json:"started_at"`
 	EndedAt   time.Time  `json:"ended_at,omitzero"`
+
+	// Cause is why a rollback began; while it is held, Reason adds why.
+	Cause string `json:"cause,omitempty"`
+	// ByHand: the rollback came from an abort, so it ends aborted.
+	ByHand bool `json:"by_hand,omitempty"`
 }
 
 // Validate rejects rolls that cannot be served.

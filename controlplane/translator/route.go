@@ -3,6 +3,7 @@ package translator
 import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -14,8 +15,17 @@ import (
 const ColorHeader = "x-bg-color"
 
 // Route is the service's only traffic-dependent resource: a switch is an RDS
-// change of this route and nothing else.
+// change of this route and nothing else. It is the route of a blue-green
+// service; ServiceRoute is the one for any service.
 func Route(service string, t model.Traffic) *route.RouteConfiguration {
+	return ServiceRoute(model.Service{Name: service}, t)
+}
+
+// ServiceRoute is Route for any service: a rolling service's actions also
+// hash sessions onto its ring. The roll itself never changes the route.
+func ServiceRoute(s model.Service, t model.Traffic) *route.RouteConfiguration {
+	service := s.Name
+	hash := hashPolicies(s)
 	routes := make([]*route.Route, 0, 3)
 	for _, c := range model.Colors {
 		routes = append(routes, &route.Route{
@@ -29,8 +39,11 @@ func Route(service string, t model.Traffic) *route.RouteConfiguration {
 					}},
 				}},
 			},
+			// Pinned requests keep their affinity too, so a smoke test
+			// sees the hosts its session would.
 			Action: &route.Route_Route{Route: &route.RouteAction{
 				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: model.ClusterName(service, c)},
+				HashPolicy:       hash,
 			}},
 		})
 	}
@@ -46,6 +59,7 @@ func Route(service string, t model.Traffic) *route.RouteConfiguration {
 		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 		Action: &route.Route_Route{Route: &route.RouteAction{
 			ClusterSpecifier: &route.RouteAction_WeightedClusters{WeightedClusters: &route.WeightedCluster{Clusters: split}},
+			HashPolicy:       hash,
 		}},
 	})
 	return &route.RouteConfiguration{
@@ -56,4 +70,32 @@ func Route(service string, t model.Traffic) *route.RouteConfiguration {
 			Routes:  routes,
 		}},
 	}
+}
+
+// hashPolicies pick a rolling service's host on the ring. The header is
+// terminal, so a request carrying it hashes the same whether or not it also
+// has the cookie. Only Envoy knows the cookie policy: grpc-go skips it with a
+// warning (no NACK) and keeps the header one. Envoy mints the cookie (ttl 0s:
+// a browser-session cookie) when a request arrives without it.
+func hashPolicies(s model.Service) []*route.RouteAction_HashPolicy {
+	if !s.Rolling() {
+		return nil
+	}
+	var hp []*route.RouteAction_HashPolicy
+	if h := s.Affinity.Header; h != "" {
+		hp = append(hp, &route.RouteAction_HashPolicy{
+			PolicySpecifier: &route.RouteAction_HashPolicy_Header_{Header: &route.RouteAction_HashPolicy_Header{HeaderName: h}},
+			Terminal:        s.Affinity.Cookie != "",
+		})
+	}
+	if ck := s.Affinity.Cookie; ck != "" {
+		hp = append(hp, &route.RouteAction_HashPolicy{
+			PolicySpecifier: &route.RouteAction_HashPolicy_Cookie_{Cookie: &route.RouteAction_HashPolicy_Cookie{
+				Name: ck,
+				Ttl:  durationpb.New(0),
+				Path: "/",
+			}},
+		})
+	}
+	return hp
 }

@@ -31,11 +31,12 @@ func Translate(v model.View) Resources {
 	for _, s := range v.Services {
 		name := s.Service.Name
 		for _, c := range model.Colors {
-			cn := model.ClusterName(name, c)
-			out.Clusters[cn] = Cluster(s.Service, c)
-			out.Endpoints[cn] = LoadAssignment(name, c, s.Membership.Fleet(c))
+			out.Clusters[model.ClusterName(name, c)] = Cluster(s.Service, c)
 		}
-		out.Routes[name] = Route(name, s.Traffic)
+		for cn, cla := range Endpoints(s) {
+			out.Endpoints[cn] = cla
+		}
+		out.Routes[name] = ServiceRoute(s.Service, s.Traffic)
 		out.Listeners[model.FlavourEnvoy][name] = EnvoyListener(s.Service, v.EnvoyListenAddress)
 		out.Listeners[model.FlavourGRPC][name] = GRPCListener(name)
 	}
