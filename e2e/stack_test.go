@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,25 @@ type switchJSON struct {
 	Overrides   []string  `json:"overrides"`
 	DetectedAt  time.Time `json:"detected_at"`
 	ConfirmedAt time.Time `json:"confirmed_at"`
+}
+
+// statusInto decodes the admin API's status of svc into v (cheap enough
+// to poll every few milliseconds, unlike running the CLI).
+func (s *stack) statusInto(svc string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.admin+"/v1/services/"+svc, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status: HTTP %d", resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func (s *stack) status() statusJSON {

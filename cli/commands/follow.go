@@ -28,6 +28,9 @@ func follow(c *cli.Context, cl *client.Client, svc string) error {
 	if err != nil {
 		return apiExit(err)
 	}
+	if st.Roll != nil && st.Roll.Phase.Running() {
+		return followRoll(c, cl, svc, st, ctx)
+	}
 	if st.Switch == nil {
 		return cli.Exit("error: no progressive switch to follow", ExitError)
 	}

@@ -67,6 +67,9 @@ func printStatus(w io.Writer, list []traffic.Status) {
 		if st.Switch != nil {
 			fmt.Fprintln(w, progressLine(st))
 		}
+		if st.Roll != nil {
+			fmt.Fprintln(w, rollLine(st))
+		}
 	}
 }
 

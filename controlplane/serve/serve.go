@@ -50,6 +50,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	ctrl.SetAnalysis(src, plans)
+	rollParams := map[string]model.RollParams{}
+	for _, s := range cfg.Services {
+		rollParams[s.Name] = s.Rolling.Params()
+	}
+	ctrl.SetRolling(rollParams)
 
 	// Bind both ports first: a port clash is a startup error, not a hang.
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)

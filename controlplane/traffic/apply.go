@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/rollout"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/translator"
 )
@@ -20,10 +18,10 @@ import (
 // Persist comes before Push, so proxies only get what a restart would
 // serve — except a flip back to the stable colour, which is pushed even
 // if the write fails (retried in the background): safety beats bookkeeping.
-func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next model.Traffic, actions []rollout.Action, timeout time.Duration) error {
+func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next model.Traffic, eff effects, timeout time.Duration) error {
 	name := s.cfg.Name
-	confirm := slices.Contains(actions, rollout.Confirm)
-	if slices.Contains(actions, rollout.Persist) {
+	confirm := eff.confirm
+	if eff.persist {
 		c.mu.Lock()
 		idx := s.index
 		c.mu.Unlock()
@@ -48,8 +46,11 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 	s.traffic = next
 	c.ensureRunnerLocked(name)
 	c.mu.Unlock()
-	if slices.Contains(actions, rollout.Push) && next.GreenPercent != cur.GreenPercent {
-		if _, err := c.pusher.UpdateRoute(name, translator.Route(name, next)); err != nil {
+	if eff.pushEndpoints {
+		c.pushEndpointsLocked(s, next)
+	}
+	if eff.pushRoute && next.GreenPercent != cur.GreenPercent {
+		if _, err := c.pusher.UpdateRoute(name, translator.ServiceRoute(s.cfg, next)); err != nil {
 			s.op.Unlock()
 			return err
 		}

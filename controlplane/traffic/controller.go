@@ -57,10 +57,11 @@ type Controller struct {
 	pushed   bool // the full model was loaded into the xDS server
 	loadErr  error
 
-	source fleetmetrics.Source
-	plans  map[string]model.Plan
-	ctx    context.Context // lifetime of analysis loops, set by Start
-	now    func() time.Time
+	source     fleetmetrics.Source
+	plans      map[string]model.Plan
+	rollParams map[string]model.RollParams
+	ctx        context.Context // lifetime of analysis loops, set by Start
+	now        func() time.Time
 }
 
 // New builds a controller for the configured services.
@@ -120,16 +121,12 @@ func (c *Controller) OnMembership(u membership.Update) {
 	if !c.pushed {
 		return
 	}
-	changed := map[string]types.Resource{}
-	for _, col := range model.Colors {
-		if prev == nil || !equalFleet(prev.Fleet(col), m.Fleet(col)) {
-			changed[model.ClusterName(u.Service, col)] = translator.LoadAssignment(u.Service, col, m.Fleet(col))
-		}
-	}
-	if len(changed) == 0 {
+	if prev != nil && equalFleet(prev.Blue, m.Blue) && equalFleet(prev.Green, m.Green) {
 		return
 	}
-	if err := c.pusher.UpdateEndpoints(changed); err != nil {
+	// Both colours: during a roll one cluster serves hosts of both fleets.
+	sv := model.ServiceView{Service: s.cfg, Membership: m, Traffic: s.traffic}
+	if err := c.pusher.UpdateEndpoints(translator.Endpoints(sv)); err != nil {
 		c.log.Error("push endpoints", "service", u.Service, "error", err)
 		return
 	}

@@ -32,6 +32,14 @@ type Result struct {
 // Switch moves a service's traffic to req.To: at once with Instant,
 // otherwise step by step, judged against the baseline.
 func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
+	if svc, err := c.lookup(req.Service); err == nil && svc.cfg.Rolling() {
+		if !req.Instant {
+			return c.startRoll(ctx, req)
+		}
+		if !req.Force {
+			return Result{}, fmt.Errorf("%w: %s is stateful (strategy rolling): an instant switch moves every session at once; use --force to do it anyway", ErrBadPlan, req.Service)
+		}
+	}
 	if !req.Instant {
 		return c.startProgressive(ctx, req)
 	}
@@ -49,6 +57,8 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
 	if t, err := c.traffic(req.Service); err == nil && t.Switching() {
 		return c.Command(ctx, req.Service, rollout.Abort{Now: c.now(), Reason: req.Reason}, req.Timeout)
+	} else if err == nil && t.Rolling() {
+		return c.abortRoll(ctx, req)
 	}
 	reason := req.Reason
 	if reason == "" {
@@ -73,9 +83,9 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 	c.mu.Lock()
 	cur, fleets := s.traffic, *s.membership
 	c.mu.Unlock()
-	if cur.Switching() {
+	if cur.Switching() || cur.Rolling() {
 		s.op.Unlock()
-		return Result{}, busy(cur)
+		return Result{}, busyAny(cur)
 	}
 	next, changed, to := tr(cur)
 	if !changed {
@@ -86,7 +96,7 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 		s.op.Unlock()
 		return Result{}, err
 	}
-	if err := c.applyLocked(ctx, s, cur, next, []rollout.Action{rollout.Persist, rollout.Push}, req.Timeout); err != nil {
+	if err := c.applyLocked(ctx, s, cur, next, effects{persist: true, pushRoute: true}, req.Timeout); err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, req, true)
@@ -140,7 +150,7 @@ func (c *Controller) refresh(ctx context.Context, s *service) {
 	s.traffic, s.index = t, idx
 	c.ensureRunnerLocked(s.cfg.Name)
 	c.mu.Unlock()
-	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.Route(s.cfg.Name, t)); err == nil {
+	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(s.cfg, t)); err == nil {
 		c.m.setWeights(s.cfg.Name, t)
 	}
 }

@@ -76,9 +76,9 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 	c.mu.Lock()
 	cur, fleets := s.traffic, *s.membership
 	c.mu.Unlock()
-	if cur.Switching() {
+	if cur.Switching() || cur.Rolling() {
 		s.op.Unlock()
-		return Result{}, busy(cur)
+		return Result{}, busyAny(cur)
 	}
 	if cur.Serving() == req.To {
 		s.op.Unlock()
@@ -93,7 +93,7 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 		s.op.Unlock()
 		return Result{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
 	}
-	if err := c.applyLocked(ctx, s, cur, next, actions, req.Timeout); err != nil {
+	if err := c.applyLocked(ctx, s, cur, next, rolloutEffects(actions), req.Timeout); err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, req, true)
@@ -118,7 +118,7 @@ func (c *Controller) Command(ctx context.Context, service string, ev rollout.Eve
 		s.op.Unlock()
 		return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, false)
 	}
-	if err := c.applyLocked(ctx, s, cur, next, actions, timeout); err != nil {
+	if err := c.applyLocked(ctx, s, cur, next, rolloutEffects(actions), timeout); err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, true)

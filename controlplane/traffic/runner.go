@@ -14,24 +14,28 @@ const minQueryTimeout = 2 * time.Second
 // once. Called with c.mu held.
 func (c *Controller) ensureRunnerLocked(name string) {
 	s := c.services[name]
-	if s.runnerActive || !s.traffic.Switching() || c.ctx == nil {
+	if s.runnerActive || c.ctx == nil {
 		return
 	}
-	s.runnerActive = true
-	go c.run(c.ctx, name)
+	switch {
+	case s.traffic.Switching():
+		s.runnerActive = true
+		go c.run(c.ctx, name)
+	case s.traffic.Rolling():
+		s.runnerActive = true
+		go func() {
+			defer c.runnerDone(name)
+			c.runRoll(c.ctx, name)
+		}()
+	}
 }
 
 // run analyses every interval and feeds the state machine until the
 // switch ends. The wait comes first, so a resumed switch never acts on
 // takeover alone.
 func (c *Controller) run(ctx context.Context, name string) {
+	defer c.runnerDone(name)
 	s := c.services[name]
-	defer func() {
-		c.mu.Lock()
-		s.runnerActive = false
-		c.ensureRunnerLocked(name) // a new switch may have started meanwhile
-		c.mu.Unlock()
-	}()
 	for {
 		c.mu.Lock()
 		t := s.traffic
@@ -78,5 +82,14 @@ func (c *Controller) decide(ctx context.Context, name, id string, a rollout.Anal
 		s.op.Unlock()
 		return nil
 	}
-	return c.applyLocked(ctx, s, cur, next, actions, 0)
+	return c.applyLocked(ctx, s, cur, next, rolloutEffects(actions), 0)
+}
+
+// runnerDone frees the service for a new loop, starting one if a new
+// switch or roll began meanwhile.
+func (c *Controller) runnerDone(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.services[name].runnerActive = false
+	c.ensureRunnerLocked(name)
 }

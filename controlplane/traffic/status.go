@@ -50,6 +50,9 @@ type Status struct {
 	Ignored          []string  `json:"ignored_instances,omitempty"`
 	// Switch is the last progressive switch: plan, step, verdicts, why it holds or ended.
 	Switch *model.Rollout `json:"switch,omitempty"`
+	// Roll is the last host-by-host switch of a stateful service: each slot's
+	// old host and replacement and where they stand.
+	Roll *model.Roll `json:"roll,omitempty"`
 }
 
 // Status reports one service.
@@ -70,6 +73,11 @@ func (c *Controller) Status(name string) (Status, error) {
 		r := *t.Rollout
 		r.Verdicts = append([]model.StepVerdict(nil), r.Verdicts...)
 		st.Switch = &r
+	}
+	if t.Roll != nil {
+		r := *t.Roll
+		r.Slots = append([]model.Slot(nil), r.Slots...)
+		st.Roll = &r
 	}
 	for _, col := range model.Colors {
 		fs := FleetStatus{Versions: []string{}, Members: []Member{}}

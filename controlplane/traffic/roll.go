@@ -1,0 +1,161 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/judge"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/rolling"
+)
+
+// SetRolling gives each rolling service its roll parameters.
+func (c *Controller) SetRolling(params map[string]model.RollParams) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rollParams = params
+}
+
+func rollingEffects(a []rolling.Action) effects {
+	return effects{
+		persist:       slices.Contains(a, rolling.Persist),
+		pushRoute:     slices.Contains(a, rolling.PushRoute),
+		pushEndpoints: slices.Contains(a, rolling.PushEndpoints),
+		confirm:       slices.Contains(a, rolling.Confirm),
+	}
+}
+
+// startRoll begins a host-by-host switch of a stateful service.
+func (c *Controller) startRoll(ctx context.Context, req Request) (Result, error) {
+	s, err := c.lookup(req.Service)
+	if err != nil {
+		return Result{}, err
+	}
+	c.mu.Lock()
+	params, ok := c.rollParams[req.Service]
+	c.mu.Unlock()
+	if !ok {
+		return Result{}, fmt.Errorf("%w: no rolling parameters for %s", ErrBadPlan, req.Service)
+	}
+	s.op.Lock()
+	c.mu.Lock()
+	cur, fleets := s.traffic, *s.membership
+	c.mu.Unlock()
+	if cur.Switching() {
+		s.op.Unlock()
+		return Result{}, busyAny(cur)
+	}
+	if err := refuseEmpty(fleets, req.To, req); err != nil {
+		s.op.Unlock()
+		return Result{}, err
+	}
+	next, actions, err := rolling.Decide(cur, fleets, rolling.Start{Now: c.now(), To: req.To, Params: params, Reason: req.Reason})
+	if err != nil {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
+	}
+	if err := c.applyLocked(ctx, s, cur, next, rollingEffects(actions), req.Timeout); err != nil {
+		return Result{}, err
+	}
+	return c.waitAcked(ctx, req, true)
+}
+
+// abortRoll reverses a running roll, host by host.
+func (c *Controller) abortRoll(ctx context.Context, req Request) (Result, error) {
+	return c.rollEvent(ctx, req.Service, rolling.Abort{Now: c.now(), Reason: orDefault(req.Reason, "aborted by hand")}, req.Timeout)
+}
+
+// rollEvent feeds one event to a service's roll.
+func (c *Controller) rollEvent(ctx context.Context, name string, ev rolling.Event, timeout time.Duration) (Result, error) {
+	s, err := c.lookup(name)
+	if err != nil {
+		return Result{}, err
+	}
+	s.op.Lock()
+	c.mu.Lock()
+	cur, fleets := s.traffic, *s.membership
+	c.mu.Unlock()
+	next, actions, err := rolling.Decide(cur, fleets, ev)
+	if err != nil {
+		s.op.Unlock()
+		return Result{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	if actions == nil {
+		s.op.Unlock()
+		return c.waitAcked(ctx, Request{Service: name, Timeout: timeout}, false)
+	}
+	if err := c.applyLocked(ctx, s, cur, next, rollingEffects(actions), timeout); err != nil {
+		return Result{}, err
+	}
+	return c.waitAcked(ctx, Request{Service: name, Timeout: timeout}, true)
+}
+
+// runRoll re-evaluates a roll every interval until it ends.
+func (c *Controller) runRoll(ctx context.Context, name string) {
+	s := c.services[name]
+	for {
+		c.mu.Lock()
+		t := s.traffic
+		c.mu.Unlock()
+		if !t.Rolling() {
+			return
+		}
+		r := *t.Roll
+		timer := time.NewTimer(r.Params.Interval.D())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		healthy := c.rollHealth(ctx, name, &r)
+		if _, err := c.rollEvent(ctx, name, rolling.Tick{Now: c.now(), Healthy: healthy}, 0); err != nil {
+			c.log.Warn("roll step not applied", "service", name, "roll", r.ID, "error", err)
+		}
+	}
+}
+
+// rollHealth judges the new hosts against the old ones while both serve;
+// nil when there is no verdict (no Prometheus, too little traffic).
+func (c *Controller) rollHealth(ctx context.Context, name string, r *model.Roll) *bool {
+	c.mu.Lock()
+	p, ok := c.plans[name]
+	src := c.source
+	c.mu.Unlock()
+	if !ok || src == nil {
+		return nil
+	}
+	ro := &model.Rollout{From: r.From, To: r.To, Plan: p}
+	cand, base, err := c.sample(ctx, name, ro)
+	if err != nil {
+		return nil
+	}
+	v := judge.Judge(cand, base, judge.Params{Confidence: p.Confidence, Margin: p.Margin, MinRequests: p.MinRequests})
+	switch v.Outcome {
+	case judge.Pass:
+		ok := true
+		return &ok
+	case judge.Fail:
+		bad := false
+		return &bad
+	}
+	return nil
+}
+
+// busyAny names whatever switch or roll is running.
+func busyAny(t model.Traffic) error {
+	if t.Rolling() {
+		r := t.Roll
+		return fmt.Errorf("%w: roll %s from %s to %s is %s; abort it or wait for it", ErrBusy, r.ID, r.From, r.To, r.Phase)
+	}
+	return busy(t)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
