@@ -226,4 +226,59 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("a restarted control plane resumes the roll at the right host", func(t *testing.T) {
+		if err := rs.backends[rollService+"-blue-2"].Register(rs.consul.Client()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // the re-registered host passes its check
+		m := rs.sessions.Mark()
+		stop := rs.watchInvariants(t)
+		rs.mustCLI("switch", rollService, "--to", "blue")
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var st rollStatus
+			if rs.statusInto(rollService, &st) == nil && st.Roll != nil && st.Roll.Phase == "rolling" && st.Roll.Slots[1].State == "draining" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("slot-1 never started draining")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		rs.bg.Restart()
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			var st rollStatus
+			if rs.statusInto(rollService, &st) == nil && st.Roll != nil && !strings.HasPrefix(st.Roll.Phase, "roll") && st.Roll.Phase != "held" {
+				if st.Roll.Phase != "completed" || st.Weights.Blue != 100 {
+					t.Fatalf("after the restart the roll ended %s: %+v", st.Roll.Phase, st.Roll)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("roll did not finish after the restart: %+v", st.Roll)
+			}
+		}
+		changes := stop()
+		t.Logf("slot states in order: %v", changes)
+		for _, slot := range []string{"slot-0", "slot-1", "slot-2", "slot-3"} {
+			n := 0
+			for _, c := range changes {
+				if c == slot+":draining" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%s drained %d times across the restart; changes %v", slot, n, changes)
+			}
+		}
+		if n, errs := rs.sessions.Failed(m); n != 0 {
+			t.Fatalf("%d failed calls across the restart: %v", n, errs)
+		}
+		for id, visits := range rs.sessions.History(m) {
+			if len(visits) != 2 || !strings.Contains(visits[1].Server, "-blue-") {
+				t.Fatalf("session %s across the restarted roll: %+v", id, visits)
+			}
+		}
+	})
 }
