@@ -40,10 +40,9 @@ const maxCountErrors = 5
 // callLog keeps calls compactly: a long run at thousands of calls per
 // second must not balloon, so strings are interned.
 type callLog struct {
-	mu    sync.Mutex
-	recs  []callRec
-	strs  []string
-	index map[string]int32
+	mu   sync.Mutex
+	recs []callRec
+	interner
 }
 
 type callRec struct {
@@ -54,28 +53,7 @@ type callRec struct {
 }
 
 func newCallLog() *callLog {
-	return &callLog{index: map[string]int32{}}
-}
-
-// intern must be called with mu held. Error texts can embed varying
-// details; past a bound they share one slot to cap memory.
-func (l *callLog) intern(s string) int32 {
-	if s == "" {
-		return -1
-	}
-	if i, ok := l.index[s]; ok {
-		return i
-	}
-	if len(l.strs) >= 10000 {
-		s = "(too many distinct strings)"
-		if i, ok := l.index[s]; ok {
-			return i
-		}
-	}
-	i := int32(len(l.strs))
-	l.strs = append(l.strs, s)
-	l.index[s] = i
-	return i
+	return &callLog{}
 }
 
 func (l *callLog) add(start, end time.Time, resp *testpb.SimpleResponse, err error) {
@@ -95,13 +73,6 @@ func (l *callLog) mark() Mark {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return Mark{at: time.Now(), idx: len(l.recs)}
-}
-
-func (l *callLog) str(i int32) string {
-	if i < 0 {
-		return ""
-	}
-	return l.strs[i]
 }
 
 // each visits calls that started at or after m; they all finished after

@@ -182,11 +182,10 @@ func (s *Sessions) WaitFor(t TB, timeout time.Duration, ok func(SessionCounts) b
 // interned indexes, so long runs stay small. Sessions index ids, not the
 // string table, so the table's cap can never merge two sessions.
 type sessionLog struct {
-	ids   []string
-	mu    sync.Mutex
-	recs  []sessionRec
-	strs  []string
-	index map[string]int32
+	ids  []string
+	mu   sync.Mutex
+	recs []sessionRec
+	interner
 }
 
 type sessionRec struct {
@@ -197,35 +196,7 @@ type sessionRec struct {
 }
 
 func newSessionLog(ids []string) *sessionLog {
-	return &sessionLog{ids: ids, index: map[string]int32{}}
-}
-
-// intern must be called with mu held; like callLog it caps distinct
-// strings, since error texts can embed varying details.
-func (l *sessionLog) intern(s string) int32 {
-	if s == "" {
-		return -1
-	}
-	if i, ok := l.index[s]; ok {
-		return i
-	}
-	if len(l.strs) >= 10000 {
-		s = "(too many distinct strings)"
-		if i, ok := l.index[s]; ok {
-			return i
-		}
-	}
-	i := int32(len(l.strs))
-	l.strs = append(l.strs, s)
-	l.index[s] = i
-	return i
-}
-
-func (l *sessionLog) str(i int32) string {
-	if i < 0 {
-		return ""
-	}
-	return l.strs[i]
+	return &sessionLog{ids: ids}
 }
 
 func (l *sessionLog) add(session int32, start, end time.Time, server string, err error) {
