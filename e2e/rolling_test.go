@@ -34,11 +34,17 @@ type rollStack struct {
 }
 
 func newRollStack(t *testing.T) *rollStack {
+	return newRollStackWith(t, rollYAML, nil)
+}
+
+// newRollStackWith registers 4 slots per colour with extra meta and gives
+// bg serviceYAML for the service.
+func newRollStackWith(t *testing.T, serviceYAML string, meta map[string]string) *rollStack {
 	s := &stack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), backends: map[string]*harness.Backend{}, token: "e2e-secret"}
 	for _, color := range []string{"blue", "green"} {
 		for i := 0; i < rollSlots; i++ {
 			id := fmt.Sprintf("%s-%s-%d", rollService, color, i)
-			b := harness.StartBackend(t, harness.BackendOptions{Service: rollService, Color: color, ID: id, Version: color, Slot: fmt.Sprintf("slot-%d", i)})
+			b := harness.StartBackend(t, harness.BackendOptions{Service: rollService, Color: color, ID: id, Version: color, Slot: fmt.Sprintf("slot-%d", i), Meta: meta})
 			if err := b.Register(s.consul.Client()); err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +54,7 @@ func newRollStack(t *testing.T) *rollStack {
 	s.xdsAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	s.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	path := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin,
-		Token: s.token, Service: rollService, ServiceYAML: rollYAML})
+		Token: s.token, Service: rollService, ServiceYAML: serviceYAML})
 	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token})
 	rs := &rollStack{stack: s}
 	rs.sessions = harness.StartSessions(t, harness.SessionOptions{XDSAddr: s.xdsAddr, NodeID: "sessions-client", Service: rollService, Header: "x-session", Sessions: 40, Workers: 4})
@@ -281,4 +287,29 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Consul meta bg-strategy=rolling makes a service stateful without config.
+func TestConsulMetaMarksServiceRolling(t *testing.T) {
+	onlyParams := rollYAML[strings.Index(rollYAML, "rolling:"):] // no strategy, no affinity in config
+	rs := newRollStackWith(t, onlyParams, map[string]string{"bg-strategy": "rolling", "bg-affinity-header": "x-session"})
+	var st struct {
+		Strategy string `json:"strategy"`
+	}
+	if err := rs.statusInto(rollService, &st); err != nil || st.Strategy != "rolling" {
+		t.Fatalf("strategy = %q (%v), want rolling from Consul meta", st.Strategy, err)
+	}
+	m := rs.sessions.Mark()
+	out, errOut, code := rs.cli("switch", rollService, "--to", "green", "--wait")
+	if code != 0 || !strings.Contains(out, "slot-3") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n, errs := rs.sessions.Failed(m); n != 0 {
+		t.Fatalf("%d failed calls: %v", n, errs)
+	}
+	for id, visits := range rs.sessions.History(m) {
+		if len(visits) != 2 {
+			t.Fatalf("session %s visited %+v", id, visits)
+		}
+	}
 }

@@ -14,6 +14,11 @@ type Update struct {
 	Membership model.Membership
 	// Skipped lists instances that had no usable colour, with why.
 	Skipped []string
+	// Rolling is true when a passing instance carries meta bg-strategy=rolling:
+	// the service is stateful even if the config does not say so.
+	Rolling bool
+	// AffinityHeader is meta bg-affinity-header of such an instance, if any.
+	AffinityHeader string
 }
 
 // Source watches fleets and calls fn on every change, until ctx ends.

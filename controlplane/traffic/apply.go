@@ -50,7 +50,7 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 		c.pushEndpointsLocked(s, next)
 	}
 	if eff.pushRoute && next.GreenPercent != cur.GreenPercent {
-		if _, err := c.pusher.UpdateRoute(name, translator.ServiceRoute(s.cfg, next)); err != nil {
+		if _, err := c.pusher.UpdateRoute(name, translator.ServiceRoute(s.effectiveLocked(c), next)); err != nil {
 			s.op.Unlock()
 			return err
 		}

@@ -24,6 +24,8 @@ type Pusher interface {
 	Load(translator.Resources)
 	UpdateRoute(name string, r types.Resource) (uint64, error)
 	UpdateEndpoints(map[string]types.Resource) error
+	// UpdateService adds or replaces one service's resources of every type.
+	UpdateService(translator.Resources) error
 	WaitRoute(ctx context.Context, name string) xds.AckResult
 	RouteStatus(name string) (subscribed, acked int)
 }
@@ -33,6 +35,7 @@ type service struct {
 	op sync.Mutex // serialises switches and aborts of this service
 
 	cfg        model.Service
+	metaRoll   membershipHint    // Consul meta can mark the service stateful
 	membership *model.Membership // nil until the first successful read
 	skipped    []string
 	readAt     time.Time
@@ -118,14 +121,22 @@ func (c *Controller) OnMembership(u membership.Update) {
 	prev := s.membership
 	m := u.Membership
 	s.membership, s.skipped, s.readAt = &m, u.Skipped, time.Now()
+	hint := membershipHint{rolling: u.Rolling, header: u.AffinityHeader}
+	strategyChanged := hint != s.metaRoll
+	s.metaRoll = hint
 	if !c.pushed {
+		return
+	}
+	if strategyChanged {
+		c.log.Info("consul meta changed the service's strategy", "service", u.Service, "rolling", s.effective().Rolling())
+		c.pushServiceLocked(s)
 		return
 	}
 	if prev != nil && equalFleet(prev.Blue, m.Blue) && equalFleet(prev.Green, m.Green) {
 		return
 	}
 	// Both colours: during a roll one cluster serves hosts of both fleets.
-	sv := model.ServiceView{Service: s.cfg, Membership: m, Traffic: s.traffic}
+	sv := model.ServiceView{Service: s.effective(), Membership: m, Traffic: s.traffic}
 	if err := c.pusher.UpdateEndpoints(translator.Endpoints(sv)); err != nil {
 		c.log.Error("push endpoints", "service", u.Service, "error", err)
 		return
@@ -201,7 +212,7 @@ func (c *Controller) viewLocked() model.View {
 	v := model.View{EnvoyListenAddress: c.envoy}
 	for _, name := range c.names {
 		s := c.services[name]
-		sv := model.ServiceView{Service: s.cfg, Traffic: s.traffic}
+		sv := model.ServiceView{Service: s.effective(), Traffic: s.traffic}
 		if s.membership != nil {
 			sv.Membership = *s.membership
 		}

@@ -32,7 +32,7 @@ func (c *Controller) pushEndpointsLocked(s *service, next model.Traffic) {
 		c.mu.Unlock()
 		return
 	}
-	sv := model.ServiceView{Service: s.cfg, Membership: *s.membership, Traffic: next}
+	sv := model.ServiceView{Service: s.effective(), Membership: *s.membership, Traffic: next}
 	c.mu.Unlock()
 	cla := map[string]types.Resource{}
 	for name, r := range translator.Endpoints(sv) {

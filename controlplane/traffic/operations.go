@@ -32,7 +32,7 @@ type Result struct {
 // Switch moves a service's traffic to req.To: at once with Instant,
 // otherwise step by step, judged against the baseline.
 func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
-	if svc, err := c.lookup(req.Service); err == nil && svc.cfg.Rolling() {
+	if svc, err := c.lookup(req.Service); err == nil && svc.effectiveLocked(c).Rolling() {
 		if !req.Instant {
 			return c.startRoll(ctx, req)
 		}
@@ -150,7 +150,7 @@ func (c *Controller) refresh(ctx context.Context, s *service) {
 	s.traffic, s.index = t, idx
 	c.ensureRunnerLocked(s.cfg.Name)
 	c.mu.Unlock()
-	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(s.cfg, t)); err == nil {
+	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(s.effectiveLocked(c), t)); err == nil {
 		c.m.setWeights(s.cfg.Name, t)
 	}
 }

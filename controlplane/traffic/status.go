@@ -37,6 +37,7 @@ type ProxyCounts struct {
 // Status is what `bg status` shows for one service.
 type Status struct {
 	Service    string                      `json:"service"`
+	Strategy   model.Strategy              `json:"strategy"`
 	Weights    Weights                     `json:"weights"`
 	Stable     model.Color                 `json:"stable"`
 	Target     model.Color                 `json:"target,omitempty"`
@@ -65,7 +66,7 @@ func (c *Controller) Status(name string) (Status, error) {
 	}
 	t := s.traffic
 	st := Status{
-		Service: name, Weights: Weights{Blue: t.Percent(model.Blue), Green: t.Percent(model.Green)},
+		Service: name, Strategy: s.effective().Strategy, Weights: Weights{Blue: t.Percent(model.Blue), Green: t.Percent(model.Green)},
 		Stable: t.Stable, Target: t.Target, Phase: t.Phase, Generation: t.Generation, Reason: t.Reason,
 		Fleets: map[model.Color]FleetStatus{}, MembershipReadAt: s.readAt, Ignored: s.skipped,
 	}

@@ -116,6 +116,32 @@ func (s *Server) UpdateRoute(name string, r types.Resource) (uint64, error) {
 	return s.routeCounter, nil
 }
 
+// UpdateService adds or replaces the given resources (one service's) of
+// every type; others are left alone.
+func (s *Server) UpdateService(r translator.Resources) error {
+	if err := s.clusters.UpdateResources(r.Clusters, nil); err != nil {
+		return err
+	}
+	if err := s.endpoints.UpdateResources(r.Endpoints, nil); err != nil {
+		return err
+	}
+	for f, ls := range r.Listeners {
+		if err := s.listeners[f].UpdateResources(ls, nil); err != nil {
+			return err
+		}
+	}
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	if err := s.routes.UpdateResources(r.Routes, nil); err != nil {
+		return err
+	}
+	s.routeCounter++
+	for name := range r.Routes {
+		s.routeVersions[name] = s.routeCounter
+	}
+	return nil
+}
+
 // UpdateEndpoints pushes changed load assignments in one batch.
 func (s *Server) UpdateEndpoints(cla map[string]types.Resource) error {
 	return s.endpoints.UpdateResources(cla, nil)

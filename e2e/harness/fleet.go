@@ -37,6 +37,8 @@ type BackendOptions struct {
 	// SessionHeader is the request metadata key whose value names a session
 	// for Sessions(); default DefaultSessionHeader.
 	SessionHeader string
+	// Meta is extra Consul service meta, e.g. bg-strategy.
+	Meta map[string]string
 }
 
 // PromQL templates (fleetmetrics/prometheus syntax) for the backends' own
@@ -187,6 +189,9 @@ func (b *Backend) Register(c *api.Client) error {
 	meta := map[string]string{"version": b.opts.Version}
 	if b.opts.Slot != "" {
 		meta["slot"] = b.opts.Slot
+	}
+	for k, v := range b.opts.Meta {
+		meta[k] = v
 	}
 	return c.Agent().ServiceRegister(&api.AgentServiceRegistration{
 		ID:      b.opts.ID,

@@ -15,7 +15,25 @@ const (
 	VersionMeta = "version"
 	// SlotMeta is a stateful instance's slot: its replacement carries the same value.
 	SlotMeta = "slot"
+	// StrategyMeta "rolling" marks a service stateful from Consul.
+	StrategyMeta = "bg-strategy"
+	// AffinityHeaderMeta names the session header of such a service.
+	AffinityHeaderMeta = "bg-affinity-header"
 )
+
+// strategyHint reads bg-strategy and bg-affinity-header from passing instances.
+func strategyHint(entries []*api.ServiceEntry) (rolling bool, header string) {
+	for _, e := range entries {
+		if e.Service == nil || e.Service.Meta[StrategyMeta] != "rolling" {
+			continue
+		}
+		rolling = true
+		if h := e.Service.Meta[AffinityHeaderMeta]; h != "" && header == "" {
+			header = h
+		}
+	}
+	return rolling, header
+}
 
 // toMembership colours passing instances into fleets. Instances that cannot
 // be served (no colour, bad address or port) are skipped with a reason.

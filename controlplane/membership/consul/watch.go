@@ -68,6 +68,7 @@ func (s *Source) Watch(ctx context.Context, service string, fn func(membership.U
 
 		m, skipped := toMembership(entries, s.rule)
 		u := membership.Update{Service: service, Membership: m, Skipped: skipped}
+		u.Rolling, u.AffinityHeader = strategyHint(entries)
 		if last == nil || !reflect.DeepEqual(*last, u) {
 			for _, sk := range skipped {
 				s.log.Warn("consul instance ignored", "service", service, "reason", sk)
