@@ -12,6 +12,10 @@ import (
 // ErrConflict means the stored state changed since it was read.
 var ErrConflict = errors.New("traffic state changed concurrently (check-and-set failed)")
 
+// ErrNotLeader means this replica does not hold the leader lock, so it
+// must not write; the write was not attempted or was fenced off.
+var ErrNotLeader = errors.New("this replica is not the leader")
+
 // Index identifies one stored revision; 0 means "not stored yet".
 type Index uint64
 
@@ -19,6 +23,7 @@ type Index uint64
 type Store interface {
 	// Load returns the stored state and its index; found is false if none is stored.
 	Load(ctx context.Context, service string) (t model.Traffic, idx Index, found bool, err error)
-	// Save writes t only if the stored revision is still prev (0: only if absent).
-	Save(ctx context.Context, service string, t model.Traffic, prev Index) (Index, error)
+	// Save writes t only if the stored revision is still prev (0: only if
+	// absent), and appends entry to the service's history in the same write.
+	Save(ctx context.Context, service string, t model.Traffic, prev Index, entry model.HistoryEntry) (Index, error)
 }

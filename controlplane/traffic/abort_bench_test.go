@@ -33,7 +33,7 @@ func (m *memStore) Load(_ context.Context, service string) (model.Traffic, state
 	return t, m.idx[service], ok, nil
 }
 
-func (m *memStore) Save(_ context.Context, service string, t model.Traffic, prev state.Index) (state.Index, error) {
+func (m *memStore) Save(_ context.Context, service string, t model.Traffic, prev state.Index, _ model.HistoryEntry) (state.Index, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.idx[service] != prev {

@@ -25,7 +25,7 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 		c.mu.Lock()
 		idx := s.index
 		c.mu.Unlock()
-		newIdx, err := c.store.Save(ctx, name, next, idx)
+		newIdx, err := c.store.Save(ctx, name, next, idx, c.entry(ctx, cur, next))
 		switch {
 		case err == nil:
 			c.mu.Lock()
@@ -93,7 +93,7 @@ func (c *Controller) confirm(ctx context.Context, s *service, flipped model.Traf
 	if !r.DetectedAt.IsZero() {
 		c.m.rollbackSeconds.WithLabelValues(s.cfg.Name).Observe(now.Sub(r.DetectedAt).Seconds())
 	}
-	if newIdx, err := c.store.Save(ctx, s.cfg.Name, t, idx); err == nil {
+	if newIdx, err := c.store.Save(ctx, s.cfg.Name, t, idx, c.entry(ctx, flipped, t)); err == nil {
 		c.mu.Lock()
 		s.index = newIdx
 		c.mu.Unlock()
@@ -115,7 +115,7 @@ func (c *Controller) persistLater(name string, gen uint64) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		newIdx, err := c.store.Save(ctx, name, t, idx)
+		newIdx, err := c.store.Save(ctx, name, t, idx, c.entry(ctx, t, t))
 		cancel()
 		if err == nil {
 			c.mu.Lock()

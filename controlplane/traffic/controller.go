@@ -64,6 +64,7 @@ type Controller struct {
 	plans      map[string]model.Plan
 	rollParams map[string]model.RollParams
 	ctx        context.Context // lifetime of analysis loops, set by Start
+	replica    string
 	now        func() time.Time
 }
 
@@ -92,7 +93,7 @@ func (c *Controller) LoadState(ctx context.Context) error {
 		if !found {
 			t = model.InitialTraffic()
 			t.Reason = "initial state"
-			idx, err = c.store.Save(ctx, name, t, 0)
+			idx, err = c.store.Save(ctx, name, t, 0, c.entry(ctx, t, t))
 			if errors.Is(err, state.ErrConflict) {
 				return fmt.Errorf("service %s: state appeared while creating it; retrying", name)
 			}

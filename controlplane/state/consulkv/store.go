@@ -13,11 +13,30 @@ import (
 	"github.com/bgctl/bg/controlplane/state"
 )
 
-// Store keeps one JSON document per service at PREFIX services/NAME/traffic.
+// Store keeps one JSON document per service at PREFIX services/NAME/traffic
+// and its history at PREFIX history/NAME/GENERATION.
 type Store struct {
 	kv     *api.KV
 	txn    *api.Txn
 	prefix string
+	fence  func() (Fence, bool)
+}
+
+// Fence makes a write conditional on a Consul session still holding a
+// lock key: a replica that lost leadership cannot overwrite its successor.
+type Fence struct {
+	Key     string // the leader lock key
+	Session string // our session
+	Term    uint64 // our term, recorded in history
+	Replica string
+}
+
+// SetFence makes every later write check the fence; ok=false refuses writes.
+func (s *Store) SetFence(f func() (Fence, bool)) { s.fence = f }
+
+// HistoryKey is where one history entry lives; zero-padded so keys sort by generation.
+func (s *Store) HistoryKey(service string, gen uint64) string {
+	return fmt.Sprintf("%shistory/%s/%020d", s.prefix, service, gen)
 }
 
 // New returns a store under prefix (e.g. "bg/").
@@ -44,8 +63,9 @@ func (s *Store) Load(ctx context.Context, service string) (model.Traffic, state.
 	return t, state.Index(pair.ModifyIndex), true, nil
 }
 
-// Save writes with check-and-set on prev.
-func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev state.Index) (state.Index, error) {
+// Save writes with check-and-set on prev, fenced by the leader lock when a
+// fence is set, and appends the history entry in the same transaction.
+func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev state.Index, entry model.HistoryEntry) (state.Index, error) {
 	if err := t.Validate(); err != nil {
 		return 0, fmt.Errorf("refusing to store invalid state: %w", err)
 	}
@@ -53,20 +73,44 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 	if err != nil {
 		return 0, err
 	}
-	// A transaction returns the new ModifyIndex atomically with the CAS.
-	ok, resp, _, err := s.txn.Txn(api.TxnOps{{KV: &api.KVTxnOp{
-		Verb: api.KVCAS, Key: s.Key(service), Value: body, Index: uint64(prev),
-	}}}, (&api.QueryOptions{}).WithContext(ctx))
+	var ops api.TxnOps
+	if s.fence != nil {
+		f, ok := s.fence()
+		if !ok {
+			return 0, state.ErrNotLeader
+		}
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
+		entry.Term, entry.Replica = f.Term, f.Replica
+	}
+	entry.Generation = t.Generation
+	hist, err := json.Marshal(entry)
+	if err != nil {
+		return 0, err
+	}
+	ops = append(ops,
+		&api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: s.Key(service), Value: body, Index: uint64(prev)}},
+		&api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: s.HistoryKey(service, t.Generation), Value: hist}},
+	)
+	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return 0, fmt.Errorf("write %s to consul: %w", s.Key(service), err)
 	}
-	if !ok || resp == nil || len(resp.Results) != 1 || resp.Results[0].KV == nil {
+	if !ok || resp == nil {
 		if resp != nil && len(resp.Errors) > 0 {
-			return 0, fmt.Errorf("%w: %s", state.ErrConflict, resp.Errors[0].What)
+			e := resp.Errors[0]
+			if s.fence != nil && e.OpIndex == 0 {
+				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
+			}
+			return 0, fmt.Errorf("%w: %s", state.ErrConflict, e.What)
 		}
 		return 0, state.ErrConflict
 	}
-	return state.Index(resp.Results[0].KV.ModifyIndex), nil
+	for _, r := range resp.Results {
+		if r.KV != nil && r.KV.Key == s.Key(service) {
+			return state.Index(r.KV.ModifyIndex), nil
+		}
+	}
+	return 0, fmt.Errorf("write %s: consul did not return the new index", s.Key(service))
 }
 
 // Decode parses a stored document strictly; anything odd is an error, never a default.

@@ -1,0 +1,65 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+type actorKey struct{}
+
+// WithActor names who asked for the changes made under ctx (recorded in history).
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// actor is the requester, or this replica for its own decisions.
+func (c *Controller) actor(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return "bg:" + c.replica
+}
+
+// SetReplica names this control-plane replica in history and status.
+func (c *Controller) SetReplica(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replica = id
+}
+
+// entry describes the change from cur to next for the history.
+func (c *Controller) entry(ctx context.Context, cur, next model.Traffic) model.HistoryEntry {
+	e := model.HistoryEntry{
+		At: c.now(), Actor: c.actor(ctx), Reason: next.Reason,
+		FromGreen: cur.GreenPercent, ToGreen: next.GreenPercent, Phase: next.Phase, Stable: next.Stable,
+	}
+	if r := next.Rollout; r != nil {
+		e.Detail = fmt.Sprintf("switch %s %s step %d/%d (%d%%)", r.ID, r.Phase, r.Step+1, len(r.Plan.Steps), r.Percent())
+		if n := len(r.Verdicts); n > 0 {
+			v := r.Verdicts[n-1]
+			e.Detail += fmt.Sprintf("; last analysis %s: %s", v.Outcome, v.Reason)
+		}
+		if r.Reason != "" {
+			e.Reason = r.Reason
+		}
+		if old := cur.Rollout; old == nil || len(r.Overrides) > len(old.Overrides) {
+			if n := len(r.Overrides); n > 0 {
+				e.Override = r.Overrides[n-1]
+			}
+		}
+	}
+	if r := next.Roll; r != nil {
+		parts := make([]string, 0, len(r.Slots))
+		for _, s := range r.Slots {
+			parts = append(parts, s.Key+":"+string(s.State))
+		}
+		e.Detail = fmt.Sprintf("roll %s %s: %s", r.ID, r.Phase, strings.Join(parts, " "))
+		if r.Reason != "" {
+			e.Reason = r.Reason
+		}
+	}
+	return e
+}
