@@ -15,9 +15,15 @@ func WithActor(ctx context.Context, actor string) context.Context {
 	return context.WithValue(ctx, actorKey{}, actor)
 }
 
+// ActorFrom returns the actor set by WithActor, or "".
+func ActorFrom(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
 // actor is the requester, or this replica for its own decisions.
 func (c *Controller) actor(ctx context.Context) string {
-	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+	if a := ActorFrom(ctx); a != "" {
 		return a
 	}
 	return "bg:" + c.replica
