@@ -172,9 +172,12 @@ func (s *stack) status() statusJSON {
 
 // sumSince adds every client's counts since its mark.
 func (s *stack) sumSince(marks []harness.Mark) harness.Counts {
-	var total harness.Counts
+	total := harness.Counts{ByServer: map[string]int{}}
 	for i, c := range s.clients {
 		n := c.Since(marks[i])
+		for k, v := range n.ByServer {
+			total.ByServer[k] += v
+		}
 		total.Blue += n.Blue
 		total.Green += n.Green
 		total.Failed += n.Failed

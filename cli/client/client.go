@@ -22,6 +22,9 @@ type Client struct {
 	Addr  string // host:port or http(s) URL
 	Token string
 	HTTP  *http.Client
+	// Actor is sent as X-BG-Actor so the history can say who moved
+	// traffic; empty means cli:$USER@$HOSTNAME.
+	Actor string
 }
 
 // APIError is a non-2xx answer with bg's error body.
@@ -78,6 +81,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	actor := c.Actor
+	if actor == "" {
+		actor = defaultActor()
+	}
+	req.Header.Set(admin.ActorHeader, printableASCII(actor))
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

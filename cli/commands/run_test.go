@@ -33,6 +33,9 @@ type fakeController struct {
 	opErr   error
 	changes []traffic.Request
 	ops     []string
+	actors  []string // traffic.ActorFrom of each change's context
+	history []model.HistoryEntry
+	limits  []int // the limit of each History call
 }
 
 func newFake() *fakeController {
@@ -49,10 +52,11 @@ func newFake() *fakeController {
 	}
 }
 
-func (f *fakeController) apply(op string, req traffic.Request) (traffic.Result, error) {
+func (f *fakeController) apply(ctx context.Context, op string, req traffic.Request) (traffic.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ops = append(f.ops, op)
+	f.actors = append(f.actors, traffic.ActorFrom(ctx))
 	f.changes = append(f.changes, req)
 	if f.opErr != nil {
 		return traffic.Result{}, f.opErr
@@ -76,28 +80,28 @@ func (f *fakeController) apply(op string, req traffic.Request) (traffic.Result, 
 	return traffic.Result{Changed: changed, Status: st, Acks: f.acks}, nil
 }
 
-func (f *fakeController) Switch(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.apply("switch", req)
+func (f *fakeController) Switch(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply(ctx, "switch", req)
 }
 
-func (f *fakeController) Abort(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.apply("abort", req)
+func (f *fakeController) Abort(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply(ctx, "abort", req)
 }
 
-func (f *fakeController) Pause(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.apply("pause", req)
+func (f *fakeController) Pause(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply(ctx, "pause", req)
 }
 
-func (f *fakeController) Resume(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.apply("resume", req)
+func (f *fakeController) Resume(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply(ctx, "resume", req)
 }
 
-func (f *fakeController) Promote(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.apply("promote", req)
+func (f *fakeController) Promote(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.apply(ctx, "promote", req)
 }
 
-func (f *fakeController) DryRun(_ context.Context, req traffic.Request) (traffic.DryRunReport, error) {
-	_, err := f.apply("dry-run", req)
+func (f *fakeController) DryRun(ctx context.Context, req traffic.Request) (traffic.DryRunReport, error) {
+	_, err := f.apply(ctx, "dry-run", req)
 	return traffic.DryRunReport{Service: req.Service, To: req.To}, err
 }
 
@@ -114,6 +118,16 @@ func (f *fakeController) StatusAll() []traffic.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return []traffic.Status{f.status}
+}
+
+func (f *fakeController) History(_ context.Context, service string, limit int) ([]model.HistoryEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limits = append(f.limits, limit)
+	if service != f.status.Service {
+		return nil, fmt.Errorf("%w %q", traffic.ErrUnknownService, service)
+	}
+	return f.history[max(0, len(f.history)-limit):], nil
 }
 
 func (f *fakeController) Missing() []string { return nil }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/xds"
@@ -27,6 +28,9 @@ type Controller interface {
 	StatusAll() []traffic.Status
 	Missing() []string
 	Ready() bool
+	// History returns the newest limit entries, oldest first, or an error
+	// wrapping traffic.ErrUnknownService.
+	History(ctx context.Context, service string, limit int) ([]model.HistoryEntry, error)
 }
 
 // Options configure the API.
@@ -36,6 +40,8 @@ type Options struct {
 	Proxies        func() []xds.ProxyInfo
 	Gatherer       prometheus.Gatherer
 	Log            *slog.Logger
+	// Leader, when set, forwards commands to the leading replica.
+	Leader LeaderFunc
 }
 
 // Handler builds the admin API.
@@ -63,6 +69,7 @@ func Handler(c Controller, o Options) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("GET /v1/services/{name}/history", historyHandler(c.History))
 	mux.HandleFunc("GET /v1/proxies", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o.Proxies())
 	})
@@ -107,7 +114,11 @@ func Handler(c Controller, o Options) http.Handler {
 			writeJSON(w, code, res)
 		})
 	}
-	return logRequests(o.Log, requireToken(o.Token, mux))
+	var h http.Handler = mux
+	if o.Leader != nil {
+		h = Forwarding(mux, o.Leader)
+	}
+	return logRequests(o.Log, requireToken(o.Token, withActor(h)))
 }
 
 // writeFailure maps controller errors to HTTP statuses the CLI understands.
@@ -127,6 +138,8 @@ func writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
 	case errors.Is(err, traffic.ErrNoAnalysis):
 		writeError(w, http.StatusUnprocessableEntity, "no_analysis", err.Error())
+	case errors.Is(err, state.ErrNotLeader):
+		writeError(w, http.StatusServiceUnavailable, "not_leader", err.Error())
 	case errors.Is(err, traffic.ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 	default:

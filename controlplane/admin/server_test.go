@@ -38,6 +38,10 @@ type fakeController struct {
 	statErr error
 	ready   bool
 	missing []string
+	actors  []string // traffic.ActorFrom of each change's context
+	history map[string][]model.HistoryEntry
+	histErr error
+	limits  []int // the limit of each History call
 }
 
 func newFake() *fakeController {
@@ -67,36 +71,37 @@ func (f *fakeController) Requests() []traffic.Request {
 	return slices.Clone(f.reqs)
 }
 
-func (f *fakeController) change(name string, req traffic.Request) (traffic.Result, error) {
+func (f *fakeController) change(ctx context.Context, name string, req traffic.Request) (traffic.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, name)
+	f.actors = append(f.actors, traffic.ActorFrom(ctx))
 	f.reqs = append(f.reqs, req)
 	return f.result, f.opErr
 }
 
-func (f *fakeController) Switch(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.change("Switch", req)
+func (f *fakeController) Switch(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change(ctx, "Switch", req)
 }
 
-func (f *fakeController) Abort(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.change("Abort", req)
+func (f *fakeController) Abort(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change(ctx, "Abort", req)
 }
 
-func (f *fakeController) Pause(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.change("pause", req)
+func (f *fakeController) Pause(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change(ctx, "pause", req)
 }
 
-func (f *fakeController) Resume(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.change("resume", req)
+func (f *fakeController) Resume(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change(ctx, "resume", req)
 }
 
-func (f *fakeController) Promote(_ context.Context, req traffic.Request) (traffic.Result, error) {
-	return f.change("promote", req)
+func (f *fakeController) Promote(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	return f.change(ctx, "promote", req)
 }
 
-func (f *fakeController) DryRun(_ context.Context, req traffic.Request) (traffic.DryRunReport, error) {
-	_, err := f.change("dry-run", req)
+func (f *fakeController) DryRun(ctx context.Context, req traffic.Request) (traffic.DryRunReport, error) {
+	_, err := f.change(ctx, "dry-run", req)
 	return traffic.DryRunReport{Service: req.Service, To: req.To}, err
 }
 
@@ -137,6 +142,21 @@ func (f *fakeController) Ready() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ready
+}
+
+func (f *fakeController) History(_ context.Context, service string, limit int) ([]model.HistoryEntry, error) {
+	f.record("History")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limits = append(f.limits, limit)
+	if f.histErr != nil {
+		return nil, f.histErr
+	}
+	if _, ok := f.status[service]; !ok {
+		return nil, fmt.Errorf("%w %q", traffic.ErrUnknownService, service)
+	}
+	h := f.history[service]
+	return h[max(0, len(h)-limit):], nil
 }
 
 func (f *fakeController) setReady(ready bool, missing ...string) {
@@ -220,6 +240,7 @@ var allRoutes = []route{
 	{"GET", "/v1/services", ""},
 	{"GET", "/v1/services/web", ""},
 	{"GET", "/v1/proxies", ""},
+	{"GET", "/v1/services/web/history", ""},
 	{"POST", "/v1/services/web/switch", `{"to":"green"}`},
 	{"POST", "/v1/services/web/abort", ""},
 	{"GET", "/no/such/path", ""},

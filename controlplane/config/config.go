@@ -13,6 +13,8 @@ type Config struct {
 	Switch     Switch     `mapstructure:"switch"`
 	Prometheus Prometheus `mapstructure:"prometheus"`
 	Log        Log        `mapstructure:"log"`
+	Leader     Leader     `mapstructure:"leader"`
+	History    History    `mapstructure:"history"`
 	Services   []Service  `mapstructure:"services"`
 }
 
@@ -61,6 +63,12 @@ type Switch struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
+// History bounds the per-service record of traffic changes in Consul KV.
+type History struct {
+	// Retention is how many entries are kept per service; older ones are pruned.
+	Retention int `mapstructure:"retention"`
+}
+
 // Log sets logging.
 type Log struct {
 	Level string `mapstructure:"level"` // debug, info, warn or error
@@ -84,4 +92,12 @@ type Service struct {
 	Rolling Rolling `mapstructure:"rolling"`
 	// Affinity is required for rolling services.
 	Affinity Affinity `mapstructure:"affinity"`
+}
+
+// Leader configures the election of the one replica that acts.
+type Leader struct {
+	// SessionTTL bounds how long a dead leader blocks others (Consul's minimum is 10s).
+	SessionTTL time.Duration `mapstructure:"session_ttl"`
+	// LockDelay: Consul refuses the lock this long after a leader's session ends.
+	LockDelay time.Duration `mapstructure:"lock_delay"`
 }

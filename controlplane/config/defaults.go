@@ -8,6 +8,10 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
+// DefaultHistoryRetention keeps months of changes at a few a day, in well
+// under a megabyte of KV per service.
+const DefaultHistoryRetention = 1000
+
 // defaults lists every scalar key. Viper only applies env to keys it knows,
 // so this table is also what makes each key overridable by BG_* variables.
 var defaults = map[string]any{
@@ -26,6 +30,9 @@ var defaults = map[string]any{
 	"switch.timeout":         30 * time.Second,
 	"prometheus.address":     "", // empty: progressive switches unavailable
 	"log.level":              "info",
+	"history.retention":      DefaultHistoryRetention,
+	"leader.session_ttl":     10 * time.Second,
+	"leader.lock_delay":      5 * time.Second,
 }
 
 // defaultServices fills per-service defaults that viper cannot express for

@@ -53,11 +53,13 @@ func TestLoadDefaultsOnly(t *testing.T) {
 			Wait:     5 * time.Minute,
 			Color:    ColorRule{BlueTag: "blue", GreenTag: "green"},
 		},
-		XDS:    XDS{Listen: "127.0.0.1:18000"},
-		Admin:  Admin{Listen: "127.0.0.1:9090"},
-		Envoy:  Envoy{ListenAddress: "0.0.0.0"},
-		Switch: Switch{Timeout: 30 * time.Second},
-		Log:    Log{Level: "info"},
+		XDS:     XDS{Listen: "127.0.0.1:18000"},
+		Admin:   Admin{Listen: "127.0.0.1:9090"},
+		Envoy:   Envoy{ListenAddress: "0.0.0.0"},
+		Switch:  Switch{Timeout: 30 * time.Second},
+		Log:     Log{Level: "info"},
+		Leader:  Leader{SessionTTL: 10 * time.Second, LockDelay: 5 * time.Second},
+		History: History{Retention: 1000},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got  %+v\nwant %+v", *c, want)
@@ -130,8 +132,11 @@ func TestLoadEnvReachesEveryKey(t *testing.T) {
 		env := "BG_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 		t.Run(env, func(t *testing.T) {
 			val := "from-env"
-			if _, isDur := defaults[key].(time.Duration); isDur {
+			switch defaults[key].(type) {
+			case time.Duration:
 				val = "7s"
+			case int:
+				val = "77"
 			}
 			t.Setenv(env, val)
 			c, err := Load("", nil)

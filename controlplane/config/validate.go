@@ -12,6 +12,9 @@ const (
 	minWait        = time.Second
 	maxWait        = 10 * time.Minute // Consul's own cap on blocking queries
 	maxServiceName = 50
+	// minRetention keeps enough history to explain the last few switches;
+	// a smaller value is refused rather than quietly raised.
+	minRetention = 10
 )
 
 var (
@@ -40,6 +43,15 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		es.add("log.level", "%q: must be one of %s", c.Log.Level, strings.Join(logLevels, ", "))
+	}
+	if c.Leader.SessionTTL < 10*time.Second || c.Leader.SessionTTL > 24*time.Hour {
+		es.add("leader.session_ttl", "%s: must be between 10s (Consul's minimum) and 24h", c.Leader.SessionTTL)
+	}
+	if c.Leader.LockDelay < 0 || c.Leader.LockDelay > time.Minute {
+		es.add("leader.lock_delay", "%s: must be between 0 and 1m", c.Leader.LockDelay)
+	}
+	if r := c.History.Retention; r < minRetention {
+		es.add("history.retention", "%d: must be at least %d entries per service", r, minRetention)
 	}
 	validateServices(c.Services, &es)
 	if len(es) == 0 {

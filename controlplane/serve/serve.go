@@ -17,6 +17,7 @@ import (
 
 	"github.com/bgctl/bg/controlplane/admin"
 	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/leader"
 	consulsrc "github.com/bgctl/bg/controlplane/membership/consul"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state/consulkv"
@@ -44,7 +45,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Strategy: model.Strategy(s.Strategy), Affinity: model.Affinity{Header: s.Affinity.Header, Cookie: s.Affinity.Cookie}})
 		names[s.Name] = s.ConsulService
 	}
-	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, consulkv.New(client, cfg.Consul.KVPrefix), xdsServer, log, traffic.NewMetrics(reg))
+	store := consulkv.New(client, cfg.Consul.KVPrefix)
+	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, store, xdsServer, log, traffic.NewMetrics(reg))
+	self := leader.Info{Replica: replicaID(), Admin: advertise(cfg.Admin.Listen)}
+	ctrl.SetReplica(self.Replica)
+	ctrl.SetHistoryRetention(cfg.History.Retention)
+	elector := leader.New(client, leader.Options{
+		Key: cfg.Consul.KVPrefix + "leader", Self: self, SessionTTL: cfg.Leader.SessionTTL, LockDelay: cfg.Leader.LockDelay,
+	}, log, reg)
+	store.SetFence(elector.Fence)
 	src, plans, err := analysis(cfg, log)
 	if err != nil {
 		return err
@@ -69,6 +78,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	httpServer := &http.Server{
 		Handler: admin.Handler(ctrl, admin.Options{
 			Token: cfg.Admin.Token, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
+			Leader: func(ctx context.Context) (string, bool, error) {
+				if elector.Leading() {
+					return "", true, nil
+				}
+				in, err := elector.Leader(ctx)
+				if err == nil && in.Replica == self.Replica {
+					return "", true, nil // our own stale key: handle here; the fence decides
+				}
+				return in.Admin, false, err
+			},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -90,7 +109,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
 		}
-		ctrl.Start(ctx) // resumes switches that were running before a restart
+		go store.Watch(ctx, log, ctrl.OnStored)
+		go elector.Run(ctx, ctrl.Lead) // the leader resumes running switches
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)

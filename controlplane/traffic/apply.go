@@ -31,6 +31,7 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 			c.mu.Lock()
 			s.index = newIdx
 			c.mu.Unlock()
+			c.maybePrune(name, next.Generation)
 		case confirm && !errors.Is(err, state.ErrConflict):
 			c.log.Error("could not persist flip back; pushing it anyway and retrying the write", "service", name, "error", err)
 			go c.persistLater(name, next.Generation)

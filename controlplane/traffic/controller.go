@@ -65,6 +65,7 @@ type Controller struct {
 	rollParams map[string]model.RollParams
 	ctx        context.Context // lifetime of analysis loops, set by Start
 	replica    string
+	retention  int
 	now        func() time.Time
 }
 
@@ -104,7 +105,11 @@ func (c *Controller) LoadState(ctx context.Context) error {
 		}
 		c.mu.Lock()
 		s := c.services[name]
+		changed := s.loaded && s.traffic.Generation != t.Generation
 		s.traffic, s.index, s.loaded = t, idx, true
+		if changed && c.pushed {
+			c.pushTrafficLocked(s) // e.g. a new leader's fresh read
+		}
 		c.mu.Unlock()
 		c.m.setWeights(name, t)
 	}

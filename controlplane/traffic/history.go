@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -68,4 +69,52 @@ func (c *Controller) entry(ctx context.Context, cur, next model.Traffic) model.H
 		}
 	}
 	return e
+}
+
+// historian is the part of a store that keeps history.
+type historian interface {
+	History(ctx context.Context, service string, limit int) ([]model.HistoryEntry, error)
+	PruneHistory(ctx context.Context, service string, keep int) (int, error)
+}
+
+// History returns a service's recorded changes, oldest first.
+func (c *Controller) History(ctx context.Context, service string, limit int) ([]model.HistoryEntry, error) {
+	if _, err := c.Status(service); err != nil {
+		return nil, err
+	}
+	h, ok := c.store.(historian)
+	if !ok {
+		return nil, fmt.Errorf("this state store keeps no history")
+	}
+	return h.History(ctx, service, limit)
+}
+
+// SetHistoryRetention keeps this many history entries per service.
+func (c *Controller) SetHistoryRetention(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retention = n
+}
+
+// pruneEvery spaces out pruning: it lists keys, so not on every write.
+const pruneEvery = 50
+
+// maybePrune trims history off the hot path, every pruneEvery generations.
+func (c *Controller) maybePrune(service string, gen uint64) {
+	c.mu.Lock()
+	keep := c.retention
+	c.mu.Unlock()
+	h, ok := c.store.(historian)
+	if !ok || keep <= 0 || gen%pruneEvery != 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if n, err := h.PruneHistory(ctx, service, keep); err != nil {
+			c.log.Warn("history prune failed", "service", service, "error", err)
+		} else if n > 0 {
+			c.log.Info("pruned history", "service", service, "deleted", n, "kept", keep)
+		}
+	}()
 }

@@ -50,3 +50,19 @@ func (c *Controller) pushServiceLocked(s *service) {
 		c.log.Error("push service", "service", s.cfg.Name, "error", err)
 	}
 }
+
+// pushTrafficLocked pushes what traffic state drives: the route, and the
+// endpoints (a roll changes which hosts serve). Clusters and listeners do
+// not depend on it. Caller holds c.mu.
+func (c *Controller) pushTrafficLocked(s *service) {
+	sv := model.ServiceView{Service: s.effective(), Traffic: s.traffic}
+	if s.membership != nil {
+		sv.Membership = *s.membership
+		if err := c.pusher.UpdateEndpoints(translator.Endpoints(sv)); err != nil {
+			c.log.Error("push endpoints", "service", s.cfg.Name, "error", err)
+		}
+	}
+	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(sv.Service, s.traffic)); err != nil {
+		c.log.Error("push route", "service", s.cfg.Name, "error", err)
+	}
+}

@@ -38,6 +38,8 @@ admin:
   listen: %s%s
 switch:
   timeout: 20s
+leader:
+  lock_delay: 1s
 services:
   - name: %s
     port: 10000

@@ -1,0 +1,43 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+)
+
+// LeaderFunc says where commands must go: self=true when this replica
+// leads; otherwise the leader's admin host:port, or an error if none.
+type LeaderFunc func(ctx context.Context) (addr string, self bool, err error)
+
+// Forwarding sends commands (POST) to the leader, so any replica accepts
+// them and exactly one acts; reads are answered locally. The original
+// Authorization and actor headers travel with the request.
+func Forwarding(next http.Handler, leader LeaderFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get(forwardedHeader) != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		addr, self, err := leader(r.Context())
+		switch {
+		case self:
+			next.ServeHTTP(w, r)
+			return
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, "no_leader", "no leader to run the command: "+err.Error())
+			return
+		}
+		target := &url.URL{Scheme: "http", Host: addr}
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, http.StatusServiceUnavailable, "no_leader", "leader at "+addr+" unreachable: "+err.Error())
+		}
+		r.Header.Set(forwardedHeader, "1") // one hop: a stale view never loops
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// forwardedHeader marks a command already forwarded once.
+const forwardedHeader = "X-BG-Forwarded"

@@ -1,0 +1,66 @@
+package consulkv
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+)
+
+// Watch follows every service's stored state with blocking queries and
+// calls fn for each key whose ModifyIndex changed, so followers serve what
+// the leader wrote. Corrupt documents are logged and skipped: the last
+// good state stays in force.
+func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service string, t model.Traffic, idx state.Index)) {
+	prefix := s.prefix + "services/"
+	var index uint64
+	seen := map[string]uint64{}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		pairs, meta, err := s.kv.List(prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("watching traffic state failed; keeping the last state", "error", err, "retry_in", backoff)
+			sleepCtx(ctx, backoff)
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if meta.LastIndex < index {
+			index = 0 // index went backwards (e.g. restored snapshot): start over
+		} else {
+			index = max(meta.LastIndex, 1)
+		}
+		for _, p := range pairs {
+			service, ok := strings.CutSuffix(strings.TrimPrefix(p.Key, prefix), "/traffic")
+			if !ok || seen[p.Key] == p.ModifyIndex {
+				continue
+			}
+			t, err := Decode(p.Value)
+			if err != nil {
+				log.Error("stored traffic state is invalid; ignoring it", "key", p.Key, "error", err)
+				seen[p.Key] = p.ModifyIndex
+				continue
+			}
+			seen[p.Key] = p.ModifyIndex
+			fn(service, t, state.Index(p.ModifyIndex))
+		}
+		sleepCtx(ctx, 100*time.Millisecond) // rate-limit: blocking queries can return at once
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

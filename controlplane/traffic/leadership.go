@@ -1,0 +1,65 @@
+package traffic
+
+import (
+	"context"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+)
+
+// Lead makes this replica act until ctx ends (leadership lost): it reloads
+// the stored state, then resumes any running switch or roll. Resuming waits
+// one interval before acting, so a takeover alone never moves traffic.
+func (c *Controller) Lead(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.LoadState(ctx); err == nil {
+			break
+		}
+		sleepCtx(ctx, 500*time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	c.Start(ctx)
+	go func() {
+		<-ctx.Done()
+		c.mu.Lock()
+		if c.ctx == ctx {
+			c.ctx = nil // no new loops; running ones stop on ctx
+		}
+		c.mu.Unlock()
+	}()
+}
+
+// OnStored applies a state written by the leader (possibly another
+// replica): memory, route and endpoints follow it. Our own writes arrive
+// here too and change nothing.
+func (c *Controller) OnStored(service string, t model.Traffic, idx state.Index) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.services[service]
+	if s == nil || !s.loaded {
+		return
+	}
+	if idx <= s.index {
+		return
+	}
+	prev := s.traffic
+	s.traffic, s.index = t, idx
+	if !c.pushed || t.Generation == prev.Generation && t.GreenPercent == prev.GreenPercent {
+		return
+	}
+	c.pushTrafficLocked(s)
+	c.m.setWeights(service, t)
+	c.log.Info("applied state written by the leader", "service", service, "state", describe(t))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
