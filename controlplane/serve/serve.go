@@ -105,12 +105,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		go members.Watch(ctx, s.Name, ctrl.OnMembership)
 	}
 
+	// Campaign from the start: only the leader creates a missing initial state.
+	go elector.Run(ctx, ctrl.Lead) // the leader resumes running switches
 	go func() {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
 		}
 		go store.Watch(ctx, log, ctrl.OnStored)
-		go elector.Run(ctx, ctrl.Lead) // the leader resumes running switches
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)

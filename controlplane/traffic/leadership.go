@@ -18,6 +18,9 @@ func (c *Controller) Lead(ctx context.Context) {
 		}
 		sleepCtx(ctx, 500*time.Millisecond)
 	}
+	for ctx.Err() == nil && !c.Ready() {
+		sleepCtx(ctx, 50*time.Millisecond) // act only on a published model
+	}
 	if ctx.Err() != nil {
 		return
 	}
