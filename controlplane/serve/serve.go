@@ -54,6 +54,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Key: cfg.Consul.KVPrefix + "leader", Self: self, SessionTTL: cfg.Leader.SessionTTL, LockDelay: cfg.Leader.LockDelay,
 	}, log, reg)
 	store.SetFence(elector.Fence)
+	ctrl.SetControlInfo(func() any {
+		info := struct {
+			Replica string                `json:"replica"`
+			Leading bool                  `json:"leading"`
+			Consul  consulkv.Reachability `json:"consul"`
+			Note    string                `json:"note,omitempty"`
+		}{Replica: self.Replica, Leading: elector.Leading(), Consul: store.Reachability()}
+		if !info.Consul.Reachable {
+			info.Note = "consul unreachable: this replica serves its last config and no switch advances"
+		}
+		return info
+	})
 	src, plans, err := analysis(cfg, log)
 	if err != nil {
 		return err

@@ -66,6 +66,7 @@ type Controller struct {
 	ctx        context.Context // lifetime of analysis loops, set by Start
 	replica    string
 	retention  int
+	control    func() any
 	now        func() time.Time
 }
 

@@ -54,6 +54,9 @@ type Status struct {
 	// Roll is the last host-by-host switch of a stateful service: each slot's
 	// old host and replacement and where they stand.
 	Roll *model.Roll `json:"roll,omitempty"`
+	// Control says which replica answered, whether it acts, and whether it
+	// reaches Consul: while no leader reaches Consul, switches are paused.
+	Control any `json:"control,omitempty"`
 }
 
 // Status reports one service.
@@ -96,6 +99,11 @@ func (c *Controller) Status(name string) (Status, error) {
 	}
 	c.mu.Unlock()
 	st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
+	c.mu.Lock()
+	if c.control != nil {
+		st.Control = c.control()
+	}
+	c.mu.Unlock()
 	return st, nil
 }
 
@@ -108,4 +116,11 @@ func (c *Controller) StatusAll() []Status {
 		}
 	}
 	return out
+}
+
+// SetControlInfo adds cluster facts (leader, Consul reachability) to status.
+func (c *Controller) SetControlInfo(f func() any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.control = f
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/consul/api"
 
@@ -20,6 +21,9 @@ type Store struct {
 	txn    *api.Txn
 	prefix string
 	fence  func() (Fence, bool)
+
+	healthMu sync.Mutex
+	health   Reachability
 }
 
 // Fence makes a write conditional on a Consul session still holding a

@@ -27,12 +27,14 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 			if ctx.Err() != nil {
 				return
 			}
+			s.setHealth(err)
 			log.Warn("watching traffic state failed; keeping the last state", "error", err, "retry_in", backoff)
 			sleepCtx(ctx, backoff)
-			backoff = min(backoff*2, 10*time.Second)
+			backoff = min(backoff*2, 2*time.Second) // catch up fast after a partition heals
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		s.setHealth(nil)
 		if meta.LastIndex < index {
 			index = 0 // index went backwards (e.g. restored snapshot): start over
 		} else {
@@ -63,4 +65,32 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// Reachability says whether the state watch last reached Consul, and
+// since when it has not.
+type Reachability struct {
+	Reachable   bool      `json:"reachable"`
+	Unreachable time.Time `json:"unreachable_since,omitzero"`
+	Error       string    `json:"error,omitempty"`
+}
+
+func (s *Store) setHealth(err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	switch {
+	case err == nil:
+		s.health = Reachability{Reachable: true}
+	case s.health.Reachable || s.health.Unreachable.IsZero():
+		s.health = Reachability{Unreachable: time.Now(), Error: err.Error()}
+	default:
+		s.health.Error = err.Error()
+	}
+}
+
+// Reachability reports the state watch's view of Consul.
+func (s *Store) Reachability() Reachability {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.health
 }
