@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bgctl/bg/controlplane/wait"
 	"log/slog"
 	"sync"
 	"time"
@@ -102,7 +103,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) {
 		if err != nil {
 			e.log.Warn("leader election", "error", err, "retry_in", backoff)
 		}
-		sleep(ctx, backoff)
+		wait.Sleep(ctx, backoff)
 		backoff = min(backoff*2, 10*time.Second)
 		if err == nil {
 			backoff = time.Second
@@ -178,13 +179,4 @@ func (e *Elector) term(ctx context.Context, lead func(ctx context.Context)) erro
 	e.up.Set(0)
 	_ = lock.Unlock()
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bgctl/bg/controlplane/wait"
 	"log/slog"
 	"net"
 	"net/http"
@@ -153,7 +154,7 @@ func publishWhenComplete(ctx context.Context, ctrl *traffic.Controller, log *slo
 			break
 		}
 		log.Warn("loading traffic state from consul failed; retrying", "error", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(backoff*2, 5*time.Second)
@@ -162,20 +163,9 @@ func publishWhenComplete(ctx context.Context, ctrl *traffic.Controller, log *slo
 		if err := ctrl.Publish(); err == nil {
 			return nil
 		}
-		if !sleep(ctx, 50*time.Millisecond) {
+		if !wait.Sleep(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

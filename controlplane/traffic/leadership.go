@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"github.com/bgctl/bg/controlplane/wait"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -16,10 +17,10 @@ func (c *Controller) Lead(ctx context.Context) {
 		if err := c.LoadState(ctx); err == nil {
 			break
 		}
-		sleepCtx(ctx, 500*time.Millisecond)
+		wait.Sleep(ctx, 500*time.Millisecond)
 	}
 	for ctx.Err() == nil && !c.Ready() {
-		sleepCtx(ctx, 50*time.Millisecond) // act only on a published model
+		wait.Sleep(ctx, 50*time.Millisecond) // act only on a published model
 	}
 	if ctx.Err() != nil {
 		return
@@ -56,13 +57,4 @@ func (c *Controller) OnStored(service string, t model.Traffic, idx state.Index) 
 	c.pushTrafficLocked(s)
 	c.m.setWeights(service, t)
 	c.log.Info("applied state written by the leader", "service", service, "state", describe(t))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

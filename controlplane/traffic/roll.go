@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"github.com/bgctl/bg/controlplane/wait"
 	"slices"
 	"time"
 
@@ -103,12 +104,8 @@ func (c *Controller) runRoll(ctx context.Context, name string) {
 			return
 		}
 		r := *t.Roll
-		timer := time.NewTimer(r.Params.Interval.D())
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !wait.Sleep(ctx, r.Params.Interval.D()) {
 			return
-		case <-timer.C:
 		}
 		healthy := c.rollHealth(ctx, name, &r)
 		if _, err := c.rollEvent(ctx, name, rolling.Tick{Now: c.now(), Healthy: healthy}, 0); err != nil {

@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"github.com/bgctl/bg/controlplane/wait"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/rollout"
@@ -44,12 +45,8 @@ func (c *Controller) run(ctx context.Context, name string) {
 			return
 		}
 		r := *t.Rollout
-		timer := time.NewTimer(r.Plan.Interval.D())
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !wait.Sleep(ctx, r.Plan.Interval.D()) {
 			return
-		case <-timer.C:
 		}
 		a := c.analyse(ctx, name, &r)
 		if err := c.decide(ctx, name, r.ID, a); err != nil {

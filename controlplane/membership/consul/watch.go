@@ -3,6 +3,7 @@ package consul
 
 import (
 	"context"
+	"github.com/bgctl/bg/controlplane/wait"
 	"log/slog"
 	"reflect"
 	"time"
@@ -58,7 +59,7 @@ func (s *Source) Watch(ctx context.Context, service string, fn func(membership.U
 			}
 			s.m.errors.WithLabelValues(service).Inc()
 			s.log.Warn("consul read failed; keeping last known fleets", "service", service, "error", err, "retry_in", backoff)
-			sleep(ctx, backoff)
+			wait.Sleep(ctx, backoff)
 			backoff = min(backoff*2, s.maxBackoff)
 			continue
 		}
@@ -76,7 +77,7 @@ func (s *Source) Watch(ctx context.Context, service string, fn func(membership.U
 			last = &u
 			fn(u)
 		}
-		sleep(ctx, s.minInterval-time.Since(start))
+		wait.Sleep(ctx, s.minInterval-time.Since(start))
 	}
 }
 
@@ -90,16 +91,4 @@ func nextIndex(prev, got uint64) uint64 {
 		return 1
 	}
 	return got
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

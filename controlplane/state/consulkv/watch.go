@@ -2,6 +2,7 @@ package consulkv
 
 import (
 	"context"
+	"github.com/bgctl/bg/controlplane/wait"
 	"log/slog"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 			}
 			s.setHealth(err)
 			log.Warn("watching traffic state failed; keeping the last state", "error", err, "retry_in", backoff)
-			sleepCtx(ctx, backoff)
+			wait.Sleep(ctx, backoff)
 			backoff = min(backoff*2, 2*time.Second) // catch up fast after a partition heals
 			continue
 		}
@@ -54,16 +55,7 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 			seen[p.Key] = p.ModifyIndex
 			fn(service, t, state.Index(p.ModifyIndex))
 		}
-		sleepCtx(ctx, 100*time.Millisecond) // rate-limit: blocking queries can return at once
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+		wait.Sleep(ctx, 100*time.Millisecond) // rate-limit: blocking queries can return at once
 	}
 }
 
