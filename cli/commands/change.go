@@ -118,7 +118,7 @@ func runSwitch(c *cli.Context) error {
 	err = runChange(c, func(ctx context.Context, r admin.ChangeRequest) (traffic.Result, error) {
 		r.To, r.Instant, r.Steps, r.Bake, r.Interval, r.Window = req.To, req.Instant, req.Steps, req.Bake, req.Interval, req.Window
 		return cl.Switch(ctx, svc, r)
-	}, !c.Bool("wait"))
+	}, !c.Bool("wait") || req.Instant)
 	if err != nil || !c.Bool("wait") || req.Instant {
 		return err
 	}

@@ -78,6 +78,10 @@ func exitCode(stderr io.Writer, err error) int {
 // `bg switch web --instant` would otherwise see "--instant" as a second SERVICE.
 // Global flags must still come before the command.
 func permuteArgs(app *cli.App, args []string) []string {
+	// urfave looks for the completion flag only in last place: keep it there.
+	if n := len(args); n > 1 && args[n-1] == "--generate-bash-completion" {
+		return append(permuteArgs(app, args[:n-1]), args[n-1])
+	}
 	i := 1
 	for i < len(args) && isFlagArg(args[i]) {
 		if takesValue(app.Flags, args[i]) {

@@ -1,13 +1,19 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bgctl/bg/cli/client"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
@@ -17,10 +23,22 @@ func statusCommand() *cli.Command {
 		Name:      "status",
 		Usage:     "show split, fleets and proxy ACKs of one or every service",
 		ArgsUsage: "[SERVICE]",
-		Description: `Examples:
+		Description: `With --watch, redraws the status every --interval until Ctrl-C (exit 0): in a
+terminal the screen is cleared between frames, otherwise (a pipe, a CI log) each
+frame follows a timestamp line.
+
+Examples:
    bg status
-   bg status web -o json`,
-		Flags: []cli.Flag{outputFlag()},
+   bg status web -o json
+   bg status web --watch
+   bg status --watch --interval 5s`,
+		Flags: []cli.Flag{
+			outputFlag(),
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until Ctrl-C"},
+			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --watch: time between frames"},
+			// count stops --watch after N frames; for tests and scripts.
+			&cli.IntFlag{Name: "count", Hidden: true, Usage: "with --watch: stop after N frames (0: until Ctrl-C)"},
+		},
 		Action: func(c *cli.Context) error {
 			if err := checkOutput(c); err != nil {
 				return err
@@ -28,30 +46,93 @@ func statusCommand() *cli.Command {
 			if c.NArg() > 1 {
 				return cli.Exit("error: expected at most one SERVICE argument", ExitUsage)
 			}
-			cl := apiClient(c)
-			var out any
-			var list []traffic.Status
-			if c.NArg() == 1 {
-				st, err := cl.Status(c.Context, c.Args().First())
-				if err != nil {
-					return apiExit(err)
-				}
-				out, list = st, []traffic.Status{st}
-			} else {
-				all, err := cl.StatusAll(c.Context)
-				if err != nil {
-					return apiExit(err)
-				}
-				out, list = all, all
+			if !c.Bool("watch") {
+				return statusFrame(c, apiClient(c), c.Context, c.App.Writer)
 			}
-			if c.String("output") == "json" {
-				writeJSON(c.App.Writer, out)
-				return nil
+			if c.Duration("interval") <= 0 {
+				return cli.Exit("error: --interval must be positive", ExitUsage)
 			}
-			printStatus(c.App.Writer, list)
-			return nil
+			return watchStatus(c)
 		},
 	}
+}
+
+// statusFrame fetches and prints the status once.
+func statusFrame(c *cli.Context, cl *client.Client, ctx context.Context, w io.Writer) error {
+	var out any
+	var list []traffic.Status
+	if c.NArg() == 1 {
+		st, err := cl.Status(ctx, c.Args().First())
+		if err != nil {
+			return apiExit(err)
+		}
+		out, list = st, []traffic.Status{st}
+	} else {
+		all, err := cl.StatusAll(ctx)
+		if err != nil {
+			return apiExit(err)
+		}
+		out, list = all, all
+	}
+	if c.String("output") == "json" {
+		writeJSON(w, out)
+		return nil
+	}
+	printStatus(w, list)
+	return nil
+}
+
+// clearScreen moves the cursor home and clears the terminal.
+const clearScreen = "\x1b[H\x1b[2J"
+
+// watchStatus redraws the status every --interval until SIGINT/SIGTERM
+// (exit 0) or --count frames. A failed fetch after the first frame is shown
+// in the frame and retried: a watch outlives a control plane restart.
+func watchStatus(c *cli.Context) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cl, w := apiClient(c), c.App.Writer
+	tty := isTerminal(w)
+	interval, count := c.Duration("interval"), c.Int("count")
+	for frame := 1; ; frame++ {
+		var buf strings.Builder
+		if tty {
+			buf.WriteString(clearScreen)
+			fmt.Fprintf(&buf, "Every %s: bg status %s  %s\n\n", interval, c.Args().First(), time.Now().Format("15:04:05"))
+		} else {
+			fmt.Fprintf(&buf, "--- %s\n", time.Now().Format(time.RFC3339))
+		}
+		err := statusFrame(c, cl, ctx, &buf)
+		if ctx.Err() != nil {
+			return nil // interrupted mid-fetch
+		}
+		if err != nil {
+			if frame == 1 {
+				return err
+			}
+			fmt.Fprintln(&buf, err)
+		}
+		// One write per frame, so a terminal never shows half a frame.
+		_, _ = io.WriteString(w, buf.String())
+		if count > 0 && frame >= count {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func printStatus(w io.Writer, list []traffic.Status) {
