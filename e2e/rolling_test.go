@@ -146,6 +146,7 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 
 	t.Run("4-host roll: each session moves exactly once, to its host's replacement", func(t *testing.T) {
 		m := rs.sessions.Mark()
+		time.Sleep(time.Second) // every session calls its current host inside the window
 		stop := rs.watchInvariants(t)
 		out, errOut, code := rs.cli("switch", rollService, "--to", "green", "--wait")
 		changes := stop()
@@ -181,6 +182,7 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 
 	t.Run("failure on the third replacement rolls hosts back in reverse", func(t *testing.T) {
 		m := rs.sessions.Mark()
+		time.Sleep(time.Second) // every session calls its current host inside the window
 		stop := rs.watchInvariants(t)
 		third := rs.backends[rollService+"-blue-2"]
 		injected := make(chan struct{})
@@ -239,6 +241,7 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second) // the re-registered host passes its check
 		m := rs.sessions.Mark()
+		time.Sleep(time.Second) // every session calls its current host inside the window
 		stop := rs.watchInvariants(t)
 		rs.mustCLI("switch", rollService, "--to", "blue")
 		deadline := time.Now().Add(60 * time.Second)
@@ -300,6 +303,7 @@ func TestConsulMetaMarksServiceRolling(t *testing.T) {
 		t.Fatalf("strategy = %q (%v), want rolling from Consul meta", st.Strategy, err)
 	}
 	m := rs.sessions.Mark()
+	time.Sleep(time.Second) // every session calls its current host inside the window
 	out, errOut, code := rs.cli("switch", rollService, "--to", "green", "--wait")
 	if code != 0 || !strings.Contains(out, "slot-3") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)

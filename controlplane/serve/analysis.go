@@ -3,6 +3,8 @@ package serve
 import (
 	"log/slog"
 
+	promclient "github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
@@ -12,7 +14,7 @@ import (
 // analysis builds each service's default plan and, when Prometheus is
 // configured, the source that judges switches. A nil source means
 // progressive switches are refused with a clear error.
-func analysis(cfg *config.Config, log *slog.Logger) (fleetmetrics.Source, map[string]model.Plan, error) {
+func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (fleetmetrics.Source, map[string]model.Plan, error) {
 	plans := map[string]model.Plan{}
 	templates := map[string]prometheus.Templates{}
 	for _, s := range cfg.Services {
@@ -30,6 +32,9 @@ func analysis(cfg *config.Config, log *slog.Logger) (fleetmetrics.Source, map[st
 	}
 	src, err := prometheus.New(cfg.Prometheus.Address, templates, log)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := src.Register(reg); err != nil {
 		return nil, nil, err
 	}
 	return src, plans, nil

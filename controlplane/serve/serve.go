@@ -67,7 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return info
 	})
-	src, plans, err := analysis(cfg, log)
+	src, plans, err := analysis(cfg, log, reg)
 	if err != nil {
 		return err
 	}

@@ -54,5 +54,6 @@ func (c *Controller) analyse(ctx context.Context, service string, r *model.Rollo
 	if v.Outcome == judge.Invalid {
 		return rollout.Analysis{Now: now, Unavailable: "invalid counts: " + v.Reason}
 	}
+	c.m.setErrorRatios(service, v)
 	return rollout.Analysis{Now: now, Verdict: v}
 }

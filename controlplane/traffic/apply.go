@@ -58,6 +58,7 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 		c.log.Info("traffic changed", "service", name, "from", describe(cur), "to", describe(next), "reason", next.Reason)
 	}
 	c.m.setWeights(name, next)
+	c.m.recordChange(name, cur, next)
 	s.op.Unlock()
 	if confirm {
 		c.confirm(ctx, s, next, timeout)

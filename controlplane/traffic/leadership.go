@@ -49,6 +49,10 @@ func (c *Controller) OnStored(service string, t model.Traffic, idx state.Index) 
 	if idx <= s.index {
 		return
 	}
+	if t.Generation <= s.traffic.Generation {
+		s.index = max(s.index, idx) // our own write, seen before its index was recorded
+		return
+	}
 	prev := s.traffic
 	s.traffic, s.index = t, idx
 	if !c.pushed || t.Generation == prev.Generation && t.GreenPercent == prev.GreenPercent {

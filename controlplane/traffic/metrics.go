@@ -1,10 +1,33 @@
 package traffic
 
 import (
+	"math"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/model"
 )
+
+// Rollback reasons, the only values of bg_rollbacks_total's reason label.
+const (
+	rollbackAnalysisFailed     = "analysis_failed"
+	rollbackMetricsUnavailable = "metrics_unavailable"
+	rollbackAborted            = "aborted"
+	rollbackRollFailed         = "roll_failed"
+)
+
+var rollbackReasons = []string{rollbackAnalysisFailed, rollbackMetricsUnavailable, rollbackAborted, rollbackRollFailed}
+
+// switchPhases are the values of bg_switch_phase's phase label: a
+// progressive switch's phases, then a roll's, then "none".
+var switchPhases = []string{
+	string(model.RolloutProgressing), string(model.RolloutPaused), string(model.RolloutRollingBack),
+	string(model.RolloutPromoted), string(model.RolloutRolledBack), string(model.RolloutAborted),
+	string(model.RollRolling), string(model.RollHeld), string(model.RollCompleted),
+	"none",
+}
 
 // Metrics are the traffic series.
 type Metrics struct {
@@ -12,6 +35,12 @@ type Metrics struct {
 	generation      *prometheus.GaugeVec
 	analyses        *prometheus.CounterVec
 	rollbackSeconds *prometheus.HistogramVec
+	phase           *prometheus.GaugeVec
+	stepPercent     *prometheus.GaugeVec
+	steps           *prometheus.CounterVec
+	rollbacks       *prometheus.CounterVec
+	overrides       *prometheus.CounterVec
+	errorRatio      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the traffic series.
@@ -31,16 +60,155 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from the analysis that failed a switch to every proxy ACKing the flip back.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"service"}),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_switch_phase",
+			Help: "1 for the phase of a service's last progressive switch or roll (the later one), 0 for every other phase; phase \"none\" before any.",
+		}, []string{"service", "phase"}),
+		stepPercent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_switch_step_percent",
+			Help: "Candidate share planned at the current step of a service's last progressive switch; 0 before any.",
+		}, []string{"service"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_switch_steps_total", Help: "Steps entered by progressive switches, the first step included.",
+		}, []string{"service"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_rollbacks_total",
+			Help: "Traffic sent back to the stable colour, by reason (analysis_failed, metrics_unavailable, aborted, roll_failed).",
+		}, []string{"service", "reason"}),
+		overrides: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_overrides_total", Help: "Overrides recorded on progressive switches, e.g. promote --force skipping analysis.",
+		}, []string{"service"}),
+		errorRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_analysis_error_ratio",
+			Help: "Error ratio measured by the last analysis with usable counts, by role (candidate, baseline).",
+		}, []string{"service", "role"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.weight, m.generation, m.analyses, m.rollbackSeconds)
+		reg.MustRegister(m.weight, m.generation, m.analyses, m.rollbackSeconds,
+			m.phase, m.stepPercent, m.steps, m.rollbacks, m.overrides, m.errorRatio)
 	}
 	return m
 }
 
+// setWeights exports a service's current state. It also creates the
+// service's counters at zero, so rates and increases exist before the
+// first event.
 func (m *Metrics) setWeights(service string, t model.Traffic) {
 	for _, c := range model.Colors {
 		m.weight.WithLabelValues(service, string(c)).Set(float64(t.Percent(c)))
 	}
 	m.generation.WithLabelValues(service).Set(float64(t.Generation))
+	cur := lastPhase(t)
+	for _, p := range switchPhases {
+		v := 0.0
+		if p == cur {
+			v = 1
+		}
+		m.phase.WithLabelValues(service, p).Set(v)
+	}
+	step := 0.0
+	if r := t.Rollout; r != nil && r.Step >= 0 && r.Step < len(r.Plan.Steps) {
+		step = float64(r.Percent())
+	}
+	m.stepPercent.WithLabelValues(service).Set(step)
+	m.steps.WithLabelValues(service)
+	m.overrides.WithLabelValues(service)
+	for _, r := range rollbackReasons {
+		m.rollbacks.WithLabelValues(service, r)
+	}
+}
+
+// lastPhase is the phase of the later of the last switch and the last roll.
+func lastPhase(t model.Traffic) string {
+	r, l := t.Rollout, t.Roll
+	switch {
+	case r == nil && l == nil:
+		return "none"
+	case l == nil || r != nil && r.StartedAt.After(l.StartedAt):
+		return string(r.Phase)
+	case l.Phase == model.RollRollingBack:
+		return string(model.RolloutRollingBack)
+	case l.Phase == model.RollRolledBack:
+		return string(model.RolloutRolledBack)
+	case l.Phase == model.RollAborted:
+		return string(model.RolloutAborted)
+	default:
+		return string(l.Phase)
+	}
+}
+
+// recordChange counts what the change from cur to next did: steps
+// entered, overrides and rollbacks. Only the replica that makes the change
+// calls it, so nothing is counted twice.
+func (m *Metrics) recordChange(service string, cur, next model.Traffic) {
+	if r := next.Rollout; r != nil {
+		old := cur.Rollout
+		if old != nil && old.ID != r.ID {
+			old = nil
+		}
+		switch {
+		case old == nil:
+			m.steps.WithLabelValues(service).Add(float64(r.Step + 1))
+		case r.Step > old.Step:
+			m.steps.WithLabelValues(service).Add(float64(r.Step - old.Step))
+		}
+		n := len(r.Overrides)
+		if old != nil {
+			n -= len(old.Overrides)
+		}
+		if n > 0 {
+			m.overrides.WithLabelValues(service).Add(float64(n))
+		}
+	}
+	if reason := rollbackReason(cur, next); reason != "" {
+		m.rollbacks.WithLabelValues(service, reason).Inc()
+	}
+}
+
+// rollbackReason says why traffic started going back to the stable
+// colour between cur and next, or "" if it did not.
+func rollbackReason(cur, next model.Traffic) string {
+	if r := next.Rollout; r != nil && rolloutBack(r.Phase) {
+		if old := cur.Rollout; old == nil || old.ID != r.ID || !rolloutBack(old.Phase) {
+			switch {
+			case r.Phase == model.RolloutAborted:
+				return rollbackAborted
+			case strings.HasPrefix(r.Reason, "metrics unavailable"):
+				return rollbackMetricsUnavailable
+			default:
+				return rollbackAnalysisFailed
+			}
+		}
+		return ""
+	}
+	if l := next.Roll; l != nil && rollBack(l.Phase) {
+		if old := cur.Roll; old == nil || old.ID != l.ID || !rollBack(old.Phase) {
+			if l.ByHand || l.Phase == model.RollAborted {
+				return rollbackAborted
+			}
+			return rollbackRollFailed
+		}
+		return ""
+	}
+	if next.Phase == model.PhaseAborted && cur.Phase != model.PhaseAborted {
+		return rollbackAborted // an instant switch undone by hand
+	}
+	return ""
+}
+
+func rolloutBack(p model.RolloutPhase) bool {
+	return p == model.RolloutRollingBack || p == model.RolloutRolledBack || p == model.RolloutAborted
+}
+
+func rollBack(p model.RollPhase) bool {
+	return p == model.RollRollingBack || p == model.RollRolledBack || p == model.RollAborted
+}
+
+// setErrorRatios exports the ratios an analysis measured.
+func (m *Metrics) setErrorRatios(service string, v judge.Verdict) {
+	for role, f := range map[string]float64{"candidate": v.CandidateRatio, "baseline": v.BaselineRatio} {
+		if !math.IsNaN(f) && !math.IsInf(f, 0) && f >= 0 {
+			m.errorRatio.WithLabelValues(service, role).Set(f)
+		}
+	}
 }

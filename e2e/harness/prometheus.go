@@ -40,6 +40,19 @@ type Prometheus struct {
 // expecting data.
 func StartPrometheus(t TB, targets []string) *Prometheus {
 	t.Helper()
+	return StartPrometheusWith(t, targets, PrometheusOptions{})
+}
+
+// PrometheusOptions change how the harness Prometheus scrapes.
+type PrometheusOptions struct {
+	// BearerToken, if set, is sent as "Authorization: Bearer ..." to every
+	// target (bg's admin /metrics needs it; backends ignore it).
+	BearerToken string
+}
+
+// StartPrometheusWith is StartPrometheus with options.
+func StartPrometheusWith(t TB, targets []string, o PrometheusOptions) *Prometheus {
+	t.Helper()
 	bin := prometheusBinary(t)
 	// A freshly picked port can be taken before Prometheus binds it; retry
 	// with a new port rather than flake.
@@ -55,7 +68,7 @@ func StartPrometheus(t TB, targets []string) *Prometheus {
 			t.Fatalf("harness: prometheus targets: %v", err)
 		}
 		cfg := filepath.Join(pr.dir, "prometheus.yml")
-		if err := os.WriteFile(cfg, promConfig(filepath.Join(pr.dir, "targets.json")), 0o644); err != nil {
+		if err := os.WriteFile(cfg, promConfig(filepath.Join(pr.dir, "targets.json"), o.BearerToken), 0o644); err != nil {
 			t.Fatalf("harness: prometheus config: %v", err)
 		}
 		args := []string{
@@ -81,21 +94,25 @@ func StartPrometheus(t TB, targets []string) *Prometheus {
 
 // promConfig is JSON, which is valid YAML and needs no quoting rules.
 // scrape_timeout must not exceed the 1 s interval (the default is 10 s).
-func promConfig(targetsFile string) []byte {
+func promConfig(targetsFile, bearerToken string) []byte {
+	job := map[string]any{
+		"job_name": "bg-e2e",
+		"file_sd_configs": []any{map[string]any{
+			"files": []string{targetsFile},
+			// A backstop: file_sd also watches the file with inotify.
+			"refresh_interval": "1s",
+		}},
+	}
+	if bearerToken != "" {
+		job["authorization"] = map[string]any{"type": "Bearer", "credentials": bearerToken}
+	}
 	cfg := map[string]any{
 		"global": map[string]any{
 			"scrape_interval":     "1s",
 			"scrape_timeout":      "1s",
 			"evaluation_interval": "1s",
 		},
-		"scrape_configs": []any{map[string]any{
-			"job_name": "bg-e2e",
-			"file_sd_configs": []any{map[string]any{
-				"files": []string{targetsFile},
-				// A backstop: file_sd also watches the file with inotify.
-				"refresh_interval": "1s",
-			}},
-		}},
+		"scrape_configs": []any{job},
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	return b

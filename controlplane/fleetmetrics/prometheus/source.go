@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
@@ -29,6 +30,8 @@ type Source struct {
 	api      v1.API
 	services map[string]parsed
 	log      *slog.Logger
+	// queryErrors counts failed queries; Register exports it.
+	queryErrors *promclient.CounterVec
 }
 
 var _ fleetmetrics.Source = (*Source)(nil)
@@ -44,7 +47,12 @@ func New(address string, templates map[string]Templates, log *slog.Logger) (*Sou
 	if err != nil {
 		return nil, fmt.Errorf("prometheus address %q: %w", address, err)
 	}
-	s := &Source{api: v1.NewAPI(c), services: make(map[string]parsed, len(templates)), log: log}
+	s := &Source{api: v1.NewAPI(c), services: make(map[string]parsed, len(templates)), log: log,
+		queryErrors: promclient.NewCounterVec(promclient.CounterOpts{
+			Name: "bg_prometheus_query_errors_total",
+			Help: "Analysis queries to Prometheus that failed or returned no usable value, by service.",
+		}, []string{"service"}),
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -54,8 +62,18 @@ func New(address string, templates map[string]Templates, log *slog.Logger) (*Sou
 			return nil, err
 		}
 		s.services[svc] = p
+		s.queryErrors.WithLabelValues(svc) // exported at zero before the first error
 	}
 	return s, nil
+}
+
+// Register exports the source's series (bg_prometheus_query_errors_total)
+// on reg; a nil reg does nothing.
+func (s *Source) Register(reg promclient.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	return reg.Register(s.queryErrors)
 }
 
 // Sample runs the service's requests and errors queries. Any failure or a
@@ -74,10 +92,12 @@ func (s *Source) Sample(ctx context.Context, q fleetmetrics.Query) (judge.Sample
 	at := time.Now()
 	req, err := s.value(ctx, "requests", p.requests, d, at)
 	if err != nil {
+		s.queryErrors.WithLabelValues(q.Service).Inc()
 		return judge.Sample{}, err
 	}
 	errs, err := s.value(ctx, "errors", p.errors, d, at)
 	if err != nil {
+		s.queryErrors.WithLabelValues(q.Service).Inc()
 		return judge.Sample{}, err
 	}
 	return judge.Sample{Requests: req, Errors: errs}, nil
