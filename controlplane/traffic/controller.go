@@ -128,6 +128,7 @@ func (c *Controller) OnMembership(u membership.Update) {
 	prev := s.membership
 	m := u.Membership
 	s.membership, s.skipped, s.readAt = &m, u.Skipped, time.Now()
+	c.m.setMembers(u.Service, m)
 	hint := membershipHint{rolling: u.Rolling, header: u.AffinityHeader}
 	strategyChanged := hint != s.metaRoll
 	s.metaRoll = hint

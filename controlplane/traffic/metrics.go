@@ -31,6 +31,7 @@ var switchPhases = []string{
 
 // Metrics are the traffic series.
 type Metrics struct {
+	members         *prometheus.GaugeVec
 	weight          *prometheus.GaugeVec
 	generation      *prometheus.GaugeVec
 	analyses        *prometheus.CounterVec
@@ -49,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_service_weight_percent", Help: "Share of a service's traffic sent to each colour.",
 		}, []string{"service", "color"}),
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_fleet_members", Help: "Passing instances per service, colour and version (Consul meta version).",
+		}, []string{"service", "color", "version"}),
 		generation: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_service_generation", Help: "Generation of a service's traffic state.",
 		}, []string{"service"}),
@@ -84,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"service", "role"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.weight, m.generation, m.analyses, m.rollbackSeconds,
+		reg.MustRegister(m.members, m.weight, m.generation, m.analyses, m.rollbackSeconds,
 			m.phase, m.stepPercent, m.steps, m.rollbacks, m.overrides, m.errorRatio)
 	}
 	return m
@@ -209,6 +213,23 @@ func (m *Metrics) setErrorRatios(service string, v judge.Verdict) {
 	for role, f := range map[string]float64{"candidate": v.CandidateRatio, "baseline": v.BaselineRatio} {
 		if !math.IsNaN(f) && !math.IsInf(f, 0) && f >= 0 {
 			m.errorRatio.WithLabelValues(service, role).Set(f)
+		}
+	}
+}
+
+// setMembers publishes how many passing instances of each version serve each colour.
+func (m *Metrics) setMembers(service string, ms model.Membership) {
+	m.members.DeletePartialMatch(prometheus.Labels{"service": service})
+	for _, c := range model.Colors {
+		count := map[string]int{}
+		for _, e := range ms.Fleet(c).Endpoints {
+			count[e.Version]++
+		}
+		if len(count) == 0 {
+			m.members.WithLabelValues(service, string(c), "").Set(0)
+		}
+		for v, n := range count {
+			m.members.WithLabelValues(service, string(c), v).Set(float64(n))
 		}
 	}
 }
