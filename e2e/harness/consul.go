@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -117,35 +116,10 @@ func (c *Consul) Start() {
 	}
 }
 
-func (c *Consul) start() error {
-	if err := c.p.start(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), consulStartTimeout)
-	defer cancel()
-	return c.waitReady(ctx)
-}
-
-// waitReady polls until a leader is known and a KV write commits: a leader
+// start waits until a leader is known and a KV write commits: a leader
 // address alone shows up before the leader has finished establishing itself.
-func (c *Consul) waitReady(ctx context.Context) error {
-	var last error
-	for {
-		select {
-		case <-c.p.exited():
-			return fmt.Errorf("consul exited early (code %d); log %s", c.p.exitCode(), c.p.logPath)
-		default:
-		}
-		last = c.probe()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("consul not ready after %v: %w", consulStartTimeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+func (c *Consul) start() error {
+	return c.p.startReady("consul", consulStartTimeout, 50*time.Millisecond, c.probe)
 }
 
 func (c *Consul) probe() error {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -157,4 +158,30 @@ func tailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// startReady starts the process and polls ready every interval until it
+// succeeds, the process exits, or timeout passes.
+func (p *proc) startReady(what string, timeout, every time.Duration, ready func() error) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		select {
+		case <-p.exited():
+			return fmt.Errorf("%s exited early (code %d); log %s", what, p.exitCode(), p.logPath)
+		default:
+		}
+		last := ready()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %v: %w", what, timeout, last)
+		case <-time.After(every):
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -182,35 +181,10 @@ func (pr *Prometheus) Start() {
 	}
 }
 
-func (pr *Prometheus) start() error {
-	if err := pr.p.start(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), promStartTimeout)
-	defer cancel()
-	return pr.waitReady(ctx)
-}
-
-// waitReady polls /-/ready, which answers 503 until the TSDB is open (WAL
+// start waits for /-/ready, which answers 503 until the TSDB is open (WAL
 // replayed) and the scrape manager runs.
-func (pr *Prometheus) waitReady(ctx context.Context) error {
-	var last error
-	for {
-		select {
-		case <-pr.p.exited():
-			return fmt.Errorf("prometheus exited early (code %d); log %s", pr.p.exitCode(), pr.p.logPath)
-		default:
-		}
-		last = pr.ready()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("prometheus not ready after %v: %w", promStartTimeout, last)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+func (pr *Prometheus) start() error {
+	return pr.p.startReady("prometheus", promStartTimeout, 20*time.Millisecond, pr.ready)
 }
 
 func (pr *Prometheus) ready() error {
