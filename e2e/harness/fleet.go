@@ -60,8 +60,9 @@ type Backend struct {
 
 	metricsLis net.Listener
 	metricsSrv *http.Server
-	requests   prometheus.Counter // bg_demo_requests_total
-	errors     prometheus.Counter // bg_demo_errors_total
+	requests   prometheus.Counter  // bg_demo_requests_total
+	errors     prometheus.Counter  // bg_demo_errors_total
+	latency    prometheus.Observer // bg_demo_request_duration_seconds
 
 	failBits atomic.Uint64 // math.Float64bits of the fail ratio
 	calls    atomic.Int64
@@ -117,7 +118,12 @@ func (b *Backend) serveMetrics() error {
 		Name: "bg_demo_errors_total", Help: "UnaryCalls failed on purpose (SetFailRatio).", ConstLabels: labels,
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(b.requests, b.errors)
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bg_demo_request_duration_seconds", Help: "UnaryCall handling time.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+	})
+	b.latency = latency
+	reg.MustRegister(b.requests, b.errors, latency)
 	b.metricsLis = lis
 	b.metricsSrv = &http.Server{
 		Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
@@ -233,6 +239,7 @@ func (s *testService) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*
 		b.sessMu.Unlock()
 	}
 	b.requests.Inc()
+	defer func(start time.Time) { b.latency.Observe(time.Since(start).Seconds()) }(time.Now())
 	if r := math.Float64frombits(b.failBits.Load()); r > 0 && rand.Float64() < r {
 		b.failed.Add(1)
 		b.errors.Inc()

@@ -118,7 +118,11 @@ func run(log *slog.Logger) error {
 		Name: "bg_demo_errors_total", Help: "Requests answered 500 on purpose (FAIL_RATIO).", ConstLabels: labels,
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(requests, failures)
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bg_demo_request_duration_seconds", Help: "Request handling time.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+	})
+	reg.MustRegister(requests, failures, latency)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -126,6 +130,7 @@ func run(log *slog.Logger) error {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		defer func(start time.Time) { latency.Observe(time.Since(start).Seconds()) }(time.Now())
 		requests.Inc()
 		w.Header().Set("X-Bg-Color", s.color)
 		w.Header().Set("X-Bg-Version", s.version)
