@@ -179,6 +179,22 @@ func (h *haStack) history(t *testing.T, after uint64) []historyEntry {
 	return out
 }
 
+// storedTerm is the leader term recorded in the stored traffic state.
+func (h *haStack) storedTerm(t *testing.T) uint64 {
+	t.Helper()
+	pair, _, err := h.consul.Client().KV().Get("bg/services/"+service+"/traffic", nil)
+	if err != nil || pair == nil {
+		t.Fatalf("read stored state: %v", err)
+	}
+	var st struct {
+		Term uint64 `json:"term"`
+	}
+	if err := json.Unmarshal(pair.Value, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Term
+}
+
 func kills() int {
 	if n, err := strconv.Atoi(os.Getenv("BG_E2E_KILLS")); err == nil && n > 0 {
 		return n
@@ -212,6 +228,7 @@ func TestHighAvailability(t *testing.T) {
 			h.waitOn(t, old, 30*time.Second, "target step", func(st statusJSON) bool {
 				return st.Switch != nil && st.Switch.Step >= step
 			})
+			termBefore := h.storedTerm(t)
 			h.replicas[old].bg.Kill()
 			killedAt := time.Now()
 			next := h.leader(t, 60*time.Second, old)
@@ -232,6 +249,10 @@ func TestHighAvailability(t *testing.T) {
 			want := []int{25, 50, 75, 100}
 			if to == "blue" {
 				want = []int{75, 50, 25, 0}
+			}
+			// Writes carry the writer's term: the new leader's is higher.
+			if term := h.storedTerm(t); term <= termBefore {
+				t.Fatalf("kill %d: stored term %d after takeover, was %d", k, term, termBefore)
 			}
 			if fmt.Sprint(steps) != fmt.Sprint(want) {
 				t.Fatalf("kill %d (leader %d at step %d): history split sequence %v, want %v", k, old, step, steps, want)
@@ -272,7 +293,7 @@ func TestHighAvailability(t *testing.T) {
 			switch {
 			case c == 0:
 				ok++
-			case c == 3 && strings.Contains(errs[i], "is progressing") || strings.Contains(errs[i], "already serves"):
+			case c == 3 && (strings.Contains(errs[i], "is progressing") || strings.Contains(errs[i], "already serves")):
 				refused++
 			}
 		}
@@ -323,6 +344,21 @@ func TestHighAvailability(t *testing.T) {
 			// A follower may lag (it serves its last config); none may be ahead.
 			if st.Generation > at.Generation || st.Switch.ID == at.Switch.ID && (st.Switch.Step > 1 || st.Weights != at.Weights) {
 				t.Fatalf("replica %d advanced while consul was down: %+v %+v", i, st.Weights, st.Switch)
+			}
+		}
+		for i := range h.replicas {
+			var ctl struct {
+				Control struct {
+					Leading bool `json:"leading"`
+					Consul  struct {
+						Reachable bool `json:"reachable"`
+					} `json:"consul"`
+				} `json:"control"`
+			}
+			s := *h.stack
+			s.admin = h.replicas[i].admin
+			if err := s.statusInto(service, &ctl); err != nil || ctl.Control.Consul.Reachable || ctl.Control.Leading {
+				t.Fatalf("replica %d status while consul was down: %+v (%v); want consul unreachable, not leading", i, ctl.Control, err)
 			}
 		}
 		c := h.sumSince(before)

@@ -137,8 +137,8 @@ func TestProgressiveSwitch(t *testing.T) {
 		}
 		took := lastGreen.Sub(onset[0].Time())
 		t.Logf("error onset → 100%% of calls on blue: %v (reason: %s)", took.Round(10*time.Millisecond), rep.Switch.Reason)
-		if took > 10*time.Second {
-			t.Fatalf("rollback took %v", took)
+		if took > 5*time.Second {
+			t.Fatalf("rollback took %v, target 5s", took)
 		}
 		s.setGreenFailRatio(0)
 		s.expectAll("blue", 10*time.Second)

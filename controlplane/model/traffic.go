@@ -29,6 +29,9 @@ type Traffic struct {
 	Phase        Phase `json:"phase"`
 	// Generation increases by one on every change of this service's state.
 	Generation uint64 `json:"generation"`
+	// Term is the leader term (lock index) of the replica that wrote this
+	// state; set by the store when writes are fenced.
+	Term uint64 `json:"term,omitempty"`
 	// Reason records why the last change was made.
 	Reason string `json:"reason,omitempty"`
 	// Rollout is the last progressive switch, running or ended.

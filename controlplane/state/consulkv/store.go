@@ -73,10 +73,6 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 	if err := t.Validate(); err != nil {
 		return 0, fmt.Errorf("refusing to store invalid state: %w", err)
 	}
-	body, err := json.Marshal(t)
-	if err != nil {
-		return 0, err
-	}
 	var ops api.TxnOps
 	if s.fence != nil {
 		f, ok := s.fence()
@@ -84,7 +80,11 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 			return 0, state.ErrNotLeader
 		}
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
-		entry.Term, entry.Replica = f.Term, f.Replica
+		t.Term, entry.Term, entry.Replica = f.Term, f.Term, f.Replica
+	}
+	body, err := json.Marshal(t)
+	if err != nil {
+		return 0, err
 	}
 	entry.Generation = t.Generation
 	hist, err := json.Marshal(entry)
