@@ -119,7 +119,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	// Campaign from the start: only the leader creates a missing initial state.
-	go elector.Run(ctx, ctrl.Lead) // the leader resumes running switches
+	electorDone := make(chan struct{})
+	go func() {
+		defer close(electorDone)
+		elector.Run(ctx, ctrl.Lead) // the leader resumes running switches
+	}()
 	go func() {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
@@ -140,6 +144,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer stop()
 	_ = httpServer.Shutdown(shutdown)
 	xdsLis.Close()
+	// Release the lock before exiting: otherwise the next leader waits for
+	// the session to expire (about twice its TTL).
+	select {
+	case <-electorDone:
+	case <-shutdown.Done():
+	}
 	return err
 }
 

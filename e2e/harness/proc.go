@@ -38,7 +38,7 @@ func newProc(t TB, name, bin string, args, env []string) *proc {
 	// prints the complete log.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("---- %s log tail (%s) ----\n%s", p.name, p.logPath, tailFile(p.logPath, 80))
+			t.Logf("---- %s log tail (%s) ----\n%s", p.name, p.logPath, tailFile(p.logPath, 40))
 		}
 	})
 	return p
@@ -147,13 +147,24 @@ func (p *proc) log() string {
 }
 
 // tailFile returns the last n lines of a file, or a note why it can't.
+// noise is a log line that says nothing about a failure; dropping it keeps
+// the test's own failure message inside what CI shows of the output.
+func noise(line []byte) bool {
+	return bytes.Contains(line, []byte("Check status updated")) || bytes.Contains(line, []byte("Synced check"))
+}
+
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
 	b = bytes.TrimRight(b, "\n")
-	lines := bytes.Split(b, []byte("\n"))
+	var lines [][]byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if !noise(l) {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
