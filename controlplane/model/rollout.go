@@ -44,6 +44,21 @@ type Plan struct {
 	UnavailableBudget Duration `json:"unavailable_budget"`
 	OnUnavailable     string   `json:"on_unavailable"`
 	Rollback          string   `json:"rollback"`
+	// Dark: the first step is 0 %: only mirrored requests reach the
+	// candidate, and the judge sees them before any user is moved.
+	Dark  bool   `json:"dark,omitempty"`
+	Gates []Gate `json:"gates,omitempty"`
+}
+
+// GatesAt are the plan's gates that run at stage.
+func (p Plan) GatesAt(stage string) []Gate {
+	var out []Gate
+	for _, g := range p.Gates {
+		if g.At(stage) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // Validate rejects plans a switch cannot run.
@@ -53,6 +68,9 @@ func (p Plan) Validate() error {
 	}
 	prev := 0
 	for i, s := range p.Steps {
+		if i == 0 && s == 0 && p.Dark && len(p.Steps) > 1 {
+			continue // the dark step
+		}
 		if s <= prev || s > 100 {
 			return fmt.Errorf("steps[%d]: %d must be above %d and at most 100", i, s, prev)
 		}
@@ -80,6 +98,11 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("on_unavailable: %q is not rollback or hold", p.OnUnavailable)
 	case p.Rollback != RollbackInstant && p.Rollback != RollbackGradual:
 		return fmt.Errorf("rollback: %q is not instant or gradual", p.Rollback)
+	}
+	for i, g := range p.Gates {
+		if err := g.Validate(); err != nil {
+			return fmt.Errorf("gates[%d].%w", i, err)
+		}
 	}
 	return nil
 }
@@ -118,6 +141,19 @@ type Rollout struct {
 	// the moment every proxy had ACKed the flip back.
 	DetectedAt  time.Time `json:"detected_at,omitzero"`
 	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
+	// Gate is the stage whose gates must pass before traffic moves on
+	// ("" = none pending). While "pre" is pending the first step is not
+	// applied yet.
+	Gate        string       `json:"gate,omitempty"`
+	GateResults []GateResult `json:"gate_results,omitempty"`
+}
+
+// Applied is the candidate's share the rollout has put in force.
+func (r *Rollout) Applied() int {
+	if r.Gate == GatePre {
+		return 0
+	}
+	return r.Percent()
 }
 
 // Percent is the candidate's share at the current step.

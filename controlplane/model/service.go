@@ -25,6 +25,13 @@ type Service struct {
 	Protocol     Protocol
 	Strategy     Strategy // "" means blue-green
 	Affinity     Affinity // rolling services hash sessions onto hosts
+	// Pools send matching requests to the candidate while one is previewed
+	// or switched to.
+	Pools []Pool
+	// MirrorPercent of live requests are also sent to the candidate while
+	// it is previewed or switched to and holds less than all traffic;
+	// their responses are discarded (Envoy only: gRPC does not mirror).
+	MirrorPercent int
 }
 
 // Rolling is true for stateful services switched host by host.

@@ -38,6 +38,21 @@ type Traffic struct {
 	Rollout *Rollout `json:"rollout,omitempty"`
 	// Roll is the last host-by-host switch of a stateful service.
 	Roll *Roll `json:"roll,omitempty"`
+	// Preview turns canary pools and mirroring on towards this colour
+	// before a switch starts ("" = off). A switch start clears it.
+	Preview Color `json:"preview,omitempty"`
+}
+
+// Candidate is the colour pools and mirrored requests go to: the target
+// of a running progressive switch, else the previewed colour, else none.
+func (t Traffic) Candidate() Color {
+	if t.Switching() {
+		return t.Rollout.To
+	}
+	if t.Rolling() {
+		return ""
+	}
+	return t.Preview
 }
 
 // InitialTraffic is the state of a service bg has never seen: all on blue.
@@ -80,6 +95,11 @@ func (t Traffic) Validate() error {
 			return fmt.Errorf("target: %w", err)
 		}
 	}
+	if t.Preview != "" {
+		if _, err := ParseColor(string(t.Preview)); err != nil {
+			return fmt.Errorf("preview: %w", err)
+		}
+	}
 	if t.GreenPercent < 0 || t.GreenPercent > 100 {
 		return fmt.Errorf("green_percent %d out of range 0..100", t.GreenPercent)
 	}
@@ -98,8 +118,11 @@ func (t Traffic) Validate() error {
 		if _, err := ParseColor(string(r.To)); err != nil || r.To != t.Target {
 			return fmt.Errorf("rollout to %q does not match target %q", r.To, t.Target)
 		}
-		if r.Phase.Running() && t.Percent(r.To) != r.Percent() {
-			return fmt.Errorf("rollout step %d (%d%%) does not match %s's share %d%%", r.Step, r.Percent(), r.To, t.Percent(r.To))
+		if r.Phase.Running() && t.Percent(r.To) != r.Applied() {
+			return fmt.Errorf("rollout step %d (%d%%) does not match %s's share %d%%", r.Step, r.Applied(), r.To, t.Percent(r.To))
+		}
+		if r.Gate != "" && (r.Gate != GatePre && r.Gate != GateStep && r.Gate != GatePost || !r.Phase.Running()) {
+			return fmt.Errorf("rollout gate %q pending in phase %q", r.Gate, r.Phase)
 		}
 		if r.From == r.To || r.From != t.Stable {
 			return fmt.Errorf("rollout from %q to %q does not match stable %q", r.From, r.To, t.Stable)

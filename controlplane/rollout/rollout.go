@@ -63,6 +63,13 @@ type Promote struct {
 	Reason string
 }
 
+// GateOutcome is one round of calls to the gates of the pending stage.
+type GateOutcome struct {
+	Now     time.Time
+	Stage   string
+	Results []model.GateResult
+}
+
 // Abort puts all traffic back on the stable colour by hand.
 type Abort struct {
 	Now    time.Time
@@ -75,6 +82,9 @@ func (e Pause) at() time.Time    { return e.Now }
 func (e Resume) at() time.Time   { return e.Now }
 func (e Promote) at() time.Time  { return e.Now }
 func (e Abort) at() time.Time    { return e.Now }
+func (e GateOutcome) at() time.Time {
+	return e.Now
+}
 
 // Decide applies one event. The input is never modified. A nil action list
 // means nothing changed.
@@ -93,6 +103,9 @@ func Decide(t model.Traffic, ev Event) (model.Traffic, []Action, error) {
 	switch e := ev.(type) {
 	case Analysis:
 		return analyse(next, &r, e)
+	case GateOutcome:
+		r.GateResults = slices.Clone(t.Rollout.GateResults)
+		return gated(next, &r, e)
 	case Pause:
 		if r.Phase != model.RolloutProgressing {
 			return t, nil, nil
@@ -110,11 +123,18 @@ func Decide(t model.Traffic, ev Event) (model.Traffic, []Action, error) {
 			return t, nil, errors.New("cannot promote while rolling back")
 		}
 		if e.Force {
-			r.Overrides = append(r.Overrides, "promote --force: analysis skipped ("+orDefault(e.Reason, "no reason given")+")")
-			return promote(next, &r, e.Now, "promoted by hand, analysis skipped")
+			skipped := "analysis skipped"
+			if len(r.Plan.Gates) > 0 {
+				skipped = "analysis and gates skipped"
+			}
+			r.Overrides = append(r.Overrides, "promote --force: "+skipped+" ("+orDefault(e.Reason, "no reason given")+")")
+			return promote(next, &r, e.Now, "promoted by hand, "+skipped, true)
 		}
-		if last := lastVerdict(&r); last != nil && last.Outcome == string(judge.Pass) && last.Step == r.Step {
-			return promote(next, &r, e.Now, "promoted by hand after a passing analysis")
+		if r.Gate == model.GatePost {
+			return t, nil, nil // already at 100 %, waiting for its post gates
+		}
+		if last := lastVerdict(&r); last != nil && last.Outcome == string(judge.Pass) && last.Step == r.Step && r.Gate != model.GatePre {
+			return promote(next, &r, e.Now, "promoted by hand after a passing analysis", false)
 		}
 		r.PromoteRequested = true
 		return bump(next), []Action{Persist}, nil
@@ -147,17 +167,97 @@ func start(t model.Traffic, e Start) (model.Traffic, []Action, error) {
 		Reason: orDefault(e.Reason, "progressive switch to "+string(e.To)), Rollout: r,
 	}
 	r.ID = idFor(next.Generation)
-	setCandidate(&next, e.Plan.Steps[0])
-	if e.Plan.Steps[0] == 100 {
-		r.Phase, r.EndedAt, r.Reason = model.RolloutPromoted, e.Now, "single step of 100%"
-		next.Phase = model.PhaseSwitched
+	if len(e.Plan.GatesAt(model.GatePre)) > 0 {
+		// Nothing moves until the pre gates pass; pools already see the candidate.
+		r.Gate, r.Reason = model.GatePre, "waiting for pre gates"
+		setCandidate(&next, 0)
+		return next, []Action{Persist, Push}, nil
 	}
+	if e.Plan.Steps[0] == 100 {
+		next.Generation-- // promote bumps it
+		return promote(next, r, e.Now, "single step of 100%", false)
+	}
+	setCandidate(&next, e.Plan.Steps[0])
 	return next, []Action{Persist, Push}, nil
+}
+
+// gated applies the results of the pending stage's gates: all passed →
+// traffic moves on; a failing rollback gate → rollback; a failing hold
+// gate → the split holds and the gate is called again next interval.
+func gated(next model.Traffic, r *model.Rollout, e GateOutcome) (model.Traffic, []Action, error) {
+	if r.Gate == "" || r.Gate != e.Stage || r.Phase != model.RolloutProgressing {
+		return next, nil, nil // stale round, or paused meanwhile
+	}
+	results := slices.Clone(e.Results)
+	for i := range results {
+		results[i].Stage = e.Stage
+		recordGate(r, results[i], e.Now)
+	}
+	var hold *model.GateResult
+	for i, res := range results {
+		if res.Passed {
+			continue
+		}
+		if gateOnFailure(r.Plan, res.Gate) == model.GateRollback {
+			r.DetectedAt = e.Now
+			r.Gate = ""
+			return rollback(next, r, e.Now, res.String())
+		}
+		if hold == nil {
+			hold = &results[i]
+		}
+	}
+	if hold != nil {
+		reason := "held: " + hold.String()
+		changed := r.Reason != reason
+		r.Reason = reason
+		return persistIf(next, changed)
+	}
+	stage := r.Gate
+	r.Gate, r.Reason = "", ""
+	switch stage {
+	case model.GatePre:
+		if r.Percent() == 100 {
+			return promote(next, r, e.Now, "single step of 100%", false)
+		}
+		r.StepSince = e.Now
+		setCandidate(&next, r.Percent())
+		return bump(next), []Action{Persist, Push}, nil
+	case model.GateStep:
+		return nextStep(next, r, e.Now)
+	default:
+		return promote(next, r, e.Now, "every step and gate passed", true)
+	}
+}
+
+func gateOnFailure(p model.Plan, name string) string {
+	for _, g := range p.Gates {
+		if g.Name == name {
+			return g.OnFailure
+		}
+	}
+	return model.GateRollback
+}
+
+// recordGate keeps the latest result per gate, stage and step.
+func recordGate(r *model.Rollout, res model.GateResult, now time.Time) {
+	res.Step, res.At, res.Attempts = r.Step, now, 1
+	for i, old := range r.GateResults {
+		if old.Gate == res.Gate && old.Stage == res.Stage && old.Step == res.Step {
+			res.Attempts = old.Attempts + 1
+			r.GateResults[i] = res
+			return
+		}
+	}
+	r.GateResults = append(r.GateResults, res)
 }
 
 func analyse(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, []Action, error) {
 	if r.Phase == model.RolloutRollingBack {
 		return stepBack(next, r, e.Now)
+	}
+	if r.Gate == model.GatePre {
+		return next, nil, nil // no traffic moved yet: nothing to judge
 	}
 	if e.Unavailable != "" {
 		return unavailable(next, r, e)
@@ -175,21 +275,33 @@ func analyse(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, [
 		r.Reason = "holding: " + v.Reason
 		return persistIf(next, wasUnavailable)
 	}
+	if r.Gate != "" {
+		return persistIf(next, wasUnavailable) // its gates decide what comes next
+	}
 	r.Reason = ""
 	if r.Phase == model.RolloutPaused {
 		r.Reason = "paused by hand" // a pass does not end the pause
 	}
 	if r.PromoteRequested {
-		return promote(next, r, e.Now, "promoted by hand after a passing analysis")
+		return promote(next, r, e.Now, "promoted by hand after a passing analysis", false)
 	}
 	if r.Phase == model.RolloutPaused || e.Now.Sub(r.StepSince) < r.Plan.Bake.D() {
 		return persistIf(next, wasUnavailable)
 	}
+	if len(r.Plan.GatesAt(model.GateStep)) > 0 {
+		r.Gate, r.Reason = model.GateStep, "waiting for step gates"
+		return bump(next), []Action{Persist}, nil
+	}
+	return nextStep(next, r, e.Now)
+}
+
+// nextStep moves the candidate to the next step; the last one promotes.
+func nextStep(next model.Traffic, r *model.Rollout, now time.Time) (model.Traffic, []Action, error) {
 	if r.Step+1 == len(r.Plan.Steps)-1 {
-		return promote(next, r, e.Now, "every step passed")
+		return promote(next, r, now, "every step passed", false)
 	}
 	r.Step++
-	r.StepSince = e.Now
+	r.StepSince = now
 	setCandidate(&next, r.Percent())
 	return bump(next), []Action{Persist, Push}, nil
 }
@@ -214,7 +326,7 @@ func unavailable(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffi
 }
 
 func rollback(next model.Traffic, r *model.Rollout, now time.Time, reason string) (model.Traffic, []Action, error) {
-	r.PromoteRequested = false // a rollback cancels a requested promotion
+	r.PromoteRequested, r.Gate = false, "" // a rollback cancels a requested promotion and pending gates
 	if r.Plan.Rollback == model.RollbackGradual && r.Step > 0 {
 		r.Phase, r.Reason = model.RolloutRollingBack, reason
 		return stepBack(next, r, now)
@@ -233,17 +345,41 @@ func stepBack(next model.Traffic, r *model.Rollout, now time.Time) (model.Traffi
 	return bump(next), []Action{Persist, Push}, nil
 }
 
-func promote(next model.Traffic, r *model.Rollout, now time.Time, reason string) (model.Traffic, []Action, error) {
-	r.Step = len(r.Plan.Steps) - 1
-	r.StepSince, r.EndedAt, r.Phase, r.Reason, r.PromoteRequested = now, now, model.RolloutPromoted, reason, false
-	next.Phase = model.PhaseSwitched
+// promote puts all traffic on the candidate; the rollout ends promoted
+// unless post gates must pass first (skipGates: they passed, or forced).
+func promote(next model.Traffic, r *model.Rollout, now time.Time, reason string, skipGates bool) (model.Traffic, []Action, error) {
+	route := routeInputs(next)
+	if r.Step != len(r.Plan.Steps)-1 {
+		r.Step, r.StepSince = len(r.Plan.Steps)-1, now
+	}
+	r.PromoteRequested = false
 	setCandidate(&next, 100)
-	return bump(next), []Action{Persist, Push}, nil
+	if !skipGates && len(r.Plan.GatesAt(model.GatePost)) > 0 {
+		r.Gate, r.Reason = model.GatePost, reason+"; waiting for post gates"
+		return bump(next), persistPush(route, next), nil
+	}
+	r.Gate, r.EndedAt, r.Phase, r.Reason = "", now, model.RolloutPromoted, reason
+	next.Phase = model.PhaseSwitched
+	return bump(next), persistPush(route, next), nil
+}
+
+// routeInputs is what the service's route depends on: the split, and where
+// pools and mirrored requests go.
+func routeInputs(t model.Traffic) [2]string {
+	return [2]string{strconv.Itoa(t.GreenPercent), string(t.Candidate())}
+}
+
+// persistPush pushes only when the route changes.
+func persistPush(before [2]string, next model.Traffic) []Action {
+	if routeInputs(next) == before {
+		return []Action{Persist}
+	}
+	return []Action{Persist, Push}
 }
 
 // end puts all traffic on the stable colour and closes the rollout.
 func end(next model.Traffic, r *model.Rollout, now time.Time, rp model.RolloutPhase, tp model.Phase, reason string) (model.Traffic, []Action, error) {
-	r.Phase, r.EndedAt, r.Reason, r.PromoteRequested = rp, now, reason, false
+	r.Phase, r.EndedAt, r.Reason, r.PromoteRequested, r.Gate = rp, now, reason, false, ""
 	next.Phase, next.Reason = tp, reason
 	setCandidate(&next, 0)
 	return bump(next), []Action{Persist, Push, Confirm}, nil

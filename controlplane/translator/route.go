@@ -26,7 +26,8 @@ func Route(service string, t model.Traffic) *route.RouteConfiguration {
 func ServiceRoute(s model.Service, t model.Traffic) *route.RouteConfiguration {
 	service := s.Name
 	hash := hashPolicies(s)
-	routes := make([]*route.Route, 0, 3)
+	cand := candidate(s, t)
+	routes := make([]*route.Route, 0, 3+len(s.Pools))
 	for _, c := range model.Colors {
 		routes = append(routes, &route.Route{
 			Name: "pin-" + string(c),
@@ -47,6 +48,9 @@ func ServiceRoute(s model.Service, t model.Traffic) *route.RouteConfiguration {
 			}},
 		})
 	}
+	if cand != "" {
+		routes = append(routes, poolRoutes(s, cand, hash)...)
+	}
 	split := make([]*route.WeightedCluster_ClusterWeight, 0, 2)
 	for _, c := range model.Colors {
 		split = append(split, &route.WeightedCluster_ClusterWeight{
@@ -58,8 +62,9 @@ func ServiceRoute(s model.Service, t model.Traffic) *route.RouteConfiguration {
 		Name:  "split",
 		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 		Action: &route.Route_Route{Route: &route.RouteAction{
-			ClusterSpecifier: &route.RouteAction_WeightedClusters{WeightedClusters: &route.WeightedCluster{Clusters: split}},
-			HashPolicy:       hash,
+			ClusterSpecifier:      &route.RouteAction_WeightedClusters{WeightedClusters: &route.WeightedCluster{Clusters: split}},
+			HashPolicy:            hash,
+			RequestMirrorPolicies: mirrorPolicies(s, t, cand),
 		}},
 	})
 	return &route.RouteConfiguration{
