@@ -92,6 +92,12 @@ type Service struct {
 	Rolling Rolling `mapstructure:"rolling"`
 	// Affinity is required for rolling services.
 	Affinity Affinity `mapstructure:"affinity"`
+	// Pools, Mirror, Gates and Windows are release controls (blue-green only,
+	// except windows).
+	Pools   []Pool  `mapstructure:"pools"`
+	Mirror  Mirror  `mapstructure:"mirror"`
+	Gates   []Gate  `mapstructure:"gates"`
+	Windows Windows `mapstructure:"windows"`
 }
 
 // Leader configures the election of the one replica that acts.

@@ -52,6 +52,7 @@ func defaultServices(svcs []Service, set func(key string) bool) {
 		}
 		defaultFields(&svcs[i].Analysis, DefaultAnalysis(), fmt.Sprintf("services[%d].analysis.", i), set)
 		defaultFields(&svcs[i].Rolling, DefaultRolling(), fmt.Sprintf("services[%d].rolling.", i), set)
+		defaultGates(svcs[i].Gates, fmt.Sprintf("services[%d].gates", i), set)
 	}
 }
 

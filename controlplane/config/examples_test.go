@@ -51,6 +51,10 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	checkHasFields(t, "services[0].rolling", rolling, Rolling{})
 	affinity, _ := first["affinity"].(map[string]any)
 	checkHasFields(t, "services[0].affinity", affinity, Affinity{})
+	windows, _ := first["windows"].(map[string]any)
+	checkHasFields(t, "services[0].windows", windows, Windows{})
+	mirror, _ := first["mirror"].(map[string]any)
+	checkHasFields(t, "services[0].mirror", mirror, Mirror{})
 
 	c, err := Load(examplePath("bg.yaml"), nil)
 	if err != nil {
@@ -58,7 +62,9 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	}
 	want := []Service{
 		// web spells out every analysis default; api omits the block.
-		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling(),
+			Pools: []Pool{{Header: "x-bg-pool", Value: "staff"}, {Cookie: "beta", Value: "1"}}, Gates: []Gate{},
+			Windows: Windows{TimeZone: "UTC", Allow: []WindowAllow{}, Freeze: []WindowFreeze{}}},
 		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
 		{Name: "sessions", ConsulService: "sessions", Port: 10002, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "rolling",
 			Rolling: func() Rolling { r := DefaultRolling(); r.DrainTimeout = 20 * time.Second; return r }(), Affinity: Affinity{Header: "x-session"}},

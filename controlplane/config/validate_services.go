@@ -41,6 +41,7 @@ func validateServices(svcs []Service, es *Errors) {
 			es.add(at+".protocol", "%q: must be %s or %s", s.Protocol, model.ProtocolHTTP1, model.ProtocolHTTP2)
 		}
 		validateAnalysis(&s.Analysis, at+".analysis", es)
+		validateRelease(s, at, es)
 	}
 }
 

@@ -19,7 +19,9 @@ func outcome(d time.Duration, stage string, results ...model.GateResult) GateOut
 	return GateOutcome{Now: at(d), Stage: stage, Results: results}
 }
 
-func passed(name string) model.GateResult { return model.GateResult{Gate: name, Passed: true, Status: 200} }
+func passed(name string) model.GateResult {
+	return model.GateResult{Gate: name, Passed: true, Status: 200}
+}
 func failed(name string) model.GateResult {
 	return model.GateResult{Gate: name, Status: 500, Detail: "smoke test failed"}
 }

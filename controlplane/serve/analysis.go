@@ -23,6 +23,7 @@ func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (
 			Steps: append([]int(nil), a.Steps...), Bake: model.Duration(a.Bake), Interval: model.Duration(a.Interval),
 			Window: model.Duration(a.Window), MinRequests: a.MinRequests, Confidence: a.Confidence, Margin: a.Margin,
 			UnavailableBudget: model.Duration(a.UnavailableBudget), OnUnavailable: string(a.OnUnavailable), Rollback: string(a.Rollback),
+			Gates: s.ModelGates(), Dark: s.Mirror.Percent > 0,
 		}
 		templates[s.Name] = prometheus.Templates{Requests: a.Requests, Errors: a.Errors}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state/consulkv"
 	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/window"
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
@@ -43,7 +44,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	names := map[string]string{}
 	for _, s := range cfg.Services {
 		services = append(services, model.Service{Name: s.Name, ListenerPort: s.Port, Protocol: model.Protocol(s.Protocol),
-			Strategy: model.Strategy(s.Strategy), Affinity: model.Affinity{Header: s.Affinity.Header, Cookie: s.Affinity.Cookie}})
+			Strategy: model.Strategy(s.Strategy), Affinity: model.Affinity{Header: s.Affinity.Header, Cookie: s.Affinity.Cookie},
+			Pools: s.ModelPools(), MirrorPercent: s.Mirror.Percent})
 		names[s.Name] = s.ConsulService
 	}
 	store := consulkv.New(client, cfg.Consul.KVPrefix)
@@ -72,6 +74,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	ctrl.SetAnalysis(src, plans)
+	windows := map[string]*window.Schedule{}
+	for _, s := range cfg.Services {
+		if windows[s.Name], err = s.Schedule(); err != nil {
+			return fmt.Errorf("services %s windows: %w", s.Name, err)
+		}
+	}
+	ctrl.SetWindows(windows)
 	rollParams := map[string]model.RollParams{}
 	for _, s := range cfg.Services {
 		rollParams[s.Name] = s.Rolling.Params()

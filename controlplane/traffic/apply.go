@@ -50,7 +50,7 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 	if eff.pushEndpoints {
 		c.pushEndpointsLocked(s, next)
 	}
-	if eff.pushRoute && next.GreenPercent != cur.GreenPercent {
+	if eff.pushRoute && routeChanged(cur, next) {
 		if _, err := c.pusher.UpdateRoute(name, translator.ServiceRoute(s.effectiveLocked(c), next)); err != nil {
 			s.op.Unlock()
 			return err
@@ -59,11 +59,20 @@ func (c *Controller) applyLocked(ctx context.Context, s *service, cur, next mode
 	}
 	c.m.setWeights(name, next)
 	c.m.recordChange(name, cur, next)
+	if overrideFrom(ctx) != "" {
+		c.m.overrides.WithLabelValues(name).Inc()
+	}
 	s.op.Unlock()
 	if confirm {
 		c.confirm(ctx, s, next, timeout)
 	}
 	return nil
+}
+
+// routeChanged: the route depends on the split and on where pools and
+// mirrored requests go.
+func routeChanged(cur, next model.Traffic) bool {
+	return next.GreenPercent != cur.GreenPercent || next.Candidate() != cur.Candidate()
 }
 
 // confirm waits until every proxy holds the flip back, then records when.

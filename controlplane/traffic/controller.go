@@ -12,10 +12,12 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
+	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/translator"
+	"github.com/bgctl/bg/controlplane/window"
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
@@ -60,6 +62,8 @@ type Controller struct {
 	pushed   bool // the full model was loaded into the xDS server
 	loadErr  error
 
+	windows    map[string]*window.Schedule
+	gates      gate.Caller
 	source     fleetmetrics.Source
 	plans      map[string]model.Plan
 	rollParams map[string]model.RollParams

@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,10 +45,16 @@ func (c *Controller) entry(ctx context.Context, cur, next model.Traffic) model.H
 		FromGreen: cur.GreenPercent, ToGreen: next.GreenPercent, Phase: next.Phase, Stable: next.Stable,
 	}
 	if r := next.Rollout; r != nil {
-		e.Detail = fmt.Sprintf("switch %s %s step %d/%d (%d%%)", r.ID, r.Phase, r.Step+1, len(r.Plan.Steps), r.Percent())
+		e.Detail = fmt.Sprintf("switch %s %s step %d/%d (%d%%)", r.ID, r.Phase, r.Step+1, len(r.Plan.Steps), r.Applied())
+		if r.Gate != "" {
+			e.Detail += "; waiting for " + r.Gate + " gates"
+		}
 		if n := len(r.Verdicts); n > 0 {
 			v := r.Verdicts[n-1]
 			e.Detail += fmt.Sprintf("; last analysis %s: %s", v.Outcome, v.Reason)
+		}
+		if gs := newGateResults(cur.Rollout, r); len(gs) > 0 {
+			e.Detail += "; " + strings.Join(gs, "; ")
 		}
 		if r.Reason != "" {
 			e.Reason = r.Reason
@@ -57,6 +64,9 @@ func (c *Controller) entry(ctx context.Context, cur, next model.Traffic) model.H
 				e.Override = r.Overrides[n-1]
 			}
 		}
+	}
+	if o := overrideFrom(ctx); o != "" {
+		e.Override = o
 	}
 	if r := next.Roll; r != nil {
 		parts := make([]string, 0, len(r.Slots))
@@ -69,6 +79,17 @@ func (c *Controller) entry(ctx context.Context, cur, next model.Traffic) model.H
 		}
 	}
 	return e
+}
+
+// newGateResults are the gate results next records that cur did not.
+func newGateResults(cur, next *model.Rollout) []string {
+	var out []string
+	for _, res := range next.GateResults {
+		if cur == nil || cur.ID != next.ID || !slices.Contains(cur.GateResults, res) {
+			out = append(out, res.String())
+		}
+	}
+	return out
 }
 
 // historian is the part of a store that keeps history.

@@ -16,9 +16,10 @@ const (
 	rollbackMetricsUnavailable = "metrics_unavailable"
 	rollbackAborted            = "aborted"
 	rollbackRollFailed         = "roll_failed"
+	rollbackGateFailed         = "gate_failed"
 )
 
-var rollbackReasons = []string{rollbackAnalysisFailed, rollbackMetricsUnavailable, rollbackAborted, rollbackRollFailed}
+var rollbackReasons = []string{rollbackAnalysisFailed, rollbackMetricsUnavailable, rollbackAborted, rollbackRollFailed, rollbackGateFailed}
 
 // switchPhases are the values of bg_switch_phase's phase label: a
 // progressive switch's phases, then a roll's, then "none".
@@ -42,6 +43,8 @@ type Metrics struct {
 	rollbacks       *prometheus.CounterVec
 	overrides       *prometheus.CounterVec
 	errorRatio      *prometheus.GaugeVec
+	gateCalls       *prometheus.CounterVec
+	windowRefusals  *prometheus.CounterVec
 }
 
 // NewMetrics registers the traffic series.
@@ -77,10 +80,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"service"}),
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bg_rollbacks_total",
-			Help: "Traffic sent back to the stable colour, by reason (analysis_failed, metrics_unavailable, aborted, roll_failed).",
+			Help: "Traffic sent back to the stable colour, by reason (analysis_failed, metrics_unavailable, aborted, roll_failed, gate_failed).",
 		}, []string{"service", "reason"}),
 		overrides: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bg_overrides_total", Help: "Overrides recorded on progressive switches, e.g. promote --force skipping analysis.",
+			Name: "bg_overrides_total", Help: "Forced commands recorded as overrides: switch, promote or abort --force.",
+		}, []string{"service"}),
+		gateCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_gate_calls_total", Help: "Gate webhook calls, by service, gate, stage (pre, step, post) and result (passed, failed).",
+		}, []string{"service", "gate", "stage", "result"}),
+		windowRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_window_refusals_total", Help: "Switches refused because the service's deploy windows were closed.",
 		}, []string{"service"}),
 		errorRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_analysis_error_ratio",
@@ -89,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.members, m.weight, m.generation, m.analyses, m.rollbackSeconds,
-			m.phase, m.stepPercent, m.steps, m.rollbacks, m.overrides, m.errorRatio)
+			m.phase, m.stepPercent, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)
 	}
 	return m
 }
@@ -117,6 +126,7 @@ func (m *Metrics) setWeights(service string, t model.Traffic) {
 	m.stepPercent.WithLabelValues(service).Set(step)
 	m.steps.WithLabelValues(service)
 	m.overrides.WithLabelValues(service)
+	m.windowRefusals.WithLabelValues(service)
 	for _, r := range rollbackReasons {
 		m.rollbacks.WithLabelValues(service, r)
 	}
@@ -179,6 +189,8 @@ func rollbackReason(cur, next model.Traffic) string {
 				return rollbackAborted
 			case strings.HasPrefix(r.Reason, "metrics unavailable"):
 				return rollbackMetricsUnavailable
+			case strings.HasPrefix(r.Reason, "gate "):
+				return rollbackGateFailed
 			default:
 				return rollbackAnalysisFailed
 			}

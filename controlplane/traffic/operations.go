@@ -31,30 +31,61 @@ type Result struct {
 
 // Switch moves a service's traffic to req.To: at once with Instant,
 // otherwise step by step, judged against the baseline.
+//
+// Unless forced, a switch starts only inside the service's deploy windows
+// and after its pre gates pass. --force (with --reason) skips windows,
+// gates and analysis: a forced blue-green switch is instant.
 func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
-	if svc, err := c.lookup(req.Service); err == nil && svc.effectiveLocked(c).Rolling() {
+	svc, err := c.lookup(req.Service)
+	if err != nil {
+		return Result{}, err
+	}
+	ctx, err = c.forced(ctx, req, "switch", "windows, gates and analysis")
+	if err != nil {
+		return Result{}, err
+	}
+	if !req.Force {
+		if err := c.checkWindow(req.Service); err != nil {
+			return Result{}, err
+		}
+	}
+	if svc.effectiveLocked(c).Rolling() {
 		if !req.Instant {
 			return c.startRoll(ctx, req)
 		}
 		if !req.Force {
 			return Result{}, fmt.Errorf("%w: %s is stateful (strategy rolling): an instant switch moves every session at once; use --force to do it anyway", ErrBadPlan, req.Service)
 		}
+	} else if req.Force {
+		req.Instant = true
 	}
 	if !req.Instant {
 		return c.startProgressive(ctx, req)
+	}
+	if !req.Force {
+		if t, err := c.traffic(req.Service); err == nil && t.Serving() != req.To && !t.Switching() && !t.Rolling() {
+			if err := c.preGatesInstant(ctx, req); err != nil {
+				return Result{}, err
+			}
+		}
 	}
 	reason := req.Reason
 	if reason == "" {
 		reason = "instant switch to " + string(req.To)
 	}
-	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color) {
+	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color, error) {
 		next, changed := switchTo(t, req.To, reason)
-		return next, changed, req.To
+		return next, changed, req.To, nil
 	})
 }
 
 // Abort puts a service's traffic back on its stable colour, mid-plan too.
 func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
+	// Nothing holds an abort back; --force only records it as an override.
+	ctx, err := c.forced(ctx, req, "abort", "nothing (aborts are never gated)")
+	if err != nil {
+		return Result{}, err
+	}
 	if t, err := c.traffic(req.Service); err == nil && t.Switching() {
 		return c.Command(ctx, req.Service, rollout.Abort{Now: c.now(), Reason: req.Reason}, req.Timeout)
 	} else if err == nil && t.Rolling() {
@@ -64,13 +95,15 @@ func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
 	if reason == "" {
 		reason = "abort"
 	}
-	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color) {
+	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color, error) {
 		next, changed := abort(t, reason)
-		return next, changed, t.Stable
+		return next, changed, t.Stable, nil
 	})
 }
 
-type transition func(model.Traffic) (next model.Traffic, changed bool, to model.Color)
+// transition computes an instant change; to is the colour that must have
+// passing instances ("" = none needed).
+type transition func(model.Traffic) (next model.Traffic, changed bool, to model.Color, err error)
 
 // apply runs an instant change through the same persist-then-push path as
 // progressive switches. Any failure before the push changes nothing.
@@ -87,14 +120,20 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 		s.op.Unlock()
 		return Result{}, busyAny(cur)
 	}
-	next, changed, to := tr(cur)
+	next, changed, to, err := tr(cur)
+	if err != nil {
+		s.op.Unlock()
+		return Result{}, err
+	}
 	if !changed {
 		s.op.Unlock()
 		return c.waitAcked(ctx, req, false)
 	}
-	if err := refuseEmpty(fleets, to, req); err != nil {
-		s.op.Unlock()
-		return Result{}, err
+	if to != "" {
+		if err := refuseEmpty(fleets, to, req); err != nil {
+			s.op.Unlock()
+			return Result{}, err
+		}
 	}
 	if err := c.applyLocked(ctx, s, cur, next, effects{persist: true, pushRoute: true}, req.Timeout); err != nil {
 		return Result{}, err

@@ -41,6 +41,10 @@ func (c *Controller) plan(service string, o PlanOverrides) (model.Plan, error) {
 	if o.Window != nil {
 		p.Window = model.Duration(*o.Window)
 	}
+	if p.Dark && len(p.Steps) > 0 && p.Steps[0] != 0 {
+		// Mirroring is on: a 0 % step judges mirrored requests first.
+		p.Steps = append([]int{0}, p.Steps...)
+	}
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadPlan, err)
 	}

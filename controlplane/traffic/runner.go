@@ -5,6 +5,7 @@ import (
 	"github.com/bgctl/bg/controlplane/wait"
 	"time"
 
+	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/rollout"
 )
 
@@ -48,6 +49,18 @@ func (c *Controller) run(ctx context.Context, name string) {
 		if !wait.Sleep(ctx, r.Plan.Interval.D()) {
 			return
 		}
+		if r.Gate != "" && r.Phase == model.RolloutProgressing {
+			res := c.callGates(ctx, name, t, r.Gate, r.Plan.GatesAt(r.Gate))
+			if err := c.decide(ctx, name, r.ID, rollout.GateOutcome{Now: c.now(), Stage: r.Gate, Results: res}); err != nil {
+				c.log.Warn("gate results not applied", "service", name, "switch", r.ID, "error", err)
+			}
+			c.mu.Lock()
+			now := s.traffic.Rollout
+			c.mu.Unlock()
+			if r.Gate == model.GatePre || now == nil || now.ID != r.ID || now.Gate != r.Gate || now.Step != r.Step {
+				continue // nothing moved yet, or it just moved: judge the new state next round
+			}
+		}
 		a := c.analyse(ctx, name, &r)
 		if err := c.decide(ctx, name, r.ID, a); err != nil {
 			c.log.Warn("analysis step not applied", "service", name, "switch", r.ID, "error", err)
@@ -56,7 +69,7 @@ func (c *Controller) run(ctx context.Context, name string) {
 }
 
 // decide applies one analysis if the same switch is still running.
-func (c *Controller) decide(ctx context.Context, name, id string, a rollout.Analysis) error {
+func (c *Controller) decide(ctx context.Context, name, id string, a rollout.Event) error {
 	s := c.services[name]
 	s.op.Lock()
 	c.mu.Lock()

@@ -54,6 +54,14 @@ type Status struct {
 	// Roll is the last host-by-host switch of a stateful service: each slot's
 	// old host and replacement and where they stand.
 	Roll *model.Roll `json:"roll,omitempty"`
+	// Pools are the service's canary pools; Candidate is where they and
+	// mirrored requests go now ("" = off); Preview is set by bg preview.
+	Pools         []string    `json:"pools,omitempty"`
+	MirrorPercent int         `json:"mirror_percent,omitempty"`
+	Candidate     model.Color `json:"candidate,omitempty"`
+	Preview       model.Color `json:"preview,omitempty"`
+	// Window says whether a switch may start now (absent: always).
+	Window *WindowStatus `json:"window,omitempty"`
 	// Control says which replica answered, whether it acts, and whether it
 	// reaches Consul: while no leader reaches Consul, switches are paused.
 	Control any `json:"control,omitempty"`
@@ -76,7 +84,16 @@ func (c *Controller) Status(name string) (Status, error) {
 	if t.Rollout != nil {
 		r := *t.Rollout
 		r.Verdicts = append([]model.StepVerdict(nil), r.Verdicts...)
+		r.GateResults = append([]model.GateResult(nil), r.GateResults...)
 		st.Switch = &r
+	}
+	svc := s.effective()
+	for _, p := range svc.Pools {
+		st.Pools = append(st.Pools, p.String())
+	}
+	st.MirrorPercent, st.Preview = svc.MirrorPercent, t.Preview
+	if !svc.Rolling() {
+		st.Candidate = t.Candidate()
 	}
 	if t.Roll != nil {
 		r := *t.Roll
@@ -99,6 +116,7 @@ func (c *Controller) Status(name string) (Status, error) {
 	}
 	c.mu.Unlock()
 	st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
+	st.Window = c.windowStatus(name, c.now())
 	c.mu.Lock()
 	if c.control != nil {
 		st.Control = c.control()

@@ -43,6 +43,7 @@ func abort(t model.Traffic, reason string) (next model.Traffic, changed bool) {
 		next.GreenPercent = 100
 	}
 	next.Phase = model.PhaseAborted
+	next.Preview = "" // back to known-good: pools and mirroring off too
 	next.Generation = t.Generation + 1
 	next.Reason = reason
 	return next, true
