@@ -32,6 +32,8 @@ type stackOptions struct {
 	// analysis, if set, starts a real Prometheus scraping every backend
 	// (1 s interval) and gives bg this YAML as the service's analysis block.
 	analysis string
+	// serviceYAML is extra YAML under the service (pools, gates, windows).
+	serviceYAML string
 }
 
 const service = "web"
@@ -51,7 +53,7 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 	}
 	s.xdsAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	s.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
-	bc := harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin, Token: s.token, Service: service}
+	bc := harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin, Token: s.token, Service: service, ServiceYAML: o.serviceYAML}
 	if o.analysis != "" {
 		var targets []string
 		for _, b := range s.backends {

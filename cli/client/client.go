@@ -168,6 +168,13 @@ func (c *Client) DryRun(ctx context.Context, service string, req admin.ChangeReq
 	return rep, err
 }
 
+// Preview turns a service's canary pools and mirroring on or off.
+func (c *Client) Preview(ctx context.Context, service string, req admin.PreviewRequest) (traffic.Result, error) {
+	var res traffic.Result
+	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/preview", req, &res, http.StatusGatewayTimeout)
+	return res, err
+}
+
 func (c *Client) change(ctx context.Context, service, op string, req admin.ChangeRequest) (traffic.Result, error) {
 	var res traffic.Result
 	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+op, req, &res, http.StatusGatewayTimeout)

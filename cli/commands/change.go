@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -26,7 +27,7 @@ func outputFlag() cli.Flag {
 func changeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for every proxy to ACK"},
-		&cli.BoolFlag{Name: "force", Usage: "move traffic even to a colour with no healthy members"},
+		&cli.BoolFlag{Name: "force", Usage: "override: skip deploy windows, gates and analysis (moves at once) and allow an empty fleet; needs --reason"},
 		&cli.StringFlag{Name: "reason", Usage: "recorded with the change"},
 		outputFlag(),
 	}
@@ -62,7 +63,8 @@ Examples:
    bg switch web --wait                      # to the idle colour, default plan
    bg switch web --to green --steps 10,50,100 --bake 30s --wait -o json
    bg switch web --dry-run                   # print the plan, run each query once
-   bg switch web --to green --instant`,
+   bg switch web --to green --instant
+   bg switch web --to green --force --reason "INC-42 hotfix"   # outside a window: at once, recorded`,
 		Flags: append(changeFlags(),
 			&cli.StringFlag{Name: "to", Usage: "blue or green (default: the colour with no traffic)"},
 			&cli.BoolFlag{Name: "instant", Usage: "move 100% at once, without analysis"},
@@ -115,6 +117,15 @@ func runSwitch(c *cli.Context) error {
 	if req.DryRun {
 		return runDryRun(c, cl, svc, req)
 	}
+	if c.Bool("force") && !req.Instant {
+		// A forced blue-green switch skips analysis, so it moves at once;
+		// a rolling service still rolls host by host.
+		st, err := cl.Status(c.Context, svc)
+		if err != nil {
+			return apiExit(err)
+		}
+		req.Instant = st.Strategy != model.StrategyRolling
+	}
 	err = runChange(c, func(ctx context.Context, r admin.ChangeRequest) (traffic.Result, error) {
 		r.To, r.Instant, r.Steps, r.Bake, r.Interval, r.Window = req.To, req.Instant, req.Steps, req.Bake, req.Interval, req.Window
 		return cl.Switch(ctx, svc, r)
@@ -128,7 +139,7 @@ func runSwitch(c *cli.Context) error {
 func abortCommand() *cli.Command {
 	return commandOn("abort", "put all of a service's traffic back on the stable colour",
 		"Returns once every connected proxy using the service's route has ACKed.\nWorks mid-plan; repeating an abort is safe.\n\nExample:\n   bg abort web",
-		"move traffic even to a colour with no healthy members", (*client.Client).Abort)
+		"abort even to a stable colour with no healthy members (an override; needs --reason)", (*client.Client).Abort)
 }
 
 // idleColor is the colour with the least traffic; blue on a tie.
@@ -144,6 +155,9 @@ func idleColor(st traffic.Status) model.Color {
 func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (traffic.Result, error), print ...bool) error {
 	timeout := c.Duration("timeout")
 	req := admin.ChangeRequest{Force: c.Bool("force"), Reason: c.String("reason"), Timeout: timeout.String()}
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return cli.Exit("error: --force needs --reason: an override is recorded with why", ExitUsage)
+	}
 	ctx, cancel := context.WithTimeout(c.Context, timeout+30*time.Second)
 	defer cancel()
 	res, err := op(ctx, req)

@@ -185,5 +185,5 @@ func resumeCommand() *cli.Command {
 func promoteCommand() *cli.Command {
 	return commandOn("promote", "skip a running switch's remaining steps",
 		"Promotes at the next passing analysis; --force promotes at once and skips analysis\n(recorded as an override).\n\nExamples:\n   bg promote web\n   bg promote web --force --reason 'metrics outage, verified by hand'",
-		"promote at once, skipping analysis (an override; give --reason)", (*client.Client).Promote)
+		"promote at once, skipping analysis and gates (an override; needs --reason)", (*client.Client).Promote)
 }

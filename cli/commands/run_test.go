@@ -27,6 +27,7 @@ import (
 // fakeController stands behind the real admin.Handler, so the CLI is tested
 // against the API's own status codes and bodies.
 type fakeController struct {
+	previews []traffic.PreviewRequest
 	mu      sync.Mutex
 	status  traffic.Status
 	acks    xds.AckResult
@@ -86,6 +87,13 @@ func (f *fakeController) Switch(ctx context.Context, req traffic.Request) (traff
 
 func (f *fakeController) Abort(ctx context.Context, req traffic.Request) (traffic.Result, error) {
 	return f.apply(ctx, "abort", req)
+}
+
+func (f *fakeController) Preview(ctx context.Context, req traffic.PreviewRequest) (traffic.Result, error) {
+	f.mu.Lock()
+	f.previews = append(f.previews, req)
+	f.mu.Unlock()
+	return traffic.Result{Changed: true, Status: f.status, Acks: f.acks}, f.opErr
 }
 
 func (f *fakeController) Pause(ctx context.Context, req traffic.Request) (traffic.Result, error) {
@@ -484,5 +492,63 @@ func TestHelpAndVersion(t *testing.T) {
 	expect(t, code, out, errOut, commands.ExitOK)
 	if !strings.Contains(out, "--instant") {
 		t.Errorf("switch --help printed %q", out)
+	}
+}
+
+func TestForceNeedsReason(t *testing.T) {
+	c := newFake()
+	addr := server(t, c, "")
+	for _, args := range [][]string{
+		{"switch", "web", "--instant", "--to", "green", "--force"},
+		{"switch", "web", "--to", "green", "--force", "--reason", " "},
+		{"abort", "web", "--force"},
+		{"promote", "web", "--force"},
+		{"preview", "web", "--force"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"--addr", addr}, args...)...)
+			expect(t, code, out, errOut, commands.ExitUsage, "--force needs --reason")
+			noChange(t, c)
+		})
+	}
+}
+
+func TestForcedProgressiveSwitchIsInstant(t *testing.T) {
+	c := newFake()
+	addr := server(t, c, "")
+	code, out, errOut := run(t, "--addr", addr, "switch", "web", "--to", "green", "--force", "--reason", "INC-42")
+	expect(t, code, out, errOut, commands.ExitOK)
+	_, reqs := c.requests()
+	if len(reqs) != 1 || !reqs[0].Instant || !reqs[0].Force || reqs[0].Reason != "INC-42" {
+		t.Errorf("controller got %+v", reqs)
+	}
+}
+
+func TestPreview(t *testing.T) {
+	c := newFake()
+	addr := server(t, c, "")
+	for _, tc := range []struct {
+		args []string
+		want traffic.PreviewRequest
+	}{
+		{[]string{"preview", "web"}, traffic.PreviewRequest{Service: "web", Timeout: 30 * time.Second}},
+		{[]string{"preview", "web", "--to", "green", "--timeout", "5s"}, traffic.PreviewRequest{Service: "web", To: model.Green, Timeout: 5 * time.Second}},
+		{[]string{"preview", "web", "--off"}, traffic.PreviewRequest{Service: "web", Off: true, Timeout: 30 * time.Second}},
+	} {
+		c.mu.Lock()
+		c.previews = nil
+		c.mu.Unlock()
+		code, out, errOut := run(t, append([]string{"--addr", addr}, tc.args...)...)
+		expect(t, code, out, errOut, commands.ExitOK)
+		c.mu.Lock()
+		got := c.previews
+		c.mu.Unlock()
+		if len(got) != 1 || !reflect.DeepEqual(got[0], tc.want) {
+			t.Errorf("%v: controller got %+v, want %+v", tc.args, got, tc.want)
+		}
+	}
+	for _, args := range [][]string{{"preview", "web", "--to", "purple"}, {"preview", "web", "--to", "green", "--off"}, {"preview"}} {
+		code, out, errOut := run(t, append([]string{"--addr", addr}, args...)...)
+		expect(t, code, out, errOut, commands.ExitUsage)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -95,6 +96,9 @@ func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.
 		return req, "", 0, errors.New("to: not allowed except on switch")
 	case req.hasPlan():
 		return req, "", 0, errors.New("instant, dry_run, steps, bake, interval, window: not allowed except on switch")
+	}
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return req, "", 0, errors.New("force: needs a reason (an override is recorded with why)")
 	}
 	var timeout time.Duration
 	if req.Timeout != "" {

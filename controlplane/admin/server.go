@@ -24,6 +24,7 @@ type Controller interface {
 	Resume(ctx context.Context, req traffic.Request) (traffic.Result, error)
 	Promote(ctx context.Context, req traffic.Request) (traffic.Result, error)
 	DryRun(ctx context.Context, req traffic.Request) (traffic.DryRunReport, error)
+	Preview(ctx context.Context, req traffic.PreviewRequest) (traffic.Result, error)
 	Status(name string) (traffic.Status, error)
 	StatusAll() []traffic.Status
 	Missing() []string
@@ -73,6 +74,7 @@ func Handler(c Controller, o Options) http.Handler {
 	mux.HandleFunc("GET /v1/proxies", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o.Proxies())
 	})
+	mux.HandleFunc("POST /v1/services/{name}/preview", previewHandler(c, o.DefaultTimeout))
 	ops := map[string]func(context.Context, traffic.Request) (traffic.Result, error){
 		"switch": c.Switch, "abort": c.Abort, "pause": c.Pause, "resume": c.Resume, "promote": c.Promote,
 	}
@@ -134,6 +136,14 @@ func writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "switch_running", err.Error())
 	case errors.Is(err, traffic.ErrNotRunning):
 		writeError(w, http.StatusConflict, "not_running", err.Error())
+	case errors.Is(err, traffic.ErrNeedsReason):
+		writeError(w, http.StatusBadRequest, "needs_reason", err.Error())
+	case errors.Is(err, traffic.ErrWindowClosed):
+		writeError(w, http.StatusConflict, "window_closed", err.Error())
+	case errors.Is(err, traffic.ErrGateFailed):
+		writeError(w, http.StatusConflict, "gate_failed", err.Error())
+	case errors.Is(err, traffic.ErrNoPreview):
+		writeError(w, http.StatusUnprocessableEntity, "no_preview", err.Error())
 	case errors.Is(err, traffic.ErrBadPlan):
 		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
 	case errors.Is(err, traffic.ErrNoAnalysis):

@@ -88,6 +88,10 @@ func (f *fakeController) Abort(ctx context.Context, req traffic.Request) (traffi
 	return f.change(ctx, "Abort", req)
 }
 
+func (f *fakeController) Preview(ctx context.Context, req traffic.PreviewRequest) (traffic.Result, error) {
+	return f.change(ctx, "Preview", traffic.Request{Service: req.Service, To: req.To, Force: req.Force, Reason: req.Reason, Timeout: req.Timeout})
+}
+
 func (f *fakeController) Pause(ctx context.Context, req traffic.Request) (traffic.Result, error) {
 	return f.change(ctx, "pause", req)
 }
@@ -371,6 +375,13 @@ func TestChangeBodyValidation(t *testing.T) {
 		{"to on abort", "abort", `{"to":"blue"}`, "not allowed"},
 		{"unknown field on abort", "abort", `{"stable":"blue"}`, "unknown field"},
 		{"bad timeout on abort", "abort", `{"timeout":"2h"}`, "timeout"},
+		{"force without reason", "switch", `{"to":"green","force":true}`, "force: needs a reason"},
+		{"force with a blank reason", "promote", `{"force":true,"reason":"  "}`, "needs a reason"},
+		{"force without reason on abort", "abort", `{"force":true}`, "needs a reason"},
+		{"preview bad colour", "preview", `{"to":"purple"}`, "purple"},
+		{"preview off and to", "preview", `{"to":"green","off":true}`, "off: not with to"},
+		{"preview unknown field", "preview", `{"pool":"staff"}`, "unknown field"},
+		{"preview bad timeout", "preview", `{"timeout":"2h"}`, "timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -442,14 +453,18 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: green has no passing instances", traffic.ErrEmptyFleet), http.StatusUnprocessableEntity, "empty_fleet"},
 		{fmt.Errorf("persist traffic state of web: %w (nothing was changed)", state.ErrConflict), http.StatusConflict, "conflict"},
 		{traffic.ErrNotReady, http.StatusServiceUnavailable, "not_ready"},
+		{fmt.Errorf("%w: web is in a freeze", traffic.ErrWindowClosed), http.StatusConflict, "window_closed"},
+		{fmt.Errorf("%w: gate smoke (pre) failed", traffic.ErrGateFailed), http.StatusConflict, "gate_failed"},
+		{fmt.Errorf("%w: say why", traffic.ErrNeedsReason), http.StatusBadRequest, "needs_reason"},
+		{fmt.Errorf("%w: web has no pools", traffic.ErrNoPreview), http.StatusUnprocessableEntity, "no_preview"},
 		{errors.New("consul is down"), http.StatusServiceUnavailable, "unavailable"},
 	}
 	for _, tc := range cases {
-		for _, path := range []string{"switch", "abort", "status"} {
+		for _, path := range []string{"switch", "abort", "preview", "status"} {
 			t.Run(tc.kind+"/"+path, func(t *testing.T) {
 				r := newRig(t, "")
 				method, url, body := "POST", "/v1/services/web/"+path, `{"to":"green"}`
-				if path == "abort" {
+				if path == "abort" || path == "preview" {
 					body = ""
 				}
 				if path == "status" {

@@ -82,7 +82,7 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 // Abort puts a service's traffic back on its stable colour, mid-plan too.
 func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
 	// Nothing holds an abort back; --force only records it as an override.
-	ctx, err := c.forced(ctx, req, "abort", "nothing (aborts are never gated)")
+	ctx, err := c.forced(ctx, req, "abort", "the empty-fleet check (aborts are never gated)")
 	if err != nil {
 		return Result{}, err
 	}

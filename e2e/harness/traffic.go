@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"google.golang.org/grpc/metadata"
 	"sync"
 	"time"
 
@@ -18,6 +19,8 @@ type TrafficOptions struct {
 	NodeID  string // xDS node id; distinct ids give distinct ADS streams
 	Service string // dialled as xds:///Service (the LDS listener name)
 	Workers int    // concurrent callers; default 1
+	// Metadata is sent with every call (e.g. a canary pool header).
+	Metadata map[string]string
 }
 
 // callTimeout is each RPC's deadline.
@@ -90,9 +93,13 @@ func StartTraffic(t TB, o TrafficOptions) *Traffic {
 func (tr *Traffic) work(ctx context.Context, client testpb.TestServiceClient) {
 	defer tr.wg.Done()
 	fails := 0
+	callCtx := ctx
+	for k, v := range tr.opts.Metadata {
+		callCtx = metadata.AppendToOutgoingContext(callCtx, k, v)
+	}
 	for ctx.Err() == nil {
 		start := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		cctx, cancel := context.WithTimeout(callCtx, callTimeout)
 		resp, err := client.UnaryCall(cctx, &testpb.SimpleRequest{})
 		cancel()
 		if ctx.Err() != nil {

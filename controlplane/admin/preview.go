@@ -1,0 +1,89 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+// PreviewRequest is the body of POST /v1/services/{name}/preview.
+type PreviewRequest struct {
+	To      string `json:"to,omitempty"` // default: the idle colour
+	Off     bool   `json:"off,omitempty"`
+	Force   bool   `json:"force,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Timeout string `json:"timeout,omitempty"`
+}
+
+func previewHandler(c Controller, defaultTimeout time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, err := decodePreview(r.Body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		if req.Timeout == 0 {
+			req.Timeout = defaultTimeout
+		}
+		req.Service = r.PathValue("name")
+		res, err := c.Preview(r.Context(), req)
+		if err != nil {
+			writeFailure(w, err)
+			return
+		}
+		code := http.StatusOK
+		if !res.Acks.Complete() {
+			code = http.StatusGatewayTimeout
+		}
+		writeJSON(w, code, res)
+	}
+}
+
+// decodePreview parses a preview body strictly.
+func decodePreview(r io.Reader) (traffic.PreviewRequest, error) {
+	var out traffic.PreviewRequest
+	var body PreviewRequest
+	raw, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return out, err
+	}
+	if len(raw) > maxBody {
+		return out, errors.New("request body too large")
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return out, fmt.Errorf("invalid JSON body: %w", err)
+		}
+		if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
+			return out, errors.New("invalid JSON body: trailing data")
+		}
+	}
+	if body.To != "" {
+		c, err := model.ParseColor(body.To)
+		if err != nil {
+			return out, fmt.Errorf("to: %w", err)
+		}
+		out.To = c
+	}
+	if body.Off && body.To != "" {
+		return out, errors.New("off: not with to")
+	}
+	if body.Timeout != "" {
+		d, err := time.ParseDuration(body.Timeout)
+		if err != nil || d <= 0 || d > time.Hour {
+			return out, fmt.Errorf("timeout: %q is not a duration between 0 and 1h", body.Timeout)
+		}
+		out.Timeout = d
+	}
+	out.Off, out.Force, out.Reason = body.Off, body.Force, body.Reason
+	return out, nil
+}
