@@ -28,15 +28,15 @@ import (
 // against the API's own status codes and bodies.
 type fakeController struct {
 	previews []traffic.PreviewRequest
-	mu      sync.Mutex
-	status  traffic.Status
-	acks    xds.AckResult
-	opErr   error
-	changes []traffic.Request
-	ops     []string
-	actors  []string // traffic.ActorFrom of each change's context
-	history []model.HistoryEntry
-	limits  []int // the limit of each History call
+	mu       sync.Mutex
+	status   traffic.Status
+	acks     xds.AckResult
+	opErr    error
+	changes  []traffic.Request
+	ops      []string
+	actors   []string // traffic.ActorFrom of each change's context
+	history  []model.HistoryEntry
+	limits   []int // the limit of each History call
 }
 
 func newFake() *fakeController {
