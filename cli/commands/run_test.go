@@ -552,3 +552,18 @@ func TestPreview(t *testing.T) {
 		expect(t, code, out, errOut, commands.ExitUsage)
 	}
 }
+
+func TestStatusShowsReleaseControls(t *testing.T) {
+	c := newFake()
+	next := time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC)
+	c.status.Pools = []string{"header x-bg-pool=staff", "cookie beta=1"}
+	c.status.Candidate, c.status.Preview, c.status.MirrorPercent = model.Green, model.Green, 10
+	c.status.Window = &traffic.WindowStatus{Open: false, Reason: `freeze "year-end" until 2027-01-04T00:00Z`, NextOpen: next}
+	addr := server(t, c, "")
+	code, out, errOut := run(t, "--addr", addr, "status", "web")
+	expect(t, code, out, errOut, commands.ExitOK)
+	want := `web: pools to green (preview): header x-bg-pool=staff, cookie beta=1; mirror 10%; switches closed: freeze "year-end" until 2027-01-04T00:00Z; next open 2027-01-04T00:00:00Z`
+	if !strings.Contains(out, want) {
+		t.Fatalf("status output lacks\n%s\ngot\n%s", want, out)
+	}
+}

@@ -151,7 +151,39 @@ func printStatus(w io.Writer, list []traffic.Status) {
 		if st.Roll != nil {
 			fmt.Fprintln(w, rollLine(st))
 		}
+		if line := releaseLine(st); line != "" {
+			fmt.Fprintln(w, line)
+		}
 	}
+}
+
+// releaseLine shows pools, mirroring and a closed deploy window.
+func releaseLine(st traffic.Status) string {
+	var parts []string
+	if len(st.Pools) > 0 {
+		to := "off"
+		if st.Candidate != "" {
+			to = "to " + string(st.Candidate)
+			if st.Preview != "" && (st.Switch == nil || !st.Switch.Phase.Running()) {
+				to += " (preview)"
+			}
+		}
+		parts = append(parts, fmt.Sprintf("pools %s: %s", to, strings.Join(st.Pools, ", ")))
+	}
+	if st.MirrorPercent > 0 {
+		parts = append(parts, fmt.Sprintf("mirror %d%%", st.MirrorPercent))
+	}
+	if w := st.Window; w != nil && !w.Open {
+		next := "never within 400 days"
+		if !w.NextOpen.IsZero() {
+			next = w.NextOpen.Format(time.RFC3339)
+		}
+		parts = append(parts, fmt.Sprintf("switches closed: %s; next open %s", w.Reason, next))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return st.Service + ": " + strings.Join(parts, "; ")
 }
 
 func fleet(f traffic.FleetStatus) string {
