@@ -66,23 +66,8 @@ const maxBody = 64 << 10
 // and bad durations are errors, never defaults.
 func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.Duration, error) {
 	var req ChangeRequest
-	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
-	if err != nil {
+	if err := decodeStrict(r, &req); err != nil {
 		return req, "", 0, err
-	}
-	if len(body) > maxBody {
-		return req, "", 0, errors.New("request body too large")
-	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return req, "", 0, fmt.Errorf("invalid JSON body: %w", err)
-		}
-		// dec.More() misses a stray '}' or ']', so check the raw remainder.
-		if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
-			return req, "", 0, errors.New("invalid JSON body: trailing data")
-		}
 	}
 	var to model.Color
 	switch {
@@ -109,6 +94,31 @@ func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.
 		timeout = d
 	}
 	return req, to, timeout, nil
+}
+
+// decodeStrict decodes one JSON object (an empty body leaves v as it is);
+// unknown fields and trailing data are errors.
+func decodeStrict(r io.Reader, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return err
+	}
+	if len(body) > maxBody {
+		return errors.New("request body too large")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	// dec.More() misses a stray '}' or ']', so check the raw remainder.
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return errors.New("invalid JSON body: trailing data")
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

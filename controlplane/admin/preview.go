@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,15 +32,7 @@ func previewHandler(c Controller, defaultTimeout time.Duration) http.HandlerFunc
 		}
 		req.Service = r.PathValue("name")
 		res, err := c.Preview(r.Context(), req)
-		if err != nil {
-			writeFailure(w, err)
-			return
-		}
-		code := http.StatusOK
-		if !res.Acks.Complete() {
-			code = http.StatusGatewayTimeout
-		}
-		writeJSON(w, code, res)
+		writeResult(w, res, err)
 	}
 }
 
@@ -50,22 +40,8 @@ func previewHandler(c Controller, defaultTimeout time.Duration) http.HandlerFunc
 func decodePreview(r io.Reader) (traffic.PreviewRequest, error) {
 	var out traffic.PreviewRequest
 	var body PreviewRequest
-	raw, err := io.ReadAll(io.LimitReader(r, maxBody+1))
-	if err != nil {
+	if err := decodeStrict(r, &body); err != nil {
 		return out, err
-	}
-	if len(raw) > maxBody {
-		return out, errors.New("request body too large")
-	}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			return out, fmt.Errorf("invalid JSON body: %w", err)
-		}
-		if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
-			return out, errors.New("invalid JSON body: trailing data")
-		}
 	}
 	if body.To != "" {
 		c, err := model.ParseColor(body.To)

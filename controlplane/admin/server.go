@@ -105,15 +105,7 @@ func Handler(c Controller, o Options) http.Handler {
 				return
 			}
 			res, err := op(r.Context(), req)
-			if err != nil {
-				writeFailure(w, err)
-				return
-			}
-			code := http.StatusOK
-			if !res.Acks.Complete() {
-				code = http.StatusGatewayTimeout // applied, but not every proxy holds it
-			}
-			writeJSON(w, code, res)
+			writeResult(w, res, err)
 		})
 	}
 	var h http.Handler = mux
@@ -121,6 +113,20 @@ func Handler(c Controller, o Options) http.Handler {
 		h = Forwarding(mux, o.Leader)
 	}
 	return logRequests(o.Log, requireToken(o.Token, withActor(h)))
+}
+
+// writeResult answers a change: 200 when every proxy holds it, 504 with
+// the same body when it was applied but some proxy did not ACK in time.
+func writeResult(w http.ResponseWriter, res traffic.Result, err error) {
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	code := http.StatusOK
+	if !res.Acks.Complete() {
+		code = http.StatusGatewayTimeout
+	}
+	writeJSON(w, code, res)
 }
 
 // writeFailure maps controller errors to HTTP statuses the CLI understands.
