@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -160,6 +161,9 @@ func (c *Controller) Resume(ctx context.Context, req Request) (Result, error) {
 
 // Promote skips the remaining steps (with Force: and the analysis).
 func (c *Controller) Promote(ctx context.Context, req Request) (Result, error) {
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return Result{}, fmt.Errorf("%w: say why this promote overrides analysis and gates", ErrNeedsReason)
+	}
 	if req.Force {
 		c.log.Warn("override: promote --force skips analysis", "service", req.Service, "reason", req.Reason)
 	}

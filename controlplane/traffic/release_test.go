@@ -3,6 +3,7 @@ package traffic_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -167,5 +168,24 @@ func TestPreGatesHoldInstantSwitch(t *testing.T) {
 	mu.Unlock()
 	if res, err := c.Switch(ctx, traffic.Request{Service: "web", To: model.Blue, Force: true, Reason: "r", Timeout: time.Second}); err != nil || res.Status.Weights.Blue != 100 {
 		t.Fatalf("forced past a failing gate: %+v %v", res.Status.Weights, err)
+	}
+}
+
+func TestDarkPlanStartsAtZero(t *testing.T) {
+	plan := model.Plan{Steps: []int{5, 50, 100}, Bake: model.Duration(time.Second), Interval: model.Duration(time.Second),
+		Window: model.Duration(time.Second), MinRequests: 10, Confidence: 0.99, UnavailableBudget: model.Duration(time.Second),
+		OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant, Dark: true}
+	c, _ := releaseController(t, webService, &plan)
+	for _, tc := range []struct {
+		steps []int
+		want  string
+	}{{nil, "[0 5 50 100]"}, {[]int{25, 100}, "[0 25 100]"}, {[]int{0, 25, 100}, "[0 25 100]"}} {
+		p, err := c.Plan("web", traffic.PlanOverrides{Steps: tc.steps})
+		if err != nil || fmt.Sprint(p.Steps) != tc.want {
+			t.Errorf("steps %v: plan %v (%v), want %s", tc.steps, p.Steps, err, tc.want)
+		}
+	}
+	if _, err := c.Promote(context.Background(), traffic.Request{Service: "web", Force: true}); !errors.Is(err, traffic.ErrNeedsReason) {
+		t.Errorf("promote --force without a reason: %v", err)
 	}
 }
