@@ -148,16 +148,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	leading := elector.Leading()
 	cancel()
 	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	_ = httpServer.Shutdown(shutdown)
 	xdsLis.Close()
-	// Release the lock before exiting: otherwise the next leader waits for
-	// the session to expire (about twice its TTL).
-	select {
-	case <-electorDone:
-	case <-shutdown.Done():
+	// A leader releases the lock before exiting: otherwise the next leader
+	// waits for the session to expire (about twice its TTL). A replica still
+	// campaigning holds nothing, and Consul's lock wait does not see the
+	// stop until its blocking query returns, so it does not wait.
+	if leading {
+		select {
+		case <-electorDone:
+		case <-shutdown.Done():
+		}
 	}
 	return err
 }
