@@ -55,9 +55,9 @@ func (c *Controller) run(ctx context.Context, name string) {
 				c.log.Warn("gate results not applied", "service", name, "switch", r.ID, "error", err)
 			}
 			c.mu.Lock()
-			now := s.traffic.Rollout
+			after := s.traffic.Rollout
 			c.mu.Unlock()
-			if r.Gate == model.GatePre || now == nil || now.ID != r.ID || now.Gate != r.Gate || now.Step != r.Step {
+			if r.Gate == model.GatePre || after == nil || after.ID != r.ID || after.Gate != r.Gate || after.Step != r.Step {
 				continue // nothing moved yet, or it just moved: judge the new state next round
 			}
 		}
