@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -11,12 +10,7 @@ func TestValidateRelease(t *testing.T) {
 	gate := func() Gate {
 		return Gate{Name: "smoke", URL: "http://127.0.0.1:8081/smoke", Stages: []string{"step"}, Timeout: time.Second, OnFailure: "rollback"}
 	}
-	cases := []struct {
-		name   string
-		mutate func(*Config)
-		path   string
-		msg    string
-	}{
+	runRuleCases(t, []ruleCase{
 		{"header pool ok", func(c *Config) { web(c).Pools = []Pool{{Header: "x-bg-pool", Value: "staff"}} }, "", ""},
 		{"cookie pool ok", func(c *Config) { web(c).Pools = []Pool{{Cookie: "beta", Value: "1"}} }, "", ""},
 		{"pool with both", func(c *Config) { web(c).Pools = []Pool{{Header: "h", Cookie: "c", Value: "1"}} }, "services[0].pools[0]", "exactly one of header and cookie"},
@@ -51,24 +45,7 @@ func TestValidateRelease(t *testing.T) {
 		{"windows bad freeze", func(c *Config) {
 			web(c).Windows = Windows{Freeze: []WindowFreeze{{From: "2026-12-21", To: "2026-12-20"}}}
 		}, "services[0].windows", "freeze[0]"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := valid()
-			tc.mutate(c)
-			err := c.Validate()
-			if tc.path == "" {
-				if err != nil {
-					t.Fatalf("want no error, got:\n%v", err)
-				}
-				return
-			}
-			es := asErrors(t, err)
-			if len(es) != 1 || es[0].Path != tc.path || !strings.Contains(es[0].Message, tc.msg) {
-				t.Fatalf("want one error %s: ...%s..., got:\n%v", tc.path, tc.msg, err)
-			}
-		})
-	}
+	})
 }
 
 func TestLoadGateDefaults(t *testing.T) {

@@ -42,13 +42,38 @@ func TestValidateOK(t *testing.T) {
 	}
 }
 
+// ruleCase mutates a valid config and expects one error at path whose
+// message contains msg, or none when path is "".
+type ruleCase struct {
+	name   string
+	mutate func(*Config)
+	path   string
+	msg    string
+}
+
+func runRuleCases(t *testing.T, cases []ruleCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.mutate(c)
+			err := c.Validate()
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("want no error, got:\n%v", err)
+				}
+				return
+			}
+			es := asErrors(t, err)
+			if len(es) != 1 || es[0].Path != tc.path || !strings.Contains(es[0].Message, tc.msg) {
+				t.Fatalf("want one error %s: ...%s..., got:\n%v", tc.path, tc.msg, err)
+			}
+		})
+	}
+}
+
 func TestValidateRules(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(*Config)
-		path   string
-		msg    string // substring of the message; "" means no error expected
-	}{
+	cases := []ruleCase{
 		{"consul address empty", func(c *Config) { c.Consul.Address = "" }, "consul.address", "required"},
 		{"consul address no port", func(c *Config) { c.Consul.Address = "consul" }, "consul.address", `"consul": missing port`},
 		{"consul address bad scheme", func(c *Config) { c.Consul.Address = "unix:///tmp/c.sock" }, "consul.address", "scheme must be http or https"},
@@ -161,23 +186,7 @@ func TestValidateRules(t *testing.T) {
 		{"rollback bad", func(c *Config) { an(c).Rollback = "slow" }, "services[1].analysis.rollback", `"slow": must be instant or gradual`},
 		{"rollback gradual ok", func(c *Config) { an(c).Rollback = RollbackGradual }, "", ""},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := valid()
-			tc.mutate(c)
-			err := c.Validate()
-			if tc.path == "" {
-				if err != nil {
-					t.Fatalf("want no error, got:\n%v", err)
-				}
-				return
-			}
-			es := asErrors(t, err)
-			if len(es) != 1 || es[0].Path != tc.path || !strings.Contains(es[0].Message, tc.msg) {
-				t.Fatalf("want one error %s: ...%s..., got:\n%v", tc.path, tc.msg, err)
-			}
-		})
-	}
+	runRuleCases(t, cases)
 }
 
 func TestValidateAdminToken(t *testing.T) {
