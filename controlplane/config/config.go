@@ -15,6 +15,7 @@ type Config struct {
 	Log        Log        `mapstructure:"log"`
 	Leader     Leader     `mapstructure:"leader"`
 	History    History    `mapstructure:"history"`
+	Membership Membership `mapstructure:"membership"`
 	Services   []Service  `mapstructure:"services"`
 }
 
@@ -67,6 +68,16 @@ type Switch struct {
 type History struct {
 	// Retention is how many entries are kept per service; older ones are pruned.
 	Retention int `mapstructure:"retention"`
+}
+
+// Membership guards served fleets against bad reads.
+type Membership struct {
+	// ShrinkGrace is how long a fleet that loses more than half its members
+	// in one read keeps its last known endpoints; the loss applies only if it
+	// lasts this long. A colour that carries traffic is never emptied,
+	// whatever the grace. 0 applies every loss at once (except emptying a
+	// carrying colour).
+	ShrinkGrace time.Duration `mapstructure:"shrink_grace"`
 }
 
 // Log sets logging.

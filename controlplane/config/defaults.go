@@ -12,6 +12,10 @@ import (
 // under a megabyte of KV per service.
 const DefaultHistoryRetention = 1000
 
+// DefaultShrinkGrace outlasts a health-check flap or an agent restart but
+// delays a deliberate scale-down of more than half only briefly.
+const DefaultShrinkGrace = 30 * time.Second
+
 // defaults lists every scalar key. Viper only applies env to keys it knows,
 // so this table is also what makes each key overridable by BG_* variables.
 var defaults = map[string]any{
@@ -33,6 +37,8 @@ var defaults = map[string]any{
 	"history.retention":      DefaultHistoryRetention,
 	"leader.session_ttl":     10 * time.Second,
 	"leader.lock_delay":      5 * time.Second,
+
+	"membership.shrink_grace": DefaultShrinkGrace,
 }
 
 // defaultServices fills per-service defaults that viper cannot express for

@@ -53,13 +53,14 @@ func TestLoadDefaultsOnly(t *testing.T) {
 			Wait:     5 * time.Minute,
 			Color:    ColorRule{BlueTag: "blue", GreenTag: "green"},
 		},
-		XDS:     XDS{Listen: "127.0.0.1:18000"},
-		Admin:   Admin{Listen: "127.0.0.1:9090"},
-		Envoy:   Envoy{ListenAddress: "0.0.0.0"},
-		Switch:  Switch{Timeout: 30 * time.Second},
-		Log:     Log{Level: "info"},
-		Leader:  Leader{SessionTTL: 10 * time.Second, LockDelay: 5 * time.Second},
-		History: History{Retention: 1000},
+		XDS:        XDS{Listen: "127.0.0.1:18000"},
+		Admin:      Admin{Listen: "127.0.0.1:9090"},
+		Envoy:      Envoy{ListenAddress: "0.0.0.0"},
+		Switch:     Switch{Timeout: 30 * time.Second},
+		Log:        Log{Level: "info"},
+		Leader:     Leader{SessionTTL: 10 * time.Second, LockDelay: 5 * time.Second},
+		History:    History{Retention: 1000},
+		Membership: Membership{ShrinkGrace: 30 * time.Second},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got  %+v\nwant %+v", *c, want)

@@ -15,6 +15,8 @@ const (
 	// minRetention keeps enough history to explain the last few switches;
 	// a smaller value is refused rather than quietly raised.
 	minRetention = 10
+	// maxShrinkGrace bounds how long endpoints that left are still served.
+	maxShrinkGrace = time.Hour
 )
 
 var (
@@ -52,6 +54,9 @@ func (c *Config) Validate() error {
 	}
 	if r := c.History.Retention; r < minRetention {
 		es.add("history.retention", "%d: must be at least %d entries per service", r, minRetention)
+	}
+	if g := c.Membership.ShrinkGrace; g < 0 || g > maxShrinkGrace {
+		es.add("membership.shrink_grace", "%s: must be between 0s (no grace) and 1h", g)
 	}
 	validateServices(c.Services, &es)
 	if len(es) == 0 {

@@ -22,13 +22,14 @@ func valid() *Config {
 			Wait:     5 * time.Minute,
 			Color:    ColorRule{BlueTag: "blue", GreenTag: "green"},
 		},
-		XDS:     XDS{Listen: "127.0.0.1:18000"},
-		Admin:   Admin{Listen: "127.0.0.1:9090"},
-		Envoy:   Envoy{ListenAddress: "0.0.0.0"},
-		Switch:  Switch{Timeout: 30 * time.Second},
-		Log:     Log{Level: "info"},
-		Leader:  Leader{SessionTTL: 10 * time.Second, LockDelay: 5 * time.Second},
-		History: History{Retention: 1000},
+		XDS:        XDS{Listen: "127.0.0.1:18000"},
+		Admin:      Admin{Listen: "127.0.0.1:9090"},
+		Envoy:      Envoy{ListenAddress: "0.0.0.0"},
+		Switch:     Switch{Timeout: 30 * time.Second},
+		Log:        Log{Level: "info"},
+		Leader:     Leader{SessionTTL: 10 * time.Second, LockDelay: 5 * time.Second},
+		History:    History{Retention: 1000},
+		Membership: Membership{ShrinkGrace: 30 * time.Second},
 		Services: []Service{
 			{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis()},
 			{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis()},
@@ -133,6 +134,12 @@ func TestValidateRules(t *testing.T) {
 		{"prometheus bad scheme", func(c *Config) { c.Prometheus.Address = "ftp://prometheus" }, "prometheus.address", "scheme must be http or https"},
 		{"prometheus no host", func(c *Config) { c.Prometheus.Address = "http://" }, "prometheus.address", "no host"},
 		{"prometheus unparsable", func(c *Config) { c.Prometheus.Address = "http://[::1" }, "prometheus.address", "not a valid URL"},
+
+		// membership.shrink_grace: 0 disables the grace; at most 1h.
+		{"shrink grace zero ok", func(c *Config) { c.Membership.ShrinkGrace = 0 }, "", ""},
+		{"shrink grace 1h ok", func(c *Config) { c.Membership.ShrinkGrace = time.Hour }, "", ""},
+		{"shrink grace negative", func(c *Config) { c.Membership.ShrinkGrace = -time.Second }, "membership.shrink_grace", "-1s: must be between 0s (no grace) and 1h"},
+		{"shrink grace too long", func(c *Config) { c.Membership.ShrinkGrace = time.Hour + time.Second }, "membership.shrink_grace", "1h0m1s: must be between 0s (no grace) and 1h"},
 
 		// analysis, on services[1]
 		{"requests empty", func(c *Config) { an(c).Requests = " " }, "services[1].analysis.requests", "required"},

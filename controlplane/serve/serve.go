@@ -52,6 +52,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, store, xdsServer, log, traffic.NewMetrics(reg))
 	self := leader.Info{Replica: replicaID(), Admin: advertise(cfg.Admin.Listen)}
 	ctrl.SetReplica(self.Replica)
+	ctrl.UseElection() // only the leader creates, restores or advances state
+	ctrl.SetShrinkGrace(cfg.Membership.ShrinkGrace)
 	ctrl.SetHistoryRetention(cfg.History.Retention)
 	elector := leader.New(client, leader.Options{
 		Key: cfg.Consul.KVPrefix + "leader", Self: self, SessionTTL: cfg.Leader.SessionTTL, LockDelay: cfg.Leader.LockDelay,
@@ -176,6 +178,13 @@ func publishWhenComplete(ctx context.Context, ctrl *traffic.Controller, log *slo
 		err := ctrl.LoadState(ctx)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, traffic.ErrStateMissing) {
+			// The leader creates it, once it has read the fleets.
+			if !wait.Sleep(ctx, 100*time.Millisecond) {
+				return ctx.Err()
+			}
+			continue
 		}
 		log.Warn("loading traffic state from consul failed; retrying", "error", err, "retry_in", backoff)
 		if !wait.Sleep(ctx, backoff) {

@@ -56,10 +56,10 @@ func benchAbortAcked(b *testing.B, n int) {
 	srv := xds.NewServer(quiet, nil)
 	c := traffic.New([]model.Service{webService}, "0.0.0.0", newMemStore(), srv, quiet, traffic.NewMetrics(nil))
 	ctx := context.Background()
+	c.OnMembership(membership.Update{Service: "web", Membership: webMembership()})
 	if err := c.LoadState(ctx); err != nil {
 		b.Fatal(err)
 	}
-	c.OnMembership(membership.Update{Service: "web", Membership: webMembership()})
 	if err := c.Publish(); err != nil {
 		b.Fatal(err)
 	}

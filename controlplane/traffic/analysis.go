@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/judge"
@@ -39,6 +40,9 @@ func (c *Controller) sampleOne(ctx context.Context, service string, color model.
 	defer cancel()
 	return src.Sample(ctx, fleetmetrics.Query{Service: service, Color: color, Window: p.Window.D()})
 }
+
+// minQueryTimeout keeps very short intervals from starving slow queries.
+const minQueryTimeout = 2 * time.Second
 
 // analyse runs one interval's analysis. Unreadable or invalid counts are
 // "metrics unavailable", never a verdict.

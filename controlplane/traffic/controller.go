@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/translator"
+	"github.com/bgctl/bg/controlplane/wait"
 	"github.com/bgctl/bg/controlplane/window"
 	"github.com/bgctl/bg/controlplane/xds"
 )
@@ -32,51 +32,61 @@ type Pusher interface {
 	RouteStatus(name string) (subscribed, acked int)
 }
 
-// service is the controller's record of one service.
+// service is the controller's record of one service. Its loop (Runtime)
+// is the only writer; writes and reads from other goroutines (status)
+// hold c.mu.
 type service struct {
-	op sync.Mutex // serialises switches and aborts of this service
-
 	cfg        model.Service
 	metaRoll   membershipHint    // Consul meta can mark the service stateful
-	membership *model.Membership // nil until the first successful read
+	membership *model.Membership // what is served; nil until the first successful read
+	guarded    membership.State  // served and last read fleets, holds in force
+	recheckAt  time.Time         // when a hold's grace ends (a recheck is scheduled)
 	skipped    []string
 	readAt     time.Time
 	traffic    model.Traffic
 	index      state.Index
 	loaded     bool
-	// runnerActive: an analysis loop drives this service's switch.
-	runnerActive bool
+	// unsaved: traffic is a rollback bg decided but could not store yet.
+	unsaved bool
+	// ticking: an analysis round or roll tick of term tickEpoch is
+	// scheduled or running.
+	ticking   bool
+	tickEpoch uint64
 }
 
-// Controller keeps the model current and applies traffic changes.
+// Controller keeps the model current and applies traffic changes. Each
+// service has its own reconciler loop (reconciler.go).
 type Controller struct {
 	store  state.Store
 	pusher Pusher
 	log    *slog.Logger
 	m      *Metrics
 	envoy  string // Envoy listener bind address
+	rt     Runtime
 
-	mu       sync.Mutex // guards every service's fields but op, and pushed
+	mu       sync.Mutex // guards the fields below and every service's fields
 	services map[string]*service
 	names    []string
 	pushed   bool // the full model was loaded into the xDS server
 	loadErr  error
+	leading  bool
+	epoch    uint64 // counts leadership changes: stale ticks see a new epoch
 
 	windows    map[string]*window.Schedule
 	gates      gate.Caller
 	source     fleetmetrics.Source
 	plans      map[string]model.Plan
 	rollParams map[string]model.RollParams
-	ctx        context.Context // lifetime of analysis loops, set by Start
 	replica    string
 	retention  int
 	control    func() any
-	now        func() time.Time
+	guard      membership.Guard
 }
 
 // New builds a controller for the configured services.
 func New(services []model.Service, envoyListenAddress string, store state.Store, pusher Pusher, log *slog.Logger, m *Metrics) *Controller {
-	c := &Controller{store: store, pusher: pusher, log: log, m: m, envoy: envoyListenAddress, services: map[string]*service{}, now: time.Now}
+	c := &Controller{store: store, pusher: pusher, log: log, m: m, envoy: envoyListenAddress, services: map[string]*service{}, rt: newRealRuntime(),
+		leading: true, guard: membership.Guard{Grace: DefaultShrinkGrace}}
 	for _, s := range services {
 		c.services[s.Name] = &service{cfg: s}
 		c.names = append(c.names, s.Name)
@@ -85,10 +95,33 @@ func New(services []model.Service, envoyListenAddress string, store state.Store,
 	return c
 }
 
-// LoadState reads every service's persisted traffic, creating the initial
-// state (all blue) only where none exists. It never overwrites a stored state.
+// DefaultShrinkGrace is how long a fleet that lost more than half its
+// members in one read keeps its last known endpoints.
+const DefaultShrinkGrace = 30 * time.Second
+
+// SetShrinkGrace sets membership.shrink_grace (0: no grace; a fleet that
+// carries traffic is still never emptied by one read).
+func (c *Controller) SetShrinkGrace(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.guard.Grace = d
+}
+
+// UseElection makes leadership come from Lead: until a Lead call, this
+// replica only follows the stored state. Without it a controller leads.
+func (c *Controller) UseElection() { c.setLeading(false) }
+
+// SetRuntime replaces the production runtime (the fault simulation's
+// scheduler). Call before anything else.
+func (c *Controller) SetRuntime(rt Runtime) { c.rt = rt }
+
+func (c *Controller) now() time.Time { return c.rt.Now() }
+
+// LoadState reads every service's persisted traffic. Where none is stored,
+// the leader restores it (history) or creates it; others wait for it.
 func (c *Controller) LoadState(ctx context.Context) error {
 	for _, name := range c.names {
+		s := c.services[name]
 		t, idx, found, err := c.store.Load(ctx, name)
 		c.mu.Lock()
 		c.loadErr = err
@@ -96,64 +129,115 @@ func (c *Controller) LoadState(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if !found {
-			t = model.InitialTraffic()
-			t.Reason = "initial state"
-			idx, err = c.store.Save(ctx, name, t, 0, c.entry(ctx, t, t))
-			if errors.Is(err, state.ErrConflict) {
-				return fmt.Errorf("service %s: state appeared while creating it; retrying", name)
-			}
-			if err != nil {
-				return err
-			}
-			c.log.Info("created initial traffic state", "service", name, "state", describe(t))
+		c.call(s, func() { err = c.onStored(s, t, idx, found, true) })
+		if err != nil {
+			c.mu.Lock()
+			c.loadErr = err
+			c.mu.Unlock()
+			return err
 		}
-		c.mu.Lock()
-		s := c.services[name]
-		changed := s.loaded && s.traffic.Generation != t.Generation
-		s.traffic, s.index, s.loaded = t, idx, true
-		if changed && c.pushed {
-			c.pushTrafficLocked(s) // e.g. a new leader's fresh read
-		}
-		c.mu.Unlock()
-		c.m.setWeights(name, t)
 	}
 	return nil
 }
 
+// OnStored applies a state read by the watch (possibly written by another
+// replica, or deleted: found false). Our own writes change nothing.
+func (c *Controller) OnStored(service string, t model.Traffic, idx state.Index, found bool) {
+	s := c.services[service]
+	if s == nil {
+		return
+	}
+	c.post(s, func() {
+		c.mu.Lock()
+		loaded := s.loaded
+		c.mu.Unlock()
+		if !loaded {
+			return // LoadState decides the first state
+		}
+		if err := c.onStored(s, t, idx, found, false); err != nil {
+			c.log.Warn("stored state not applied", "service", service, "error", err)
+		}
+	})
+}
+
 // OnMembership records a successful read and pushes changed endpoints.
 func (c *Controller) OnMembership(u membership.Update) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	s := c.services[u.Service]
 	if s == nil {
 		return
 	}
-	prev := s.membership
-	m := u.Membership
-	s.membership, s.skipped, s.readAt = &m, u.Skipped, time.Now()
-	c.m.setMembers(u.Service, m)
+	c.call(s, func() { c.onMembership(s, u) })
+}
+
+func (c *Controller) onMembership(s *service, u membership.Update) {
+	c.mu.Lock()
+	s.skipped, s.readAt = u.Skipped, c.now()
 	hint := membershipHint{rolling: u.Rolling, header: u.AffinityHeader}
 	strategyChanged := hint != s.metaRoll
 	s.metaRoll = hint
-	if !c.pushed {
+	pushed := c.pushed
+	c.mu.Unlock()
+	changed := c.guardFleets(s, u.Membership)
+	if !pushed {
 		return
 	}
 	if strategyChanged {
-		c.log.Info("consul meta changed the service's strategy", "service", u.Service, "rolling", s.effective().Rolling())
-		c.pushServiceLocked(s)
+		c.log.Info("consul meta changed the service's strategy", "service", u.Service, "rolling", c.effective(s).Rolling())
+		c.pushService(s)
 		return
 	}
-	if prev != nil && equalFleet(prev.Blue, m.Blue) && equalFleet(prev.Green, m.Green) {
-		return
+	if changed {
+		c.pushEndpoints(s, c.trafficOf(s))
 	}
-	// Both colours: during a roll one cluster serves hosts of both fleets.
-	sv := model.ServiceView{Service: s.effective(), Membership: m, Traffic: s.traffic}
-	if err := c.pusher.UpdateEndpoints(translator.Endpoints(sv)); err != nil {
-		c.log.Error("push endpoints", "service", u.Service, "error", err)
-		return
+}
+
+// guardFleets applies a read (or, with the last read, a recheck) through
+// the shrink guard: one read never empties a fleet that carries traffic,
+// and a fleet that loses more than half its members keeps them for the
+// grace. It returns whether the served fleets changed. Runs on the loop.
+func (c *Controller) guardFleets(s *service, read model.Membership) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, prev := s.traffic, s.membership
+	carrying := func(col model.Color) bool { return !s.loaded || membership.Carries(t, col) }
+	next, at := c.guard.ApplyMembership(s.guarded, read, carrying, c.now())
+	for _, col := range model.Colors {
+		was, now := s.guarded.Hold(col), next.Hold(col)
+		if was == nil && now != nil {
+			c.log.Warn("holding fleet: a read lost most of its members", "service", s.cfg.Name, "color", col, "served", now.Served, "read", now.Read, "reason", now.Reason)
+		} else if was != nil && now == nil {
+			c.log.Info("fleet hold ended", "service", s.cfg.Name, "color", col, "served", len(next.Served.Fleet(col).Endpoints))
+		}
 	}
-	c.log.Info("fleet changed", "service", u.Service, "blue", len(m.Blue.Endpoints), "green", len(m.Green.Endpoints))
+	s.guarded = next
+	served := next.Served
+	s.membership = &served
+	c.m.setMembers(s.cfg.Name, served)
+	c.m.held.Observe(s.cfg.Name, next)
+	if !at.IsZero() && (s.recheckAt.IsZero() || at.Before(s.recheckAt)) {
+		s.recheckAt = at
+		c.rt.After(at.Sub(c.now()), func() {
+			c.post(s, func() {
+				c.mu.Lock()
+				due := !s.recheckAt.IsZero() && !c.now().Before(s.recheckAt)
+				if due {
+					s.recheckAt = time.Time{}
+				}
+				last := s.guarded.Read
+				c.mu.Unlock()
+				if due && c.guardFleets(s, last) {
+					c.pushEndpoints(s, c.trafficOf(s))
+				}
+			})
+		})
+	}
+	return prev == nil || !equalFleet(prev.Blue, served.Blue) || !equalFleet(prev.Green, served.Green)
+}
+
+func (c *Controller) trafficOf(s *service) model.Traffic {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.traffic
 }
 
 func equalFleet(a, b model.Fleet) bool {
@@ -202,14 +286,41 @@ func (c *Controller) Publish() error {
 	return nil
 }
 
-// Start runs analysis loops until ctx ends, resuming any switch that was
-// running when the state was loaded (e.g. after a restart).
-func (c *Controller) Start(ctx context.Context) {
+// Lead makes this replica act until ctx ends (leadership lost): every
+// service re-reads its stored state (an unsaved rollback wins over it) and
+// resumes a running switch or roll. The first round comes one interval
+// after takeover, so a takeover alone never moves traffic.
+func (c *Controller) Lead(ctx context.Context) {
+	c.setLeading(true)
+	go func() {
+		<-ctx.Done()
+		c.setLeading(false)
+	}()
+	for ctx.Err() == nil {
+		if err := c.LoadState(ctx); err == nil {
+			break
+		}
+		wait.Sleep(ctx, 500*time.Millisecond)
+	}
+	for ctx.Err() == nil && !c.Ready() {
+		wait.Sleep(ctx, 50*time.Millisecond) // act only on a published model
+	}
+	c.Start()
+}
+
+// setLeading records a leadership change; a new epoch voids scheduled rounds.
+func (c *Controller) setLeading(on bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ctx = ctx
+	c.leading = on
+	c.epoch++
+	c.mu.Unlock()
+}
+
+// Start schedules the rounds of every running switch or roll.
+func (c *Controller) Start() {
 	for _, name := range c.names {
-		c.ensureRunnerLocked(name)
+		s := c.services[name]
+		c.post(s, func() { c.schedule(s) })
 	}
 }
 

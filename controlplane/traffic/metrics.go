@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bgctl/bg/controlplane/judge"
+	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
@@ -45,6 +46,7 @@ type Metrics struct {
 	errorRatio      *prometheus.GaugeVec
 	gateCalls       *prometheus.CounterVec
 	windowRefusals  *prometheus.CounterVec
+	held            *membership.HeldMetrics
 }
 
 // NewMetrics registers the traffic series.
@@ -96,6 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Error ratio measured by the last analysis with usable counts, by role (candidate, baseline).",
 		}, []string{"service", "role"}),
 	}
+	m.held = membership.NewHeldMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.members, m.weight, m.generation, m.analyses, m.rollbackSeconds,
 			m.phase, m.stepPercent, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)

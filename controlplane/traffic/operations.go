@@ -7,7 +7,6 @@ import (
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/rollout"
-	"github.com/bgctl/bg/controlplane/translator"
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
@@ -49,7 +48,7 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if svc.effectiveLocked(c).Rolling() {
+	if c.effective(svc).Rolling() {
 		if !req.Instant {
 			return c.startRoll(ctx, req)
 		}
@@ -112,33 +111,48 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	s.op.Lock()
-	c.mu.Lock()
-	cur, fleets := s.traffic, *s.membership
-	c.mu.Unlock()
-	if cur.Switching() || cur.Rolling() {
-		s.op.Unlock()
-		return Result{}, busyAny(cur)
-	}
-	next, changed, to, err := tr(cur)
-	if err != nil {
-		s.op.Unlock()
-		return Result{}, err
-	}
-	if !changed {
-		s.op.Unlock()
-		return c.waitAcked(ctx, req, false)
-	}
-	if to != "" {
-		if err := refuseEmpty(fleets, to, req); err != nil {
-			s.op.Unlock()
-			return Result{}, err
+	changed, err := c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
+		if cur.Switching() || cur.Rolling() {
+			return cur, effects{}, busyAny(cur)
 		}
-	}
-	if err := c.applyLocked(ctx, s, cur, next, effects{persist: true, pushRoute: true}, req.Timeout); err != nil {
+		next, changed, to, err := tr(cur)
+		if err != nil || !changed {
+			return cur, effects{}, err
+		}
+		if to != "" {
+			if err := refuseEmpty(fleets, to, req); err != nil {
+				return cur, effects{}, err
+			}
+		}
+		return next, effects{persist: true, pushRoute: true}, nil
+	})
+	if err != nil {
 		return Result{}, err
 	}
-	return c.waitAcked(ctx, req, true)
+	return c.waitAcked(ctx, req, changed)
+}
+
+// command runs one decision on the service's loop: decide sees the state
+// in force and the served fleets and returns the next state and its
+// effects, which execute carries out. No effects: nothing changed.
+func (c *Controller) command(ctx context.Context, s *service, decide func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error)) (changed bool, err error) {
+	c.call(s, func() {
+		c.mu.Lock()
+		cur := s.traffic
+		var fleets model.Membership
+		if s.membership != nil {
+			fleets = *s.membership
+		}
+		c.mu.Unlock()
+		next, eff, e := decide(cur, fleets)
+		if e != nil || eff == (effects{}) {
+			err = e
+			return
+		}
+		changed = true
+		err = c.execute(ctx, s, cur, next, eff)
+	})
+	return changed, err
 }
 
 // refuseEmpty refuses to move traffic to a colour with no passing
@@ -178,18 +192,14 @@ func (c *Controller) traffic(name string) (model.Traffic, error) {
 }
 
 // refresh reloads a service's state after a CAS conflict so the next
-// attempt starts from what is stored, and serves that.
+// attempt starts from what is stored, and serves that. Runs on the loop.
 func (c *Controller) refresh(ctx context.Context, s *service) {
 	t, idx, found, err := c.store.Load(ctx, s.cfg.Name)
 	if err != nil || !found {
 		c.log.Warn("reload after conflict failed", "service", s.cfg.Name, "error", err)
 		return
 	}
-	c.mu.Lock()
-	s.traffic, s.index = t, idx
-	c.ensureRunnerLocked(s.cfg.Name)
-	c.mu.Unlock()
-	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(s.effectiveLocked(c), t)); err == nil {
-		c.m.setWeights(s.cfg.Name, t)
+	if err := c.onStored(s, t, idx, true, true); err != nil {
+		c.log.Warn("reload after conflict failed", "service", s.cfg.Name, "error", err)
 	}
 }

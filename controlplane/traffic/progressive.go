@@ -77,28 +77,23 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 	if !hasSource {
 		return Result{}, fmt.Errorf("%w: set prometheus.address to judge switches, or use --instant", ErrNoAnalysis)
 	}
-	s.op.Lock()
-	c.mu.Lock()
-	cur, fleets := s.traffic, *s.membership
-	c.mu.Unlock()
-	if cur.Switching() || cur.Rolling() {
-		s.op.Unlock()
-		return Result{}, busyAny(cur)
-	}
-	if cur.Serving() == req.To {
-		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %s already serves all of %s", ErrBadPlan, req.To, req.Service)
-	}
-	if err := refuseEmpty(fleets, req.To, req); err != nil {
-		s.op.Unlock()
-		return Result{}, err
-	}
-	next, actions, err := rollout.Decide(cur, rollout.Start{Now: c.now(), To: req.To, Plan: p, Reason: req.Reason})
+	_, err = c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
+		if cur.Switching() || cur.Rolling() {
+			return cur, effects{}, busyAny(cur)
+		}
+		if cur.Serving() == req.To {
+			return cur, effects{}, fmt.Errorf("%w: %s already serves all of %s", ErrBadPlan, req.To, req.Service)
+		}
+		if err := refuseEmpty(fleets, req.To, req); err != nil {
+			return cur, effects{}, err
+		}
+		next, actions, err := rollout.Decide(cur, rollout.Start{Now: c.now(), To: req.To, Plan: p, Reason: req.Reason})
+		if err != nil {
+			return cur, effects{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
+		}
+		return next, rolloutEffects(actions), nil
+	})
 	if err != nil {
-		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
-	}
-	if err := c.applyLocked(ctx, s, cur, next, rolloutEffects(actions), req.Timeout); err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, req, true)
@@ -110,23 +105,17 @@ func (c *Controller) Command(ctx context.Context, service string, ev rollout.Eve
 	if err != nil {
 		return Result{}, err
 	}
-	s.op.Lock()
-	c.mu.Lock()
-	cur := s.traffic
-	c.mu.Unlock()
-	next, actions, err := rollout.Decide(cur, ev)
+	changed, err := c.command(ctx, s, func(cur model.Traffic, _ model.Membership) (model.Traffic, effects, error) {
+		next, actions, err := rollout.Decide(cur, ev)
+		if err != nil {
+			return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
+		}
+		return next, rolloutEffects(actions), nil
+	})
 	if err != nil {
-		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
-	}
-	if actions == nil {
-		s.op.Unlock()
-		return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, false)
-	}
-	if err := c.applyLocked(ctx, s, cur, next, rolloutEffects(actions), timeout); err != nil {
 		return Result{}, err
 	}
-	return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, true)
+	return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, changed)
 }
 
 func busy(t model.Traffic) error {

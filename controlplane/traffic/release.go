@@ -152,7 +152,7 @@ func (c *Controller) Preview(ctx context.Context, req PreviewRequest) (Result, e
 	if err != nil {
 		return Result{}, err
 	}
-	svc := s.effectiveLocked(c)
+	svc := c.effective(s)
 	if !req.Off && (svc.Rolling() || len(svc.Pools) == 0 && svc.MirrorPercent == 0) {
 		return Result{}, fmt.Errorf("%w: %s has no pools or mirror configured (a rolling service has none)", ErrNoPreview, req.Service)
 	}

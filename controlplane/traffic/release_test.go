@@ -50,10 +50,10 @@ func releaseController(t *testing.T, svc model.Service, plan *model.Plan) (*traf
 		c.SetAnalysis(nil, map[string]model.Plan{svc.Name: *plan})
 	}
 	ctx := context.Background()
+	c.OnMembership(membership.Update{Service: svc.Name, Membership: webMembership()})
 	if err := c.LoadState(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c.OnMembership(membership.Update{Service: svc.Name, Membership: webMembership()})
 	if err := c.Publish(); err != nil {
 		t.Fatal(err)
 	}

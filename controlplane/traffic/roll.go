@@ -3,8 +3,6 @@ package traffic
 import (
 	"context"
 	"fmt"
-	"github.com/bgctl/bg/controlplane/wait"
-	"slices"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/judge"
@@ -19,15 +17,6 @@ func (c *Controller) SetRolling(params map[string]model.RollParams) {
 	c.rollParams = params
 }
 
-func rollingEffects(a []rolling.Action) effects {
-	return effects{
-		persist:       slices.Contains(a, rolling.Persist),
-		pushRoute:     slices.Contains(a, rolling.PushRoute),
-		pushEndpoints: slices.Contains(a, rolling.PushEndpoints),
-		confirm:       slices.Contains(a, rolling.Confirm),
-	}
-}
-
 // startRoll begins a host-by-host switch of a stateful service.
 func (c *Controller) startRoll(ctx context.Context, req Request) (Result, error) {
 	s, err := c.lookup(req.Service)
@@ -40,24 +29,20 @@ func (c *Controller) startRoll(ctx context.Context, req Request) (Result, error)
 	if !ok {
 		return Result{}, fmt.Errorf("%w: no rolling parameters for %s", ErrBadPlan, req.Service)
 	}
-	s.op.Lock()
-	c.mu.Lock()
-	cur, fleets := s.traffic, *s.membership
-	c.mu.Unlock()
-	if cur.Switching() {
-		s.op.Unlock()
-		return Result{}, busyAny(cur)
-	}
-	if err := refuseEmpty(fleets, req.To, req); err != nil {
-		s.op.Unlock()
-		return Result{}, err
-	}
-	next, actions, err := rolling.Decide(cur, fleets, rolling.Start{Now: c.now(), To: req.To, Params: params, Reason: req.Reason})
+	_, err = c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
+		if cur.Switching() {
+			return cur, effects{}, busyAny(cur)
+		}
+		if err := refuseEmpty(fleets, req.To, req); err != nil {
+			return cur, effects{}, err
+		}
+		next, actions, err := rolling.Decide(cur, fleets, rolling.Start{Now: c.now(), To: req.To, Params: params, Reason: req.Reason})
+		if err != nil {
+			return cur, effects{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
+		}
+		return next, rollingEffects(actions), nil
+	})
 	if err != nil {
-		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
-	}
-	if err := c.applyLocked(ctx, s, cur, next, rollingEffects(actions), req.Timeout); err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, req, true)
@@ -74,44 +59,17 @@ func (c *Controller) rollEvent(ctx context.Context, name string, ev rolling.Even
 	if err != nil {
 		return Result{}, err
 	}
-	s.op.Lock()
-	c.mu.Lock()
-	cur, fleets := s.traffic, *s.membership
-	c.mu.Unlock()
-	next, actions, err := rolling.Decide(cur, fleets, ev)
+	changed, err := c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
+		next, actions, err := rolling.Decide(cur, fleets, ev)
+		if err != nil {
+			return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
+		}
+		return next, rollingEffects(actions), nil
+	})
 	if err != nil {
-		s.op.Unlock()
-		return Result{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
-	}
-	if actions == nil {
-		s.op.Unlock()
-		return c.waitAcked(ctx, Request{Service: name, Timeout: timeout}, false)
-	}
-	if err := c.applyLocked(ctx, s, cur, next, rollingEffects(actions), timeout); err != nil {
 		return Result{}, err
 	}
-	return c.waitAcked(ctx, Request{Service: name, Timeout: timeout}, true)
-}
-
-// runRoll re-evaluates a roll every interval until it ends.
-func (c *Controller) runRoll(ctx context.Context, name string) {
-	s := c.services[name]
-	for {
-		c.mu.Lock()
-		t := s.traffic
-		c.mu.Unlock()
-		if !t.Rolling() {
-			return
-		}
-		r := *t.Roll
-		if !wait.Sleep(ctx, r.Params.Interval.D()) {
-			return
-		}
-		healthy := c.rollHealth(ctx, name, &r)
-		if _, err := c.rollEvent(ctx, name, rolling.Tick{Now: c.now(), Healthy: healthy}, 0); err != nil {
-			c.log.Warn("roll step not applied", "service", name, "roll", r.ID, "error", err)
-		}
-	}
+	return c.waitAcked(ctx, Request{Service: name, Timeout: timeout}, changed)
 }
 
 // rollHealth judges the new hosts against the old ones while both serve;

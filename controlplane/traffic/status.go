@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
@@ -25,6 +26,9 @@ type FleetStatus struct {
 	Healthy  int      `json:"healthy"`
 	Versions []string `json:"versions"`
 	Members  []Member `json:"members"`
+	// Held: a read lost most of this fleet; the members above are the last
+	// known ones, kept until Held.Until (never emptied while it carries traffic).
+	Held *membership.Held `json:"held,omitempty"`
 }
 
 // ProxyCounts says how many proxies use the service's route and how many
@@ -110,6 +114,10 @@ func (c *Controller) Status(name string) (Status, error) {
 			}
 			for _, e := range f.Endpoints {
 				fs.Members = append(fs.Members, Member{ID: e.ID, Address: fmt.Sprintf("%s:%d", e.Address, e.Port), Version: e.Version})
+			}
+			if h := s.guarded.Hold(col); h != nil {
+				hc := *h
+				fs.Held = &hc
 			}
 		}
 		st.Fleets[col] = fs

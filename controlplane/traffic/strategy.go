@@ -31,38 +31,24 @@ func (s *service) effective() model.Service {
 	return svc
 }
 
-// effectiveLocked reads effective() under the controller's lock.
-func (s *service) effectiveLocked(c *Controller) model.Service {
+// effective reads s.effective() under the controller's lock.
+func (c *Controller) effective(s *service) model.Service {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return s.effective()
 }
 
-// pushServiceLocked re-pushes every resource of one service after its
-// strategy changed (clusters change load balancer). Caller holds c.mu.
-func (c *Controller) pushServiceLocked(s *service) {
+// pushService re-pushes every resource of one service after its strategy
+// changed (clusters change load balancer). Runs on the service's loop.
+func (c *Controller) pushService(s *service) {
+	c.mu.Lock()
 	sv := model.ServiceView{Service: s.effective(), Traffic: s.traffic}
 	if s.membership != nil {
 		sv.Membership = *s.membership
 	}
+	c.mu.Unlock()
 	r := translator.Translate(model.View{Services: []model.ServiceView{sv}, EnvoyListenAddress: c.envoy})
 	if err := c.pusher.UpdateService(r); err != nil {
 		c.log.Error("push service", "service", s.cfg.Name, "error", err)
-	}
-}
-
-// pushTrafficLocked pushes what traffic state drives: the route, and the
-// endpoints (a roll changes which hosts serve). Clusters and listeners do
-// not depend on it. Caller holds c.mu.
-func (c *Controller) pushTrafficLocked(s *service) {
-	sv := model.ServiceView{Service: s.effective(), Traffic: s.traffic}
-	if s.membership != nil {
-		sv.Membership = *s.membership
-		if err := c.pusher.UpdateEndpoints(translator.Endpoints(sv)); err != nil {
-			c.log.Error("push endpoints", "service", s.cfg.Name, "error", err)
-		}
-	}
-	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(sv.Service, s.traffic)); err != nil {
-		c.log.Error("push route", "service", s.cfg.Name, "error", err)
 	}
 }

@@ -16,8 +16,9 @@ import (
 // Watch follows every service's stored state with blocking queries and
 // calls fn for each key whose ModifyIndex changed, so followers serve what
 // the leader wrote. Corrupt documents are logged and skipped: the last
-// good state stays in force.
-func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service string, t model.Traffic, idx state.Index)) {
+// good state stays in force. A key that disappears is reported with found
+// false, so the leader can write the lost state back.
+func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service string, t model.Traffic, idx state.Index, found bool)) {
 	prefix := s.prefix + "services/"
 	var index uint64
 	seen := map[string]uint64{}
@@ -41,6 +42,18 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 		} else {
 			index = max(meta.LastIndex, 1)
 		}
+		present := map[string]bool{}
+		for _, p := range pairs {
+			present[p.Key] = true
+		}
+		for key := range seen {
+			if !present[key] {
+				delete(seen, key)
+				service, _ := strings.CutSuffix(strings.TrimPrefix(key, prefix), "/traffic")
+				log.Warn("stored traffic state disappeared", "key", key)
+				fn(service, model.Traffic{}, 0, false)
+			}
+		}
 		for _, p := range pairs {
 			service, ok := strings.CutSuffix(strings.TrimPrefix(p.Key, prefix), "/traffic")
 			if !ok || seen[p.Key] == p.ModifyIndex {
@@ -53,7 +66,7 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 				continue
 			}
 			seen[p.Key] = p.ModifyIndex
-			fn(service, t, state.Index(p.ModifyIndex))
+			fn(service, t, state.Index(p.ModifyIndex), true)
 		}
 		wait.Sleep(ctx, 100*time.Millisecond) // rate-limit: blocking queries can return at once
 	}
