@@ -160,6 +160,10 @@ type State struct {
 	Read model.Membership
 	// Blue and Green are the holds in force, nil when not held.
 	Blue, Green *Held
+	// Known is the last non-empty fleet served of each colour: a colour
+	// that starts carrying traffic while its read is empty (a follower's
+	// stale read when the leader aborts back to it) serves these.
+	Known model.Membership
 }
 
 // Hold returns the hold in force on colour c, or nil.
@@ -182,10 +186,18 @@ func (g Guard) ApplyMembership(prev State, read model.Membership, carrying func(
 	for _, c := range model.Colors {
 		carries := carrying == nil || carrying(c)
 		serve, hold, at := g.Apply(prev.Served.Fleet(c), prev.Hold(c), read.Fleet(c), carries, now)
+		known := prev.Known.Fleet(c)
+		if carries && len(serve.Endpoints) == 0 && len(known.Endpoints) > 0 {
+			serve = known
+			hold = &Held{Since: now, Served: len(known.Endpoints), Read: 0, Reason: ReasonCarrying, Base: known}
+		}
+		if len(serve.Endpoints) > 0 {
+			known = serve
+		}
 		if c == model.Green {
-			next.Served.Green, next.Green = serve, hold
+			next.Served.Green, next.Green, next.Known.Green = serve, hold, known
 		} else {
-			next.Served.Blue, next.Blue = serve, hold
+			next.Served.Blue, next.Blue, next.Known.Blue = serve, hold, known
 		}
 		if !at.IsZero() && (recheckAt.IsZero() || at.Before(recheckAt)) {
 			recheckAt = at

@@ -375,6 +375,31 @@ func TestApplyMembership(t *testing.T) {
 	}
 }
 
+// A colour emptied after its grace while idle, that then starts carrying
+// traffic (a follower's stale read when the leader aborts back to it),
+// serves its last known members again, held. Found by the fault
+// simulation (controlplane/sim seed 1455).
+func TestApplyMembershipServesKnownWhenCarryingStarts(t *testing.T) {
+	g := Guard{Grace: grace}
+	var st State
+	st, _ = g.ApplyMembership(st, model.Membership{Blue: fleet("1", "2"), Green: fleet("5", "6")}, nil, t0)
+	greenOnly := func(c model.Color) bool { return c == model.Green }
+	st, _ = g.ApplyMembership(st, model.Membership{}, greenOnly, t0)
+	st, _ = g.ApplyMembership(st, st.Read, greenOnly, at(grace))
+	if len(st.Served.Blue.Endpoints) != 0 || st.Blue != nil {
+		t.Fatalf("idle blue after its grace: served %v hold %+v, want emptied", ids(st.Served.Blue), st.Blue)
+	}
+	blueOnly := func(c model.Color) bool { return c == model.Blue }
+	st, _ = g.ApplyMembership(st, st.Read, blueOnly, at(grace+time.Second))
+	if got := ids(st.Served.Blue); len(got) != 2 || st.Blue == nil || st.Blue.Reason != ReasonCarrying {
+		t.Fatalf("blue carries again: served %v hold %+v, want its last known 2 members held", got, st.Blue)
+	}
+	st, _ = g.ApplyMembership(st, model.Membership{Blue: fleet("3")}, blueOnly, at(grace+2*time.Second))
+	if got := ids(st.Served.Blue); len(got) != 1 || got[0] != "3" {
+		t.Fatalf("a read with members ends it: served %v", got)
+	}
+}
+
 func TestCarries(t *testing.T) {
 	blue := model.InitialTraffic()
 	split := blue

@@ -291,10 +291,10 @@ func (c *Controller) Publish() error {
 // resumes a running switch or roll. The first round comes one interval
 // after takeover, so a takeover alone never moves traffic.
 func (c *Controller) Lead(ctx context.Context) {
-	c.setLeading(true)
+	c.Elected()
 	go func() {
 		<-ctx.Done()
-		c.setLeading(false)
+		c.Deposed()
 	}()
 	for ctx.Err() == nil {
 		if err := c.LoadState(ctx); err == nil {
@@ -307,6 +307,12 @@ func (c *Controller) Lead(ctx context.Context) {
 	}
 	c.Start()
 }
+
+// Elected: this replica leads from now on (in a new term).
+func (c *Controller) Elected() { c.setLeading(true) }
+
+// Deposed: this replica no longer leads; rounds of its term are void.
+func (c *Controller) Deposed() { c.setLeading(false) }
 
 // setLeading records a leadership change; a new epoch voids scheduled rounds.
 func (c *Controller) setLeading(on bool) {

@@ -178,10 +178,14 @@ func (c *Controller) onConfirmed(s *service, gen uint64, at time.Time) {
 	if t.Generation != gen || t.Rollout == nil {
 		return // something newer happened; it records itself
 	}
+	if !t.Rollout.ConfirmedAt.IsZero() {
+		return
+	}
 	next := t
 	r := *t.Rollout
 	r.ConfirmedAt = at
 	next.Rollout = &r
+	next.Generation++ // a change of the stored state: its own history entry
 	if !r.DetectedAt.IsZero() {
 		c.m.rollbackSeconds.WithLabelValues(s.cfg.Name).Observe(at.Sub(r.DetectedAt).Seconds())
 	}
@@ -212,7 +216,7 @@ func (c *Controller) retrySave(s *service, gen uint64, delay time.Duration) {
 // writes the rollback over the state it undoes, or adopts a newer decision.
 func (c *Controller) onRetrySave(s *service, gen uint64, next time.Duration) {
 	c.mu.Lock()
-	pending := s.unsaved && s.traffic.Generation == gen
+	pending := s.unsaved
 	c.mu.Unlock()
 	if !pending {
 		return
@@ -269,7 +273,7 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 			if !leading {
 				return nil // the leader writes it back; keep serving
 			}
-			return c.writeBack(ctx, s, cur, 0, "the stored state was missing; wrote back the state this replica served")
+			return c.writeBack(ctx, s, withGeneration(cur, cur.Generation+1), 0, "the stored state was missing; wrote back the state this replica served")
 		}
 		return c.createMissing(ctx, s)
 	}
@@ -403,6 +407,12 @@ func (c *Controller) restoreFromHistory(ctx context.Context, name string) (model
 // pushTraffic pushes what traffic state drives: the route, and the
 // endpoints (a roll changes which hosts serve).
 func (c *Controller) pushTraffic(s *service) {
+	c.mu.Lock()
+	hasRead, last := s.membership != nil, s.guarded.Read
+	c.mu.Unlock()
+	if hasRead {
+		c.guardFleets(s, last) // which colours carry traffic may have changed
+	}
 	c.mu.Lock()
 	if !c.pushed {
 		c.mu.Unlock()

@@ -1,0 +1,123 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/state/consulkv"
+)
+
+var errUnreachable = errors.New("sim: consul unreachable")
+
+// stored is one KV key.
+type stored struct {
+	body []byte
+	idx  uint64
+}
+
+// write is one successful state write, for the invariants.
+type write struct {
+	service string
+	term    uint64
+	replica string
+	gen     uint64
+}
+
+// Consul is the simulated agent and servers: KV with check-and-set and
+// fenced transactions, history, the leader lock.
+type Consul struct {
+	w       *World
+	index   uint64
+	states  map[string]stored
+	history map[string][]model.HistoryEntry
+	down    bool // the whole cluster is unreachable
+	// lock
+	holder    string // replica holding the leader lock ("" = free)
+	holderInc int    // its incarnation (the session belongs to one process)
+	term   uint64
+	writes []write
+}
+
+func newConsul(w *World) *Consul {
+	return &Consul{w: w, states: map[string]stored{}, history: map[string][]model.HistoryEntry{}}
+}
+
+// reachable: replica r can talk to Consul now.
+func (c *Consul) reachable(r *Replica) bool { return !c.down && !r.partitioned && r.alive }
+
+// store is one replica's view of the KV store (state.Store and history).
+type store struct {
+	c *Consul
+	r *Replica
+}
+
+func (s store) Load(_ context.Context, service string) (model.Traffic, state.Index, bool, error) {
+	if !s.c.reachable(s.r) {
+		return model.Traffic{}, 0, false, errUnreachable
+	}
+	st, ok := s.c.states[service]
+	if !ok {
+		return model.Traffic{}, 0, false, nil
+	}
+	t, err := consulkv.Decode(st.body)
+	if err != nil {
+		return model.Traffic{}, 0, false, err
+	}
+	return t, state.Index(st.idx), true, nil
+}
+
+func (s store) Save(_ context.Context, service string, t model.Traffic, prev state.Index, e model.HistoryEntry) (state.Index, error) {
+	c := s.c
+	if err := t.Validate(); err != nil {
+		return 0, fmt.Errorf("refusing to store invalid state: %w", err)
+	}
+	if !c.reachable(s.r) {
+		return 0, errUnreachable
+	}
+	if c.holder != s.r.id || c.holderInc != s.r.inc || c.term != s.r.term {
+		return 0, state.ErrNotLeader
+	}
+	cur, ok := c.states[service]
+	if (prev == 0 && ok) || (prev != 0 && (!ok || cur.idx != uint64(prev))) {
+		return 0, state.ErrConflict
+	}
+	t.Term, e.Term, e.Replica, e.Generation = c.term, c.term, s.r.id, t.Generation
+	body, err := json.Marshal(t)
+	if err != nil {
+		return 0, err
+	}
+	c.index++
+	c.states[service] = stored{body: body, idx: c.index}
+	c.history[service] = append(c.history[service], e)
+	c.writes = append(c.writes, write{service: service, term: c.term, replica: s.r.id, gen: t.Generation})
+	c.w.onWrite(service, t)
+	c.w.notifyWatchers()
+	return state.Index(c.index), nil
+}
+
+func (s store) History(_ context.Context, service string, limit int) ([]model.HistoryEntry, error) {
+	if !s.c.reachable(s.r) {
+		return nil, errUnreachable
+	}
+	h := s.c.history[service]
+	if limit > 0 && len(h) > limit {
+		h = h[len(h)-limit:]
+	}
+	return append([]model.HistoryEntry(nil), h...), nil
+}
+
+func (s store) PruneHistory(context.Context, string, int) (int, error) { return 0, nil }
+
+// deleteKey removes a service's state key (a wiped KV, a restored snapshot).
+func (c *Consul) deleteKey(service string) {
+	if _, ok := c.states[service]; !ok {
+		return
+	}
+	delete(c.states, service)
+	c.index++
+	c.w.notifyWatchers()
+}

@@ -1,0 +1,215 @@
+package sim
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/bgctl/bg/controlplane/fleetmetrics"
+	"github.com/bgctl/bg/controlplane/judge"
+	"github.com/bgctl/bg/controlplane/membership"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/translator"
+	"github.com/bgctl/bg/controlplane/xds"
+)
+
+// Replica is one `bg serve` process. A crash ends an incarnation: every
+// callback of the old one is dropped, and a restart builds a new
+// controller that knows only what Consul tells it.
+type Replica struct {
+	w           *World
+	id          string
+	inc         int // incarnation
+	alive       bool
+	partitioned bool
+	pausedUntil time.Time // a paused process runs nothing until then
+	term        uint64    // the lock term this replica holds, 0 = none
+	leading     bool      // it believes it leads
+	ctrl        *traffic.Controller
+	published   bool
+	loaded      bool
+	seen        map[string]uint64 // state watch: ModifyIndex seen per service
+	everServed  map[model.Color]bool
+}
+
+// rt is one incarnation's traffic.Runtime on the world's scheduler.
+type rt struct {
+	r   *Replica
+	inc int
+}
+
+func (x rt) live(what string, f func()) func() {
+	return func() {
+		r := x.r
+		if !r.alive || r.inc != x.inc {
+			return
+		}
+		if r.w.s.Now().Before(r.pausedUntil) {
+			r.w.s.At(r.pausedUntil, "", x.live(what, f)) // a paused process catches up afterwards
+			return
+		}
+		f()
+		r.w.check()
+	}
+}
+
+func (x rt) Now() time.Time { return x.r.w.s.Now() }
+func (x rt) After(d time.Duration, f func()) {
+	x.r.w.s.After(d, "", x.live("timer", f))
+}
+func (x rt) Go(f func()) {
+	x.r.w.s.After(x.r.w.s.jitter(time.Millisecond, 40*time.Millisecond), "", x.live("work", f))
+}
+func (x rt) Post(_ string, run func()) { x.r.w.s.After(0, "", x.live("msg", run)) }
+func (x rt) Call(_ string, run func()) { run() }
+
+// pusher stands for the replica's xDS server and its proxies, which ACK
+// every route at once.
+type pusher struct{ r *Replica }
+
+func (pusher) Load(translator.Resources)                             {}
+func (pusher) UpdateRoute(string, types.Resource) (uint64, error)    { return 1, nil }
+func (pusher) UpdateEndpoints(map[string]types.Resource) error       { return nil }
+func (pusher) UpdateService(translator.Resources) error              { return nil }
+func (pusher) WaitRoute(context.Context, string) xds.AckResult       { return xds.AckResult{} }
+func (pusher) RouteStatus(string) (subscribed, acked int)            { return 0, 0 }
+
+// prometheus is the simulated Prometheus every replica queries.
+type prometheus struct{ w *World }
+
+func (p prometheus) Sample(_ context.Context, q fleetmetrics.Query) (judge.Sample, error) {
+	w := p.w
+	switch {
+	case w.promDown:
+		return judge.Sample{}, fleetmetrics.ErrUnavailable
+	case w.promNaN:
+		return judge.Sample{Requests: math.NaN(), Errors: 0}, nil
+	}
+	s := judge.Sample{Requests: 2000, Errors: 20} // 1 % errors
+	if q.Color == model.Green && w.greenBad {
+		s.Errors = 400 // 20 %
+	}
+	return s, nil
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// start boots a new incarnation: read fleets, load state, publish,
+// follow the state watch, campaign.
+func (r *Replica) start() {
+	w := r.w
+	r.inc++
+	r.alive, r.partitioned, r.term, r.leading, r.published, r.loaded = true, false, 0, false, false, false
+	r.seen = map[string]uint64{}
+	r.everServed = map[model.Color]bool{}
+	c := traffic.New([]model.Service{{Name: service, ListenerPort: 10000}}, "0.0.0.0", store{w.consul, r}, pusher{r}, quiet, traffic.NewMetrics(nil))
+	x := rt{r, r.inc}
+	c.SetRuntime(x)
+	c.UseElection()
+	c.SetReplica(r.id)
+	c.SetShrinkGrace(w.grace)
+	c.SetAnalysis(prometheus{w}, map[string]model.Plan{service: w.plan})
+	r.ctrl = c
+	w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), r.id+" reads fleets", x.live("read", func() { r.read(w.truth()) }))
+	w.s.After(w.s.jitter(time.Millisecond, 50*time.Millisecond), r.id+" loads state", x.live("load", r.load))
+}
+
+// read delivers one health read to the controller.
+func (r *Replica) read(m model.Membership) {
+	if !r.w.consul.reachable(r) {
+		return
+	}
+	r.ctrl.OnMembership(membership.Update{Service: service, Membership: m})
+}
+
+// load mirrors serve's publishWhenComplete: load, publish, then follow.
+func (r *Replica) load() {
+	x := rt{r, r.inc}
+	if err := r.ctrl.LoadState(context.Background()); err != nil {
+		r.w.s.After(100*time.Millisecond, "", x.live("load", r.load))
+		return
+	}
+	r.loaded = true
+	if err := r.ctrl.Publish(); err != nil {
+		r.w.s.After(50*time.Millisecond, "", x.live("load", r.load))
+		return
+	}
+	r.published = true
+	r.w.s.trace("%s published", r.id)
+	r.deliver()
+	if r.leading {
+		r.ctrl.Start()
+	}
+}
+
+// deliver is one round of the state watch: every key whose index changed
+// since the last round, and every key that disappeared.
+func (r *Replica) deliver() {
+	c := r.w.consul
+	if !r.published || !c.reachable(r) {
+		return
+	}
+	for name, st := range c.states {
+		if r.seen[name] == st.idx {
+			continue
+		}
+		r.seen[name] = st.idx
+		t, idx, found, err := store{c, r}.Load(context.Background(), name)
+		if err == nil && found {
+			r.ctrl.OnStored(name, t, idx, true)
+		}
+	}
+	for name := range r.seen {
+		if _, ok := c.states[name]; !ok {
+			delete(r.seen, name)
+			r.ctrl.OnStored(name, model.Traffic{}, state.Index(0), false)
+		}
+	}
+}
+
+// elected: the lock is ours in a new term.
+func (r *Replica) elected(term uint64) {
+	r.term, r.leading = term, true
+	r.w.s.trace("%s leads (term %d)", r.id, term)
+	r.ctrl.Elected()
+	x := rt{r, r.inc}
+	var lead func()
+	lead = func() {
+		if !r.leading || r.term != term {
+			return
+		}
+		if err := r.ctrl.LoadState(context.Background()); err != nil {
+			r.w.s.After(500*time.Millisecond, "", x.live("lead", lead))
+			return
+		}
+		if r.published {
+			r.ctrl.Start()
+		}
+	}
+	r.w.s.After(r.w.s.jitter(time.Millisecond, 20*time.Millisecond), "", x.live("lead", lead))
+}
+
+// deposed: it notices it lost the lock.
+func (r *Replica) deposed() {
+	if !r.leading {
+		return
+	}
+	r.leading = false
+	r.w.s.trace("%s deposed", r.id)
+	r.ctrl.Deposed()
+}
+
+// status is what the replica serves now.
+func (r *Replica) status() (traffic.Status, bool) {
+	if !r.alive || !r.published {
+		return traffic.Status{}, false
+	}
+	st, err := r.ctrl.Status(service)
+	return st, err == nil
+}

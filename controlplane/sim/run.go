@@ -1,0 +1,380 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+const service = "web"
+
+// Options shape one run; Random fills them from the seed.
+type Options struct {
+	Replicas int
+	// GreenBadAt: from then on green's error ratio is 20 % (zero: never).
+	GreenBadAt time.Duration
+	// Faults run during the fault phase, in time order.
+	Faults []Fault
+	// Abort: the operator aborts at this time (zero: never).
+	Abort time.Duration
+}
+
+// Fault is one injected failure.
+type Fault struct {
+	At      time.Duration
+	Kind    FaultKind
+	Replica int           // which replica, where it applies (-1: the leader then)
+	For     time.Duration // how long it lasts
+}
+
+// FaultKind names an injected failure.
+type FaultKind string
+
+const (
+	ConsulOutage  FaultKind = "consul-outage"   // every replica loses Consul
+	Partition     FaultKind = "partition"       // one replica loses Consul
+	Crash         FaultKind = "crash"           // kill -9, restart after For
+	Pause         FaultKind = "pause"           // the process stops for For, then resumes
+	DeleteKey     FaultKind = "delete-key"      // the state key disappears
+	EmptyRead     FaultKind = "empty-read"      // a health read with no passing instance
+	HalvedRead    FaultKind = "halved-read"     // a health read with 1 of 4 per colour
+	PromOutage    FaultKind = "prometheus-down" // queries fail
+	PromNaN       FaultKind = "prometheus-nan"  // queries return NaN
+	faultDuration           = 0
+)
+
+var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN}
+
+// Random draws a run from seed.
+func Random(seed int64) Options {
+	s := newScheduler(seed)
+	o := Options{Replicas: 1 + s.rng.Intn(3)}
+	if s.rng.Intn(2) == 0 {
+		o.GreenBadAt = s.jitter(0, 15*time.Second)
+	}
+	if s.rng.Intn(6) == 0 {
+		o.Abort = s.jitter(3*time.Second, 20*time.Second)
+	}
+	n := 2 + s.rng.Intn(5)
+	for range n {
+		f := Fault{At: s.jitter(500*time.Millisecond, 30*time.Second), Kind: kinds[s.rng.Intn(len(kinds))], Replica: s.rng.Intn(o.Replicas+1) - 1}
+		f.For = s.jitter(200*time.Millisecond, 8*time.Second)
+		o.Faults = append(o.Faults, f)
+	}
+	return o
+}
+
+// World is one simulated deployment.
+type World struct {
+	s        *Scheduler
+	consul   *Consul
+	replicas []*Replica
+	opts     Options
+
+	promDown, promNaN, greenBad bool
+	grace                       time.Duration
+	ttl                         time.Duration
+	plan                        model.Plan
+
+	// invariant bookkeeping
+	violations []string
+	decided    map[string]*decision // switch ID → the rollback decided
+	maxGen     uint64
+	termOf     map[uint64]string
+	seen       map[string]*observed // replica id#inc → last observation
+	lapse      map[string]time.Time // replica id → when it became unreachable
+	switchID   string
+	promotedBad bool
+}
+
+type decision struct {
+	by      string
+	dropped bool
+}
+
+type observed struct {
+	gen     uint64
+	green   int
+	share   map[string]int  // switch ID → candidate share seen
+	back    map[string]bool // switch ID → seen ended back
+}
+
+// New builds a world for opts with a seeded scheduler.
+func New(seed int64, opts Options) *World {
+	w := &World{s: newScheduler(seed), opts: opts, grace: 3 * time.Second, ttl: 2 * time.Second,
+		decided: map[string]*decision{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}}
+	w.plan = model.Plan{
+		Steps: []int{10, 50, 100}, Bake: model.Duration(2 * time.Second), Interval: model.Duration(500 * time.Millisecond),
+		Window: model.Duration(time.Second), MinRequests: 100, Confidence: 0.99, Margin: 0.1,
+		UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant,
+	}
+	w.consul = newConsul(w)
+	for i := range opts.Replicas {
+		w.replicas = append(w.replicas, &Replica{w: w, id: fmt.Sprintf("r%d", i)})
+	}
+	return w
+}
+
+// truth is what Consul's health API says when nothing is wrong.
+func (w *World) truth() model.Membership {
+	m := model.Membership{}
+	for i := 1; i <= 4; i++ {
+		m.Blue.Endpoints = append(m.Blue.Endpoints, model.Endpoint{ID: fmt.Sprintf("b%d", i), Address: fmt.Sprintf("10.0.0.%d", i), Port: 8080, Weight: 1})
+		m.Green.Endpoints = append(m.Green.Endpoints, model.Endpoint{ID: fmt.Sprintf("g%d", i), Address: fmt.Sprintf("10.0.1.%d", i), Port: 8080, Weight: 1})
+	}
+	return m
+}
+
+// Run plays the scenario: boot, operator switch, faults for 40 s, then
+// everything heals and runs quiet for 30 s; the invariants are checked
+// after every event and at the end.
+func (w *World) Run() []string {
+	start := w.s.Now()
+	for _, r := range w.replicas {
+		r.start()
+	}
+	w.s.After(100*time.Millisecond, "", w.electionTick)
+	w.s.After(time.Second, "operator: switch web to green", w.operatorSwitch)
+	if w.opts.GreenBadAt > 0 {
+		w.s.After(w.opts.GreenBadAt, "green turns bad", func() { w.greenBad = true })
+	}
+	if w.opts.Abort > 0 {
+		w.s.After(w.opts.Abort, "operator: abort", w.operatorAbort)
+	}
+	for _, f := range w.opts.Faults {
+		w.inject(f)
+	}
+	w.s.After(40*time.Second, "heal everything", w.heal)
+	end := start.Add(70 * time.Second)
+	for w.s.step(end) && len(w.violations) == 0 {
+	}
+	if len(w.violations) == 0 {
+		w.final()
+	}
+	return w.violations
+}
+
+func (w *World) byID(id string) *Replica {
+	for _, r := range w.replicas {
+		if r.id == id {
+			return r
+		}
+	}
+	return nil
+}
+
+func (w *World) leader() *Replica {
+	for _, r := range w.replicas {
+		if r.alive && r.leading && r.id == w.consul.holder && r.term == w.consul.term && r.published {
+			return r
+		}
+	}
+	return nil
+}
+
+// operatorSwitch: `bg switch web --to green`, sent to the leader (the
+// admin API forwards there), retried until some leader takes it.
+func (w *World) operatorSwitch() {
+	r := w.leader()
+	if r == nil || !w.consul.reachable(r) {
+		w.s.After(500*time.Millisecond, "operator: retry switch", w.operatorSwitch)
+		return
+	}
+	res, err := r.ctrl.Switch(context.Background(), traffic.Request{Service: service, To: model.Green})
+	if err != nil {
+		w.s.trace("switch refused: %v", err)
+		w.s.After(500*time.Millisecond, "operator: retry switch", w.operatorSwitch)
+		return
+	}
+	if res.Status.Switch != nil {
+		w.switchID = res.Status.Switch.ID
+	}
+	w.s.trace("switch %s started", w.switchID)
+	w.check()
+}
+
+func (w *World) operatorAbort() {
+	r := w.leader()
+	if r == nil || !w.consul.reachable(r) {
+		w.s.After(500*time.Millisecond, "operator: retry abort", w.operatorAbort)
+		return
+	}
+	if _, err := r.ctrl.Abort(context.Background(), traffic.Request{Service: service, Reason: "operator abort"}); err != nil {
+		w.s.trace("abort failed: %v", err)
+		w.s.After(500*time.Millisecond, "operator: retry abort", w.operatorAbort)
+		return
+	}
+	w.check()
+}
+
+// electionTick runs the lock: sessions of replicas that stopped renewing
+// lapse after the TTL; a free lock goes to a live replica that reaches
+// Consul; a replica that lost the lock notices.
+func (w *World) electionTick() {
+	c := w.consul
+	now := w.s.Now()
+	for _, r := range w.replicas {
+		ok := r.alive && !r.partitioned && !now.Before(r.pausedUntil)
+		if ok || c.down {
+			delete(w.lapse, r.id) // an outage of the servers stops every session clock
+			continue
+		}
+		if _, seen := w.lapse[r.id]; !seen {
+			w.lapse[r.id] = now
+		}
+	}
+	if h := c.holder; h != "" {
+		at, lapsed := w.lapse[h]
+		if hr := w.byID(h); hr.inc != c.holderInc {
+			// The holder's process died: its session is not renewed by
+			// the new incarnation, which has a session of its own.
+			if t, ok := w.lapse[h+"#old"]; ok {
+				at, lapsed = t, true
+			} else {
+				w.lapse[h+"#old"] = now
+				at, lapsed = now, true
+			}
+		}
+		if lapsed && now.Sub(at) >= w.ttl {
+			w.s.trace("session of %s invalidated", h)
+			c.holder = ""
+			delete(w.lapse, h+"#old")
+		}
+	}
+	for _, r := range w.replicas {
+		if !r.leading || !r.alive || now.Before(r.pausedUntil) {
+			continue
+		}
+		lost := c.holder != r.id || c.term != r.term
+		if c.reachable(r) && lost {
+			r.deposed()
+		} else if at, gone := w.lapse[r.id]; gone && now.Sub(at) >= w.ttl {
+			r.deposed() // its lock monitor gives up
+		}
+	}
+	if c.holder == "" && !c.down {
+		var cands []*Replica
+		for _, r := range w.replicas {
+			if r.alive && !r.partitioned && !now.Before(r.pausedUntil) {
+				cands = append(cands, r)
+			}
+		}
+		if len(cands) > 0 {
+			r := cands[w.s.rng.Intn(len(cands))]
+			c.term++
+			c.holder, c.holderInc = r.id, r.inc
+			w.termOf[c.term] = r.id
+			r.elected(c.term)
+		}
+	}
+	w.check()
+	w.s.After(100*time.Millisecond, "", w.electionTick)
+}
+
+// inject schedules one fault and its end.
+func (w *World) inject(f Fault) {
+	pick := func() *Replica {
+		if f.Replica < 0 || f.Replica >= len(w.replicas) {
+			if l := w.leader(); l != nil {
+				return l
+			}
+			return w.replicas[0]
+		}
+		return w.replicas[f.Replica]
+	}
+	w.s.After(f.At, fmt.Sprintf("fault %s for %s", f.Kind, f.For), func() {
+		switch f.Kind {
+		case ConsulOutage:
+			w.consul.down = true
+			w.s.After(f.For, "consul back", func() { w.consul.down = false; w.notifyWatchers() })
+		case Partition:
+			r := pick()
+			r.partitioned = true
+			w.s.trace("%s partitioned", r.id)
+			w.s.After(f.For, r.id+" partition healed", func() { r.partitioned = false; w.notifyWatchers(); r.readAgain() })
+		case Crash:
+			r := pick()
+			if !r.alive {
+				return
+			}
+			w.crash(r)
+			w.s.After(f.For, r.id+" restarts", func() {
+				if !r.alive {
+					r.start()
+				}
+			})
+		case Pause:
+			r := pick()
+			r.pausedUntil = w.s.Now().Add(f.For)
+			w.s.trace("%s paused until +%s", r.id, f.For)
+		case DeleteKey:
+			w.consul.deleteKey(service)
+		case EmptyRead, HalvedRead:
+			r := pick()
+			m := model.Membership{}
+			if f.Kind == HalvedRead {
+				t := w.truth()
+				m.Blue.Endpoints, m.Green.Endpoints = t.Blue.Endpoints[:1], t.Green.Endpoints[:1]
+			}
+			if r.alive {
+				rt{r, r.inc}.live("read", func() { r.read(m) })()
+				inc := r.inc
+				w.s.After(f.For, r.id+" reads the fleets again", rt{r, inc}.live("read", func() { r.read(w.truth()) }))
+			}
+		case PromOutage:
+			w.promDown = true
+			w.s.After(f.For, "prometheus back", func() { w.promDown = false })
+		case PromNaN:
+			w.promNaN = true
+			w.s.After(f.For, "prometheus sane", func() { w.promNaN = false })
+		}
+		w.check()
+	})
+}
+
+func (r *Replica) readAgain() {
+	x := rt{r, r.inc}
+	r.w.s.After(r.w.s.jitter(time.Millisecond, 30*time.Millisecond), "", x.live("read", func() { r.read(r.w.truth()) }))
+}
+
+// crash kills a replica: a rollback it decided but never stored dies with
+// it (nobody else can know of it), so the invariant stops tracking it.
+func (w *World) crash(r *Replica) {
+	w.s.trace("%s crashes", r.id)
+	for id, d := range w.decided {
+		if d.by == r.id && !w.storedBack(id) {
+			d.dropped = true
+			w.s.trace("rollback of %s decided by %s died unsaved", id, r.id)
+		}
+	}
+	r.alive, r.leading = false, false
+}
+
+// heal ends every fault: the run then converges.
+func (w *World) heal() {
+	w.consul.down, w.promDown, w.promNaN = false, false, false
+	for _, r := range w.replicas {
+		r.partitioned = false
+		r.pausedUntil = time.Time{}
+		if !r.alive {
+			r.start()
+		} else {
+			r.readAgain()
+		}
+	}
+	w.notifyWatchers()
+}
+
+// notifyWatchers schedules a state-watch round on every replica.
+func (w *World) notifyWatchers() {
+	for _, r := range w.replicas {
+		if !r.alive {
+			continue
+		}
+		x := rt{r, r.inc}
+		w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), "", x.live("watch", r.deliver))
+	}
+}

@@ -1,0 +1,105 @@
+package sim
+
+import (
+	"context"
+	"flag"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+var (
+	seed  = flag.Int64("seed", -1, "run only this seed (printed by a failing run)")
+	seeds = flag.Int("seeds", 2000, "how many seeds TestSim runs")
+)
+
+// TestSim attacks the invariants with random faults, one world per seed.
+// A failure prints the command that replays it exactly.
+func TestSim(t *testing.T) {
+	first, n := int64(1), int64(*seeds)
+	if *seed >= 0 {
+		first, n = *seed, 1
+	}
+	failed := 0
+	for s := first; s < first+n; s++ {
+		w := New(s, Random(s))
+		if v := w.Run(); len(v) > 0 {
+			failed++
+			if failed <= 3 {
+				t.Errorf("seed %d: %v\noptions: %+v\nreplay: go test ./controlplane/sim -run 'TestSim$' -seed %d -v\nlast events:\n%s", s, v, w.opts, s, w.s.Trace())
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d seeds broke an invariant", failed, n)
+	}
+}
+
+// TestSimDeterministic: the same seed gives the same run.
+func TestSimDeterministic(t *testing.T) {
+	for _, s := range []int64{3, 17, 99} {
+		a, b := New(s, Random(s)), New(s, Random(s))
+		a.Run()
+		b.Run()
+		if a.s.Trace() != b.s.Trace() {
+			t.Fatalf("seed %d: two runs differ", s)
+		}
+	}
+}
+
+// Named scenarios: the defects issue 10 reported, each as a fixed run.
+func TestScenarios(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seed int64
+		opts Options
+	}{
+		{"rollback decided while Consul is down is stored once it returns", 1, Options{
+			Replicas: 2, GreenBadAt: 3500 * time.Millisecond,
+			Faults: []Fault{{At: 3 * time.Second, Kind: ConsulOutage, For: 6 * time.Second}},
+		}},
+		{"rollback decided by a partitioned leader survives re-election", 2, Options{
+			Replicas: 3, GreenBadAt: 3500 * time.Millisecond,
+			Faults: []Fault{{At: 3200 * time.Millisecond, Kind: Partition, Replica: -1, For: 8 * time.Second}},
+		}},
+		{"paused leader resumes after another took over", 3, Options{
+			Replicas: 2, GreenBadAt: 3500 * time.Millisecond,
+			Faults: []Fault{{At: 3200 * time.Millisecond, Kind: Pause, Replica: -1, For: 6 * time.Second}},
+		}},
+		{"empty health read of the serving fleet", 4, Options{
+			Replicas: 1,
+			Faults:   []Fault{{At: 8 * time.Second, Kind: EmptyRead, Replica: 0, For: 10 * time.Second}},
+		}},
+		{"state key deleted while green serves", 5, Options{
+			Replicas: 3,
+			Faults:   []Fault{{At: 12 * time.Second, Kind: DeleteKey}},
+		}},
+		{"leader killed mid-switch while green fails", 6, Options{
+			Replicas: 3, GreenBadAt: 3 * time.Second,
+			Faults: []Fault{{At: 3 * time.Second, Kind: Crash, Replica: -1, For: 2 * time.Second}},
+		}},
+		{"follower with a stale empty read when the leader aborts back (seed 1455)", 1455, Random(1455)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := New(tc.seed, tc.opts)
+			if v := w.Run(); len(v) > 0 {
+				t.Fatalf("%v\nlast events:\n%s", v, w.s.Trace())
+			}
+			if w.switchID == "" {
+				t.Fatalf("no switch ever started:\n%s", w.s.Trace())
+			}
+			st, _, _, _ := store{w.consul, &Replica{alive: true}}.Load(context.Background(), service)
+			if tc.opts.GreenBadAt > 0 && (st.Rollout == nil || st.Rollout.Phase != model.RolloutRolledBack || st.GreenPercent != 0) {
+				t.Fatalf("green failed but the switch ended %+v at green %d%%:\n%s", st.Rollout, st.GreenPercent, w.s.Trace())
+			}
+			for _, f := range tc.opts.Faults {
+				if f.Kind == DeleteKey && !slices.ContainsFunc(w.consul.history[service], func(e model.HistoryEntry) bool { return strings.Contains(e.Reason, "missing") }) {
+					t.Fatalf("the deleted key was not written back with a history entry")
+				}
+			}
+		})
+	}
+}
