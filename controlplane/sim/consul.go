@@ -38,8 +38,8 @@ type Consul struct {
 	// lock
 	holder    string // replica holding the leader lock ("" = free)
 	holderInc int    // its incarnation (the session belongs to one process)
-	term   uint64
-	writes []write
+	term      uint64
+	writes    []write
 }
 
 func newConsul(w *World) *Consul {

@@ -80,13 +80,13 @@ type World struct {
 	plan                        model.Plan
 
 	// invariant bookkeeping
-	violations []string
-	decided    map[string]*decision // switch ID → the rollback decided
-	maxGen     uint64
-	termOf     map[uint64]string
-	seen       map[string]*observed // replica id#inc → last observation
-	lapse      map[string]time.Time // replica id → when it became unreachable
-	switchID   string
+	violations  []string
+	decided     map[string]*decision // switch ID → the rollback decided
+	maxGen      uint64
+	termOf      map[uint64]string
+	seen        map[string]*observed // replica id#inc → last observation
+	lapse       map[string]time.Time // replica id → when it became unreachable
+	switchID    string
 	promotedBad bool
 }
 
@@ -96,10 +96,10 @@ type decision struct {
 }
 
 type observed struct {
-	gen     uint64
-	green   int
-	share   map[string]int  // switch ID → candidate share seen
-	back    map[string]bool // switch ID → seen ended back
+	gen   uint64
+	green int
+	share map[string]int  // switch ID → candidate share seen
+	back  map[string]bool // switch ID → seen ended back
 }
 
 // New builds a world for opts with a seeded scheduler.
