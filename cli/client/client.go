@@ -128,6 +128,15 @@ func (c *Client) Status(ctx context.Context, service string) (traffic.Status, er
 	return st, err
 }
 
+// StatusInto decodes one service's status into out, a type that may carry
+// fields traffic.Status does not have (yet), such as the aggregated acks.
+func (c *Client) StatusInto(ctx context.Context, service string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	_, err := c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(service), nil, out)
+	return err
+}
+
 // StatusAll returns every service.
 func (c *Client) StatusAll(ctx context.Context) ([]traffic.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)

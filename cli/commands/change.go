@@ -172,12 +172,21 @@ func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (tr
 		printChange(c.App.Writer, res)
 	}
 	if !res.Acks.Complete() {
-		msg := fmt.Sprintf("error: %d proxies did not ACK generation %d within %s:", len(res.Acks.Pending), res.Status.Generation, timeout)
+		msg := fmt.Sprintf("error: %d proxies did not ACK generation %d within %s:", res.Acks.PendingCount(), res.Status.Generation, timeout)
 		for _, p := range res.Acks.Pending {
 			msg += "\n  " + p.NodeID
+			if p.Replica != "" {
+				msg += " (replica " + p.Replica + ")"
+			}
 			if p.LastNACK != nil {
 				msg += " (rejected: " + p.LastNACK.Message + ")"
 			}
+		}
+		if res.Acks.Unlisted > 0 {
+			msg += fmt.Sprintf("\n  and %d more", res.Acks.Unlisted)
+		}
+		if res.Acks.Unconfirmed != "" {
+			msg += "\n  unconfirmed: " + res.Acks.Unconfirmed
 		}
 		return cli.Exit(msg, ExitNotAcked)
 	}
@@ -191,7 +200,7 @@ func printChange(w io.Writer, res traffic.Result) {
 		verb = "already in force"
 	}
 	fmt.Fprintf(w, "%s: blue %d%% / green %d%% (generation %d, %s); %d/%d proxies ACKed\n",
-		st.Service, st.Weights.Blue, st.Weights.Green, st.Generation, verb, res.Acks.Acked, res.Acks.Acked+len(res.Acks.Pending))
+		st.Service, st.Weights.Blue, st.Weights.Green, st.Generation, verb, res.Acks.Acked, res.Acks.Acked+res.Acks.PendingCount())
 }
 
 func writeJSON(w io.Writer, v any) {

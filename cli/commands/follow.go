@@ -20,16 +20,17 @@ import (
 const pollEvery = 250 * time.Millisecond
 
 // follow prints a running switch's progress until it ends, and maps the
-// end to an exit code.
+// end to an exit code. A promoted switch exits 0 only once every proxy of
+// every replica holds the promoted state (see awaitAcked).
 func follow(c *cli.Context, cl *client.Client, svc string) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("wait-timeout"))
 	defer cancel()
-	st, err := cl.Status(ctx, svc)
-	if err != nil {
+	var st followStatus
+	if err := cl.StatusInto(ctx, svc, &st); err != nil {
 		return apiExit(err)
 	}
 	if st.Roll != nil && st.Roll.Phase.Running() {
-		return followRoll(c, cl, svc, st, ctx)
+		return followRoll(c, cl, svc, st.Status, ctx)
 	}
 	if st.Switch == nil {
 		return cli.Exit("error: no progressive switch to follow", ExitError)
@@ -40,11 +41,22 @@ func follow(c *cli.Context, cl *client.Client, svc string) error {
 		if st.Switch == nil || st.Switch.ID != id {
 			return cli.Exit(fmt.Sprintf("error: switch %s was replaced by another change", id), ExitError)
 		}
-		if line := progressLine(st); text && line != last {
+		if line := progressLine(st.Status); text && line != last {
 			fmt.Fprintln(c.App.Writer, time.Now().Format("15:04:05"), line)
 			last = line
 		}
 		if !st.Switch.Phase.Running() {
+			if st.Switch.Phase == model.RolloutPromoted {
+				same := func(s followStatus) bool { return s.Switch != nil && s.Switch.ID == id }
+				final, err := awaitAcked(c, cl, svc, ctx, st, "switch "+id+" promoted", same)
+				if err != nil {
+					if !text {
+						writeJSON(c.App.Writer, final)
+					}
+					return err
+				}
+				st = final
+			}
 			return finish(c, st)
 		}
 		select {
@@ -55,8 +67,8 @@ func follow(c *cli.Context, cl *client.Client, svc string) error {
 			return cli.Exit(fmt.Sprintf("error: switch %s still %s after %s", id, st.Switch.Phase, c.Duration("wait-timeout")), ExitTimedOut)
 		case <-time.After(pollEvery):
 		}
-		next, err := cl.Status(ctx, svc)
-		if err != nil {
+		var next followStatus
+		if err := cl.StatusInto(ctx, svc, &next); err != nil {
 			if ctx.Err() != nil {
 				continue // reported as a timeout above
 			}
@@ -67,7 +79,7 @@ func follow(c *cli.Context, cl *client.Client, svc string) error {
 }
 
 // finish reports how a switch ended.
-func finish(c *cli.Context, st traffic.Status) error {
+func finish(c *cli.Context, st followStatus) error {
 	r := st.Switch
 	if c.String("output") == "json" {
 		writeJSON(c.App.Writer, st)

@@ -26,12 +26,23 @@ func followRoll(c *cli.Context, cl *client.Client, svc string, st traffic.Status
 			last = line
 		}
 		if !st.Roll.Phase.Running() {
+			if st.Roll.Phase == model.RollCompleted {
+				// Exit 0 only once every proxy of every replica holds it.
+				var fs followStatus
+				if err := cl.StatusInto(ctx, svc, &fs); err != nil {
+					return apiExit(err)
+				}
+				same := func(s followStatus) bool { return s.Roll != nil && s.Roll.ID == id }
+				fs, err := awaitAcked(c, cl, svc, ctx, fs, "roll "+id+" completed", same)
+				if !text {
+					writeJSON(c.App.Writer, fs)
+				}
+				return err
+			}
 			if !text {
 				writeJSON(c.App.Writer, st)
 			}
 			switch st.Roll.Phase {
-			case model.RollCompleted:
-				return nil
 			case model.RollRolledBack:
 				return cli.Exit(fmt.Sprintf("roll %s rolled back: %s", id, st.Roll.Reason), ExitRolledBack)
 			case model.RollAborted:

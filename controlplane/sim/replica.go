@@ -73,12 +73,13 @@ func (x rt) Call(_ string, run func()) { run() }
 // every route at once.
 type pusher struct{ r *Replica }
 
-func (pusher) Load(translator.Resources)                          {}
-func (pusher) UpdateRoute(string, types.Resource) (uint64, error) { return 1, nil }
-func (pusher) UpdateEndpoints(map[string]types.Resource) error    { return nil }
-func (pusher) UpdateService(translator.Resources) error           { return nil }
-func (pusher) WaitRoute(context.Context, string) xds.AckResult    { return xds.AckResult{} }
-func (pusher) RouteStatus(string) (subscribed, acked int)         { return 0, 0 }
+func (pusher) Load(translator.Resources)                                     {}
+func (pusher) UpdateRouteGen(string, types.Resource, uint64) (uint64, error) { return 1, nil }
+func (pusher) MarkRouteGen(string, uint64)                                   {}
+func (pusher) UpdateEndpoints(map[string]types.Resource) error               { return nil }
+func (pusher) UpdateService(translator.Resources) error                      { return nil }
+func (pusher) WaitRoute(context.Context, string) xds.AckResult               { return xds.AckResult{} }
+func (pusher) RouteStatus(string) (subscribed, acked int)                    { return 0, 0 }
 
 // prometheus is the simulated Prometheus every replica queries.
 type prometheus struct{ w *World }

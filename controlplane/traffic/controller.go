@@ -10,6 +10,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
+	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/membership"
@@ -24,12 +25,23 @@ import (
 // Pusher is the part of the xDS server the controller drives.
 type Pusher interface {
 	Load(translator.Resources)
-	UpdateRoute(name string, r types.Resource) (uint64, error)
+	// UpdateRouteGen pushes a service's route as serving generation gen
+	// (an equal route is not pushed again; gen is recorded either way).
+	UpdateRouteGen(name string, r types.Resource, gen uint64) (uint64, error)
+	// MarkRouteGen records the generation the route in the cache serves.
+	MarkRouteGen(name string, gen uint64)
 	UpdateEndpoints(map[string]types.Resource) error
 	// UpdateService adds or replaces one service's resources of every type.
 	UpdateService(translator.Resources) error
 	WaitRoute(ctx context.Context, name string) xds.AckResult
 	RouteStatus(name string) (subscribed, acked int)
+}
+
+// Acks answers whether every proxy of every replica holds a generation
+// (controlplane/acks). Without it, only this replica's proxies count.
+type Acks interface {
+	Wait(ctx context.Context, service string, gen uint64) acks.Result
+	Status(ctx context.Context, service string, gen uint64) acks.Result
 }
 
 // service is the controller's record of one service. Its loop (Runtime)
@@ -81,6 +93,7 @@ type Controller struct {
 	retention  int
 	control    func() any
 	guard      membership.Guard
+	acks       Acks
 }
 
 // New builds a controller for the configured services.
@@ -105,6 +118,25 @@ func (c *Controller) SetShrinkGrace(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.guard.Grace = d
+}
+
+// SetAcks makes every "done" count the proxies of every replica.
+func (c *Controller) SetAcks(a Acks) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.acks = a
+}
+
+// waitAcks waits until every proxy holds gen: every replica's with SetAcks,
+// else this replica's.
+func (c *Controller) waitAcks(ctx context.Context, service string, gen uint64) xds.AckResult {
+	c.mu.Lock()
+	a := c.acks
+	c.mu.Unlock()
+	if a == nil {
+		return c.pusher.WaitRoute(ctx, service)
+	}
+	return a.Wait(ctx, service, gen).AckResult()
 }
 
 // UseElection makes leadership come from Lead: until a Lead call, this
@@ -282,6 +314,9 @@ func (c *Controller) Publish() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pusher.Load(translator.Translate(c.viewLocked()))
+	for _, name := range c.names {
+		c.pusher.MarkRouteGen(name, c.services[name].traffic.Generation)
+	}
 	c.pushed = true
 	return nil
 }

@@ -173,7 +173,11 @@ func (c *Controller) waitAcked(ctx context.Context, req Request, changed bool) (
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	acks := c.pusher.WaitRoute(wctx, req.Service)
+	t, err := c.traffic(req.Service)
+	if err != nil {
+		return Result{}, err
+	}
+	acks := c.waitAcks(wctx, req.Service, t.Generation)
 	st, err := c.Status(req.Service)
 	if err != nil {
 		return Result{}, err

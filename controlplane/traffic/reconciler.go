@@ -114,12 +114,12 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 	if (hasRead && c.guardFleets(s, last)) || eff.pushEndpoints {
 		c.pushEndpoints(s, next)
 	}
-	if eff.pushRoute && routeChanged(cur, next) {
-		if _, err := c.pusher.UpdateRoute(name, translator.ServiceRoute(c.effective(s), next)); err != nil {
-			c.log.Error("push route", "service", name, "error", err)
-		} else {
-			c.log.Info("traffic changed", "service", name, "from", describe(cur), "to", describe(next), "reason", next.Reason)
-		}
+	// Every generation is pushed (an unchanged route is only re-labelled),
+	// so "every proxy holds generation N" has an answer for each N.
+	if _, err := c.pusher.UpdateRouteGen(name, translator.ServiceRoute(c.effective(s), next), next.Generation); err != nil {
+		c.log.Error("push route", "service", name, "error", err)
+	} else if routeChanged(cur, next) {
+		c.log.Info("traffic changed", "service", name, "from", describe(cur), "to", describe(next), "reason", next.Reason)
 	}
 	c.m.setWeights(name, next)
 	c.m.recordChange(name, cur, next)
@@ -163,7 +163,7 @@ func (c *Controller) confirmLater(s *service, flipped model.Traffic) {
 	c.rt.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if !c.pusher.WaitRoute(ctx, s.cfg.Name).Complete() || flipped.Rollout == nil {
+		if !c.waitAcks(ctx, s.cfg.Name, flipped.Generation).Complete() || flipped.Rollout == nil {
 			return
 		}
 		at := c.now()
@@ -429,7 +429,7 @@ func (c *Controller) pushTraffic(s *service) {
 			c.log.Error("push endpoints", "service", s.cfg.Name, "error", err)
 		}
 	}
-	if _, err := c.pusher.UpdateRoute(s.cfg.Name, translator.ServiceRoute(sv.Service, sv.Traffic)); err != nil {
+	if _, err := c.pusher.UpdateRouteGen(s.cfg.Name, translator.ServiceRoute(sv.Service, sv.Traffic), sv.Traffic.Generation); err != nil {
 		c.log.Error("push route", "service", s.cfg.Name, "error", err)
 	}
 }

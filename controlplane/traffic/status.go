@@ -1,9 +1,11 @@
 package traffic
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -49,7 +51,10 @@ type Status struct {
 	Generation uint64                      `json:"generation"`
 	Reason     string                      `json:"reason,omitempty"`
 	Fleets     map[model.Color]FleetStatus `json:"fleets"`
-	Proxies    ProxyCounts                 `json:"proxies"`
+	// Proxies counts every replica's proxies using the route and those
+	// holding the current generation; Acks has them per replica.
+	Proxies ProxyCounts  `json:"proxies"`
+	Acks    *acks.Result `json:"acks,omitempty"`
 	// MembershipReadAt is the last successful Consul read.
 	MembershipReadAt time.Time `json:"membership_read_at,omitzero"`
 	Ignored          []string  `json:"ignored_instances,omitempty"`
@@ -123,7 +128,18 @@ func (c *Controller) Status(name string) (Status, error) {
 		st.Fleets[col] = fs
 	}
 	c.mu.Unlock()
-	st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
+	c.mu.Lock()
+	a := c.acks
+	c.mu.Unlock()
+	if a != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r := a.Status(ctx, name, t.Generation)
+		cancel()
+		st.Acks = &r
+		st.Proxies = ProxyCounts{Connected: r.Subscribed, Acked: r.Acked}
+	} else {
+		st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
+	}
 	st.Window = c.windowStatus(name, c.now())
 	c.mu.Lock()
 	if c.control != nil {

@@ -50,5 +50,7 @@ func (c *Controller) pushService(s *service) {
 	r := translator.Translate(model.View{Services: []model.ServiceView{sv}, EnvoyListenAddress: c.envoy})
 	if err := c.pusher.UpdateService(r); err != nil {
 		c.log.Error("push service", "service", s.cfg.Name, "error", err)
+		return
 	}
+	c.pusher.MarkRouteGen(s.cfg.Name, sv.Traffic.Generation)
 }

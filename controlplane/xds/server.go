@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/translator"
@@ -40,6 +41,7 @@ type Server struct {
 	routeMu       sync.Mutex
 	routeCounter  uint64
 	routeVersions map[string]uint64
+	routeRes      map[string]types.Resource // what the route cache holds, by name
 }
 
 // NewServer builds an empty server. Versions carry a per-process random
@@ -61,6 +63,7 @@ func NewServer(log *slog.Logger, reg prometheus.Registerer) *Server {
 		},
 		log:           log,
 		routeVersions: map[string]uint64{},
+		routeRes:      map[string]types.Resource{},
 	}
 	s.tracker = newTracker(prefix+"rds-", newMetrics(reg), log)
 	s.mux = &cache.MuxCache{
@@ -97,8 +100,10 @@ func (s *Server) Load(r translator.Resources) {
 	s.routeMu.Lock()
 	s.routes.SetResources(r.Routes)
 	s.routeCounter++
-	for name := range r.Routes {
+	s.routeRes = map[string]types.Resource{}
+	for name, res := range r.Routes {
 		s.routeVersions[name] = s.routeCounter
+		s.routeRes[name] = res
 	}
 	s.routeMu.Unlock()
 }
@@ -113,6 +118,7 @@ func (s *Server) UpdateRoute(name string, r types.Resource) (uint64, error) {
 	}
 	s.routeCounter++
 	s.routeVersions[name] = s.routeCounter
+	s.routeRes[name] = r
 	return s.routeCounter, nil
 }
 
@@ -136,8 +142,9 @@ func (s *Server) UpdateService(r translator.Resources) error {
 		return err
 	}
 	s.routeCounter++
-	for name := range r.Routes {
+	for name, res := range r.Routes {
 		s.routeVersions[name] = s.routeCounter
+		s.routeRes[name] = res
 	}
 	return nil
 }
@@ -183,4 +190,60 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// UpdateRouteGen pushes one service's route as serving traffic generation
+// gen and returns the route version proxies must ACK to hold it. A route
+// equal to the one in the cache is not pushed again: gen is declared for
+// the version proxies already hold (as MarkRouteGen does). Call it on every
+// generation a replica adopts, whether or not the route changed, so that
+// RouteAcks can answer for that generation.
+func (s *Server) UpdateRouteGen(name string, r types.Resource, gen uint64) (uint64, error) {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	v, known := s.routeVersions[name]
+	if cur := s.routeRes[name]; !known || cur == nil || !proto.Equal(cur, r) {
+		if err := s.routes.UpdateResource(name, r); err != nil {
+			return 0, fmt.Errorf("update route %s: %w", name, err)
+		}
+		s.routeCounter++
+		v = s.routeCounter
+		s.routeVersions[name], s.routeRes[name] = v, r
+	}
+	s.tracker.declare(name, v, gen)
+	return v, nil
+}
+
+// MarkRouteGen declares that the route now in the cache serves traffic
+// generation gen: after Load or UpdateService, or for a generation that
+// did not change the route. A route never written is ignored.
+func (s *Server) MarkRouteGen(name string, gen uint64) {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	if v, ok := s.routeVersions[name]; ok {
+		s.tracker.declare(name, v, gen)
+	}
+}
+
+// RouteGeneration is the traffic generation the route in the cache serves
+// (0: none declared).
+func (s *Server) RouteGeneration(name string) uint64 { return s.tracker.routeGeneration(name) }
+
+// RouteAcks reports this server's proxies subscribed to the route and which
+// of them hold generation gen (0: the generation the route serves now). A
+// proxy holds gen once it ACKed a response carrying the route at a version
+// that serves gen or later.
+func (s *Server) RouteAcks(name string, gen uint64) AckReport { return s.tracker.routeAcks(name, gen) }
+
+// WatchAcks returns a channel that receives (without blocking the server;
+// signals coalesce) whenever a RouteAcks answer may have changed: route
+// ACKs and NACKs, subscriptions, disconnects and generation declarations.
+// Call stop when done.
+func (s *Server) WatchAcks() (changed <-chan struct{}, stop func()) { return s.tracker.watch() }
+
+// WaitRouteGen waits until every proxy subscribed to the route holds
+// generation gen, every remaining one rejected a route carrying gen or
+// later, or ctx ends. Proxies that disconnect stop counting.
+func (s *Server) WaitRouteGen(ctx context.Context, name string, gen uint64) AckReport {
+	return s.tracker.waitRouteGen(ctx, name, gen)
 }

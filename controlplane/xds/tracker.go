@@ -22,6 +22,9 @@ type NACK struct {
 	Version string    `json:"version"`
 	Message string    `json:"message"`
 	At      time.Time `json:"at"`
+	// Generation is the traffic generation the rejected route carried; set
+	// only in route ACK reports (RouteAcks), 0 elsewhere.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // ProxyInfo describes one connected xDS stream.
@@ -34,12 +37,26 @@ type ProxyInfo struct {
 	Since     time.Time     `json:"connected_since"`
 	Routes    []string      `json:"routes"`
 	LastNACK  *NACK         `json:"last_nack,omitempty"`
+	// Generation is the traffic generation of the route this proxy holds;
+	// set only in route ACK reports (RouteAcks). 0: none yet.
+	Generation uint64 `json:"held_generation,omitempty"`
+	// Replica is the control-plane replica the proxy is connected to; set
+	// only by reports aggregated across replicas.
+	Replica string `json:"replica,omitempty"`
 }
 
 type sent struct {
 	nonce   string
 	version string
 	at      time.Time
+	names   []string // routes only: the route names the response carried
+}
+
+// routeHold is what one proxy holds of one route it subscribes to.
+type routeHold struct {
+	held  uint64 // route cache version of the last ACKed response carrying the route
+	nackV uint64 // route cache version of the last NACKed response carrying it
+	nack  *NACK
 }
 
 // proxy is the tracker's per-stream bookkeeping.
@@ -52,6 +69,16 @@ type proxy struct {
 	ackedRoute  uint64          // route cache version last ACKed
 	nackedRoute uint64          // route cache version last NACKed
 	lastNACK    *NACK
+	byRoute     map[string]*routeHold
+}
+
+func (p *proxy) hold(route string) *routeHold {
+	h := p.byRoute[route]
+	if h == nil {
+		h = &routeHold{}
+		p.byRoute[route] = h
+	}
+	return h
 }
 
 // tracker follows every stream's subscriptions, ACKs and NACKs, so a switch
@@ -63,10 +90,20 @@ type tracker struct {
 	waiters     map[*waiter]struct{}
 	m           *metrics
 	log         *slog.Logger
+	// gens maps each route's versions to the traffic generation they serve.
+	gens map[string][]checkpoint
+	// subs are told (without blocking) of any change a route ACK report may show.
+	subs map[chan struct{}]struct{}
+	// subscribers indexes streams by the routes they subscribe to, so a
+	// report costs O(its subscribers), not O(all streams).
+	subscribers map[string]map[int64]*proxy
 }
 
 func newTracker(routePrefix string, m *metrics, log *slog.Logger) *tracker {
-	return &tracker{routePrefix: routePrefix, proxies: map[int64]*proxy{}, waiters: map[*waiter]struct{}{}, m: m, log: log}
+	return &tracker{
+		routePrefix: routePrefix, proxies: map[int64]*proxy{}, waiters: map[*waiter]struct{}{}, m: m, log: log,
+		gens: map[string][]checkpoint{}, subs: map[chan struct{}]struct{}{}, subscribers: map[string]map[int64]*proxy{},
+	}
 }
 
 // routeVersion parses a version of the route cache; 0 means not ours.
@@ -84,7 +121,7 @@ func (t *tracker) routeVersion(v string) uint64 {
 // OnStreamOpen implements sotw.Callbacks.
 func (t *tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
 	t.mu.Lock()
-	t.proxies[id] = &proxy{since: time.Now(), routes: map[string]struct{}{}, lastSent: map[string]sent{}}
+	t.proxies[id] = &proxy{since: time.Now(), routes: map[string]struct{}{}, lastSent: map[string]sent{}, byRoute: map[string]*routeHold{}}
 	t.mu.Unlock()
 	t.m.proxies.Inc()
 	return nil
@@ -93,10 +130,14 @@ func (t *tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
 // OnStreamClosed implements sotw.Callbacks.
 func (t *tracker) OnStreamClosed(id int64, _ *core.Node) {
 	t.mu.Lock()
+	if p := t.proxies[id]; p != nil {
+		t.unindex(id, p.routes)
+	}
 	delete(t.proxies, id)
 	for w := range t.waiters {
 		w.forget(id)
 	}
+	t.notifyLocked()
 	t.mu.Unlock()
 	t.m.proxies.Dec()
 }
@@ -137,6 +178,13 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 			for w := range t.waiters {
 				w.nacked(id, v, detail.GetMessage())
 			}
+			for _, n := range last.names {
+				if _, ok := p.routes[n]; ok {
+					h := p.hold(n)
+					h.nackV, h.nack = v, p.lastNACK
+				}
+			}
+			t.notifyLocked()
 		}
 		return nil
 	}
@@ -149,6 +197,19 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 		for w := range t.waiters {
 			w.acked(id, p.ackedRoute)
 		}
+		if v := t.routeVersion(last.version); v > 0 {
+			for _, n := range last.names {
+				if _, ok := p.routes[n]; !ok {
+					continue
+				}
+				h := p.hold(n)
+				h.held = max(h.held, v)
+				if h.nackV <= h.held {
+					h.nackV, h.nack = 0, nil
+				}
+			}
+		}
+		t.notifyLocked()
 	}
 	return nil
 }
@@ -164,14 +225,49 @@ func (t *tracker) resubscribe(id int64, p *proxy, names []string) {
 			w.forget(id)
 		}
 	}
+	changed := len(next) != len(p.routes)
+	for n := range p.routes {
+		if _, still := next[n]; !still {
+			delete(p.byRoute, n)
+			changed = true
+		}
+	}
+	t.unindex(id, p.routes)
+	for n := range next {
+		m := t.subscribers[n]
+		if m == nil {
+			m = map[int64]*proxy{}
+			t.subscribers[n] = m
+		}
+		m[id] = p
+	}
 	p.routes = next
+	if changed {
+		t.notifyLocked()
+	}
+}
+
+// unindex removes a stream from the subscriber index of routes.
+func (t *tracker) unindex(id int64, routes map[string]struct{}) {
+	for n := range routes {
+		if m := t.subscribers[n]; m != nil {
+			delete(m, id)
+			if len(m) == 0 {
+				delete(t.subscribers, n)
+			}
+		}
+	}
 }
 
 // OnStreamResponse implements sotw.Callbacks.
 func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 	t.mu.Lock()
 	if p := t.proxies[id]; p != nil {
-		p.lastSent[req.GetTypeUrl()] = sent{nonce: resp.GetNonce(), version: resp.GetVersionInfo(), at: time.Now()}
+		s := sent{nonce: resp.GetNonce(), version: resp.GetVersionInfo(), at: time.Now()}
+		if req.GetTypeUrl() == resource.RouteType {
+			s.names = routeNames(resp, req)
+		}
+		p.lastSent[req.GetTypeUrl()] = s
 	}
 	t.mu.Unlock()
 	t.m.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()

@@ -9,10 +9,21 @@ import (
 type AckResult struct {
 	Acked   int         `json:"acked"`
 	Pending []ProxyInfo `json:"pending,omitempty"` // did not ACK in time; LastNACK says if they rejected it
+	// Unlisted counts pending proxies not in Pending (results aggregated
+	// across replicas cap their lists, or only know a count).
+	Unlisted int `json:"unlisted,omitempty"`
+	// Unconfirmed, when set, says why the change cannot be confirmed even
+	// if no proxy is listed (e.g. other replicas' reports were unreadable).
+	Unconfirmed string `json:"unconfirmed,omitempty"`
 }
 
 // Complete is true when no subscribed proxy is left without the change.
-func (r AckResult) Complete() bool { return len(r.Pending) == 0 }
+func (r AckResult) Complete() bool {
+	return len(r.Pending) == 0 && r.Unlisted == 0 && r.Unconfirmed == ""
+}
+
+// PendingCount counts the proxies without the change, listed or not.
+func (r AckResult) PendingCount() int { return len(r.Pending) + r.Unlisted }
 
 // waiter waits for every stream subscribed to route to ACK version or later.
 type waiter struct {

@@ -1,0 +1,192 @@
+package acks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/bgctl/bg/controlplane/wait"
+)
+
+// Aggregator answers, for one service and generation, whether every proxy
+// of every live replica holds it. The answering replica's own proxies come
+// from its xDS server directly; other replicas' from their reports in KV.
+type Aggregator struct {
+	kv     KV
+	prefix string
+	self   string
+	local  Source // nil: every replica, this one too, is read from KV
+	log    *slog.Logger
+
+	// WaitTime bounds one blocking query; MinInterval spaces queries so a
+	// busy prefix cannot make Wait spin.
+	WaitTime    time.Duration
+	MinInterval time.Duration
+
+	stopped chan struct{} // closed when Start's publisher has finished
+}
+
+// NewAggregator reads reports under prefix (e.g. "bg/"); replica is this
+// replica's id, whose proxies come from local instead of KV.
+func NewAggregator(kv KV, prefix, replica string, local Source, log *slog.Logger) *Aggregator {
+	return &Aggregator{kv: kv, prefix: prefix, self: replica, local: local, log: log,
+		WaitTime: time.Minute, MinInterval: 10 * time.Millisecond}
+}
+
+// Stopped is closed once the Publisher started along with this Aggregator
+// by Start has removed its reports (or given up); closed at once for an
+// Aggregator built by NewAggregator.
+func (a *Aggregator) Stopped() <-chan struct{} {
+	if a.stopped == nil {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return a.stopped
+}
+
+// Status answers at once: one read of the reports, no waiting. gen 0 means
+// the generation this replica's route serves.
+func (a *Aggregator) Status(ctx context.Context, service string, gen uint64) Result {
+	gen = a.resolve(service, gen)
+	pairs, _, err := a.kv.List(Dir(a.prefix, service), (&api.QueryOptions{}).WithContext(ctx))
+	res, _ := a.evaluate(service, gen, pairs, err, err == nil)
+	return res
+}
+
+// Wait returns once every subscribed proxy of every live replica holds gen
+// (or later), or every proxy still pending rejected a route carrying gen or
+// later, or ctx ends; Result.Complete tells which. gen 0 means the
+// generation this replica's route serves. It holds one blocking query on
+// the service's reports and watches the local xDS server.
+func (a *Aggregator) Wait(ctx context.Context, service string, gen uint64) Result {
+	gen = a.resolve(service, gen)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var changed <-chan struct{}
+	if a.local != nil {
+		ch, stop := a.local.WatchAcks()
+		defer stop()
+		changed = ch
+	}
+	snaps := make(chan snapshot, 1)
+	go a.watch(ctx, Dir(a.prefix, service), snaps)
+
+	var (
+		pairs api.KVPairs
+		err   error = errNotRead
+		have  bool
+	)
+	for {
+		res, settled := a.evaluate(service, gen, pairs, err, have)
+		if settled {
+			return res
+		}
+		select {
+		case <-changed:
+		case s := <-snaps:
+			if s.err == nil {
+				pairs, have = s.pairs, true
+			}
+			err = s.err
+		case <-ctx.Done():
+			return res
+		}
+	}
+}
+
+var errNotRead = fmt.Errorf("other replicas' reports not read yet")
+
+func (a *Aggregator) resolve(service string, gen uint64) uint64 {
+	if gen == 0 && a.local != nil {
+		return a.local.RouteAcks(service, 0).Want
+	}
+	return gen
+}
+
+type snapshot struct {
+	pairs api.KVPairs
+	err   error
+}
+
+// watch runs blocking queries on dir and hands each answer (or error) to
+// out, replacing one not yet taken.
+func (a *Aggregator) watch(ctx context.Context, dir string, out chan snapshot) {
+	send := func(s snapshot) {
+		select {
+		case <-out:
+		default:
+		}
+		out <- s
+	}
+	var index uint64
+	var last time.Time
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		if !wait.Sleep(ctx, a.MinInterval-time.Since(last)) && ctx.Err() != nil {
+			return
+		}
+		last = time.Now()
+		pairs, meta, err := a.kv.List(dir, (&api.QueryOptions{WaitIndex: index, WaitTime: a.WaitTime}).WithContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			send(snapshot{err: err})
+			wait.Sleep(ctx, backoff)
+			backoff = min(backoff*2, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		switch {
+		case meta == nil:
+			index = 0
+		case meta.LastIndex < index:
+			index = 0 // went backwards (snapshot restore): start over
+		default:
+			index = max(meta.LastIndex, 1)
+		}
+		send(snapshot{pairs: pairs})
+	}
+}
+
+// evaluate combines the local report with the KV reports. have says
+// whether pairs is a successful read; err is the latest read's error. A
+// failed read after a good one keeps the good one: reports only move
+// forward, and what a good read showed was true when read.
+func (a *Aggregator) evaluate(service string, gen uint64, pairs api.KVPairs, err error, have bool) (Result, bool) {
+	var replicas []ReplicaAcks
+	if a.local != nil {
+		replicas = append(replicas, localAcks(a.self, a.local.RouteAcks(service, gen)))
+	}
+	unconfirmed := ""
+	if !have {
+		if err == nil {
+			err = errNotRead
+		}
+		unconfirmed = "cannot read other replicas' reports: " + err.Error()
+	}
+	dir := Dir(a.prefix, service)
+	for _, p := range pairs {
+		replica := strings.TrimPrefix(p.Key, dir)
+		if p.Session == "" || replica == "" || strings.Contains(replica, "/") {
+			continue // left over without a session, or not a report
+		}
+		if a.local != nil && replica == a.self {
+			continue // read directly
+		}
+		var r Report
+		if err := json.Unmarshal(p.Value, &r); err != nil {
+			replicas = append(replicas, ReplicaAcks{Replica: replica, Error: "unreadable report: " + err.Error()})
+			continue
+		}
+		r.Replica = replica // the key is authoritative
+		replicas = append(replicas, r.For(gen))
+	}
+	return combine(service, gen, replicas, unconfirmed)
+}

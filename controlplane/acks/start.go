@@ -1,0 +1,37 @@
+package acks
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/bgctl/bg/controlplane/xds"
+)
+
+// Start runs this replica's Publisher for services until ctx ends and
+// returns the Aggregator the leader answers with. It does not wait for
+// Consul: the publisher retries in the background. After cancelling ctx,
+// wait on the Aggregator's Stopped (bounded) so a clean shutdown removes
+// this replica's reports at once instead of after its session's TTL.
+func Start(ctx context.Context, client *api.Client, prefix, replica string, srv *xds.Server, services []string, log *slog.Logger) (*Aggregator, error) {
+	if replica == "" || strings.Contains(replica, "/") {
+		return nil, errors.New("acks: the replica id must be non-empty and contain no '/'")
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		return nil, errors.New("acks: the KV prefix must end in '/'")
+	}
+	log = log.With("component", "acks")
+	pub := NewPublisher(client.KV(), client.Session(), srv, PublisherOptions{
+		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...),
+	}, log)
+	agg := NewAggregator(client.KV(), prefix, replica, srv, log)
+	agg.stopped = make(chan struct{})
+	go func() {
+		defer close(agg.stopped)
+		pub.Run(ctx)
+	}()
+	return agg, nil
+}
