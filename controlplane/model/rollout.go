@@ -146,6 +146,36 @@ type Rollout struct {
 	// applied yet.
 	Gate        string       `json:"gate,omitempty"`
 	GateResults []GateResult `json:"gate_results,omitempty"`
+	// Cause says why the switch went back to stable; empty otherwise.
+	Cause Cause `json:"cause,omitempty"`
+}
+
+// Cause is why a switch or roll went back to the stable colour: typed, so
+// metrics and clients never parse a reason text.
+type Cause string
+
+const (
+	CauseAnalysisFailed     Cause = "analysis_failed"
+	CauseMetricsUnavailable Cause = "metrics_unavailable"
+	CauseGateFailed         Cause = "gate_failed"
+	CauseAborted            Cause = "aborted"
+	CauseRollFailed         Cause = "roll_failed"
+)
+
+// Causes lists every cause, in the order metrics show them.
+var Causes = []Cause{CauseAnalysisFailed, CauseMetricsUnavailable, CauseAborted, CauseRollFailed, CauseGateFailed}
+
+// Validate rejects an unknown cause ("" is none).
+func (c Cause) Validate() error {
+	if c == "" {
+		return nil
+	}
+	for _, k := range Causes {
+		if c == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown cause %q", c)
 }
 
 // Applied is the candidate's share the rollout has put in force.

@@ -132,6 +132,9 @@ func (t Traffic) Validate() error {
 		default:
 			return fmt.Errorf("unknown rollout phase %q", r.Phase)
 		}
+		if err := r.Cause.Validate(); err != nil {
+			return fmt.Errorf("rollout.cause: %w", err)
+		}
 		if r.Phase.Running() != (t.Phase == PhaseSwitching) {
 			return fmt.Errorf("rollout phase %q contradicts traffic phase %q", r.Phase, t.Phase)
 		}

@@ -67,6 +67,7 @@ func running(to model.Color, p model.Plan, step int, phase model.RolloutPhase) m
 	case model.RolloutRollingBack:
 		r.Reason = "analysis failed: x"
 		r.DetectedAt = t0.Add(-10 * time.Second)
+		r.Cause = model.CauseAnalysisFailed
 	}
 	return model.Traffic{
 		Stable: from, Target: to, GreenPercent: greenFor(to, p.Steps[step]), Phase: model.PhaseSwitching,

@@ -87,7 +87,7 @@ func TestGateFailures(t *testing.T) {
 		{ev: Start{Now: t0, To: G, Plan: rollbackPre}, actions: pp, green: 0, phase: progressing, step: 0},
 		{ev: outcome(time.Second, model.GatePre, failed("smoke")), actions: ppc, green: 0, phase: model.RolloutRolledBack, step: 0,
 			check: func(t *testing.T, r *model.Rollout) {
-				if r.Gate != "" || r.DetectedAt != at(time.Second) || !strings.Contains(r.Reason, "gate smoke (pre) failed: HTTP 500: smoke test failed") {
+				if r.Gate != "" || r.Cause != model.CauseGateFailed || r.DetectedAt != at(time.Second) || !strings.Contains(r.Reason, "gate smoke (pre) failed: HTTP 500: smoke test failed") {
 					t.Errorf("rolled back %+v", *r)
 				}
 			}},

@@ -139,6 +139,7 @@ func Decide(t model.Traffic, ev Event) (model.Traffic, []Action, error) {
 		r.PromoteRequested = true
 		return bump(next), []Action{Persist}, nil
 	case Abort:
+		r.Cause = model.CauseAborted
 		return end(next, &r, e.Now, model.RolloutAborted, model.PhaseAborted, orDefault(e.Reason, "aborted by hand"))
 	}
 	return t, nil, errors.New("unknown event")
@@ -201,7 +202,7 @@ func gated(next model.Traffic, r *model.Rollout, e GateOutcome) (model.Traffic, 
 		if gateOnFailure(r.Plan, res.Gate) == model.GateRollback {
 			r.DetectedAt = e.Now
 			r.Gate = ""
-			return rollback(next, r, e.Now, res.String())
+			return rollback(next, r, e.Now, model.CauseGateFailed, res.String())
 		}
 		if hold == nil {
 			hold = &results[i]
@@ -269,7 +270,7 @@ func analyse(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, [
 	switch v.Outcome {
 	case judge.Fail:
 		r.DetectedAt = e.Now
-		return rollback(next, r, e.Now, "analysis failed: "+v.Reason)
+		return rollback(next, r, e.Now, model.CauseAnalysisFailed, "analysis failed: "+v.Reason)
 	case judge.Pass:
 	default: // insufficient or invalid: hold, never advance
 		r.Reason = "holding: " + v.Reason
@@ -316,7 +317,7 @@ func unavailable(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffi
 	down := e.Now.Sub(r.UnavailableSince)
 	if down >= r.Plan.UnavailableBudget.D() && r.Plan.OnUnavailable == model.OnUnavailableRollback {
 		r.DetectedAt = e.Now
-		return rollback(next, r, e.Now, "metrics unavailable for "+down.Round(time.Second).String()+": "+e.Unavailable)
+		return rollback(next, r, e.Now, model.CauseMetricsUnavailable, "metrics unavailable for "+down.Round(time.Second).String()+": "+e.Unavailable)
 	}
 	r.Reason = "holding: metrics unavailable since " + r.UnavailableSince.UTC().Format(time.RFC3339) + ": " + e.Unavailable
 	if down >= r.Plan.UnavailableBudget.D() {
@@ -325,7 +326,8 @@ func unavailable(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffi
 	return persistIf(next, first)
 }
 
-func rollback(next model.Traffic, r *model.Rollout, now time.Time, reason string) (model.Traffic, []Action, error) {
+func rollback(next model.Traffic, r *model.Rollout, now time.Time, cause model.Cause, reason string) (model.Traffic, []Action, error) {
+	r.Cause = cause
 	r.PromoteRequested, r.Gate = false, "" // a rollback cancels a requested promotion and pending gates
 	if r.Plan.Rollback == model.RollbackGradual && r.Step > 0 {
 		r.Phase, r.Reason = model.RolloutRollingBack, reason

@@ -188,6 +188,7 @@ func TestAnalysisProgressing(t *testing.T) {
 			r := w.Rollout
 			r.Verdicts = append(r.Verdicts, rec(r.Step, r.Percent(), o, 1, d))
 			r.Phase, r.EndedAt, r.DetectedAt, r.Reason, r.PromoteRequested = model.RolloutRolledBack, at(d), at(d), "analysis failed: fail reason", false
+			r.Cause = model.CauseAnalysisFailed
 			w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, "analysis failed: fail reason", greenFor(to, 0), 8
 		}
 	}
@@ -294,6 +295,7 @@ func TestAnalysisProgressing(t *testing.T) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(2, 50, judge.Fail, 1, 30*time.Second)}
 				r.Phase, r.Reason, r.DetectedAt = rollingBack, "analysis failed: fail reason", at(30*time.Second)
+				r.Cause = model.CauseAnalysisFailed
 				r.Step, r.StepSince = 1, at(30*time.Second)
 				w.GreenPercent, w.Generation = 25, 8
 			}},
@@ -302,6 +304,7 @@ func TestAnalysisProgressing(t *testing.T) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(2, 50, judge.Fail, 1, 30*time.Second)}
 				r.Phase, r.Reason, r.DetectedAt = rollingBack, "analysis failed: fail reason", at(30*time.Second)
+				r.Cause = model.CauseAnalysisFailed
 				r.Step, r.StepSince = 1, at(30*time.Second)
 				w.GreenPercent, w.Generation = 75, 8
 			}},
@@ -310,6 +313,7 @@ func TestAnalysisProgressing(t *testing.T) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(1, 25, judge.Fail, 1, time.Second)}
 				r.Phase, r.Reason, r.DetectedAt, r.PromoteRequested = rollingBack, "analysis failed: fail reason", at(time.Second), false
+				r.Cause = model.CauseAnalysisFailed
 				r.Step, r.StepSince = 0, at(time.Second)
 				w.GreenPercent, w.Generation = 10, 8
 			}},
@@ -381,6 +385,7 @@ func TestUnavailable(t *testing.T) {
 			r.Verdicts = []model.StepVerdict{recDown(r.Step, r.Percent(), 1, nowD)}
 			r.UnavailableSince = at(sinceD)
 			r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(nowD), at(nowD), why
+			r.Cause = model.CauseMetricsUnavailable
 			w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, why, greenFor(to, 0), 8
 		}
 	}
@@ -417,6 +422,7 @@ func TestUnavailable(t *testing.T) {
 				r.Verdicts = []model.StepVerdict{recDown(1, 40, 1, time.Minute)}
 				r.UnavailableSince = at(0)
 				r.Phase, r.Reason, r.DetectedAt, r.Step, r.StepSince = rollingBack, why, at(time.Minute), 0, at(time.Minute)
+				r.Cause = model.CauseMetricsUnavailable
 				w.GreenPercent, w.Generation = 10, 8
 			}},
 		{name: "unavailable for exactly the budget with hold policy keeps holding", in: since(running(G, holdPolicy(p3()), 1, progressing), 0),
@@ -453,6 +459,7 @@ func TestUnavailable(t *testing.T) {
 				recovered(judge.Fail, 20*time.Second, "")(w)
 				r := w.Rollout
 				r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(20*time.Second), at(20*time.Second), "analysis failed: fail reason"
+				r.Cause = model.CauseAnalysisFailed
 				w.Phase, w.Reason, w.GreenPercent = model.PhaseRolledBack, "analysis failed: fail reason", 100
 			}},
 	})
@@ -484,6 +491,7 @@ func TestPaused(t *testing.T) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(1, 40, judge.Fail, 1, time.Second)}
 				r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(time.Second), at(time.Second), "analysis failed: fail reason"
+				r.Cause = model.CauseAnalysisFailed
 				w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, "analysis failed: fail reason", 100, 8
 			}},
 		{name: "fail with gradual rollback starts rolling back", in: running(G, gradual(p3()), 1, paused), ev: an(time.Second, judge.Fail), actions: pp,
@@ -491,6 +499,7 @@ func TestPaused(t *testing.T) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(1, 40, judge.Fail, 1, time.Second)}
 				r.Phase, r.Reason, r.DetectedAt, r.Step, r.StepSince = rollingBack, "analysis failed: fail reason", at(time.Second), 0, at(time.Second)
+				r.Cause = model.CauseAnalysisFailed
 				w.GreenPercent, w.Generation = 10, 8
 			}},
 		// A promote is a command by hand: it overrides the pause.
@@ -528,6 +537,7 @@ func TestCommands(t *testing.T) {
 		return func(w *model.Traffic) {
 			r := w.Rollout
 			r.Phase, r.EndedAt, r.Reason, r.PromoteRequested = model.RolloutAborted, at(5*time.Second), reason, false
+			r.Cause = model.CauseAborted
 			w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseAborted, reason, greenFor(to, 0), 8
 		}
 	}

@@ -163,7 +163,7 @@ func TestScenarioOutageRecoveredThenBudgetSpent(t *testing.T) {
 		{ev: down(100 * time.Second), actions: ppc, green: 0, phase: model.RolloutRolledBack, step: 0},
 	})
 	r := end.Rollout
-	if r.Reason != "metrics unavailable for 1m0s: prom down" || r.DetectedAt != at(100*time.Second) || end.Generation != 6 {
+	if r.Reason != "metrics unavailable for 1m0s: prom down" || r.Cause != model.CauseMetricsUnavailable || r.DetectedAt != at(100*time.Second) || end.Generation != 6 {
 		t.Errorf("end %+v / %+v", end, *r)
 	}
 	if want := []model.StepVerdict{recDown(0, 10, 6, 100*time.Second)}; !slices.Equal(r.Verdicts, want) {

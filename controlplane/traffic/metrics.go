@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"math"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,16 +10,13 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// Rollback reasons, the only values of bg_rollbacks_total's reason label.
+// Rollback reasons are model.Causes, the only values of
+// bg_rollbacks_total's reason label.
 const (
-	rollbackAnalysisFailed     = "analysis_failed"
-	rollbackMetricsUnavailable = "metrics_unavailable"
-	rollbackAborted            = "aborted"
-	rollbackRollFailed         = "roll_failed"
-	rollbackGateFailed         = "gate_failed"
+	rollbackAnalysisFailed = string(model.CauseAnalysisFailed)
+	rollbackAborted        = string(model.CauseAborted)
+	rollbackRollFailed     = string(model.CauseRollFailed)
 )
-
-var rollbackReasons = []string{rollbackAnalysisFailed, rollbackMetricsUnavailable, rollbackAborted, rollbackRollFailed, rollbackGateFailed}
 
 // switchPhases are the values of bg_switch_phase's phase label: a
 // progressive switch's phases, then a roll's, then "none".
@@ -130,7 +126,8 @@ func (m *Metrics) setWeights(service string, t model.Traffic) {
 	m.steps.WithLabelValues(service)
 	m.overrides.WithLabelValues(service)
 	m.windowRefusals.WithLabelValues(service)
-	for _, r := range rollbackReasons {
+	for _, cause := range model.Causes {
+		r := string(cause)
 		m.rollbacks.WithLabelValues(service, r)
 	}
 }
@@ -187,16 +184,13 @@ func (m *Metrics) recordChange(service string, cur, next model.Traffic) {
 func rollbackReason(cur, next model.Traffic) string {
 	if r := next.Rollout; r != nil && rolloutBack(r.Phase) {
 		if old := cur.Rollout; old == nil || old.ID != r.ID || !rolloutBack(old.Phase) {
-			switch {
-			case r.Phase == model.RolloutAborted:
+			if r.Phase == model.RolloutAborted {
 				return rollbackAborted
-			case strings.HasPrefix(r.Reason, "metrics unavailable"):
-				return rollbackMetricsUnavailable
-			case strings.HasPrefix(r.Reason, "gate "):
-				return rollbackGateFailed
-			default:
-				return rollbackAnalysisFailed
 			}
+			if r.Cause != "" {
+				return string(r.Cause)
+			}
+			return rollbackAnalysisFailed // stored before causes were typed
 		}
 		return ""
 	}
