@@ -1,12 +1,25 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/e2e/harness"
 )
 
@@ -77,16 +90,64 @@ type rollStatus struct {
 	} `json:"roll"`
 }
 
-// watchInvariants polls status until stop, failing the test if more than
-// one slot drains at once or fewer than 3 hosts serve; it returns every
-// (slot, state) change in order.
+// rollMinServing is rollYAML's min_available: the fewest hosts the proxies
+// may be left with.
+const rollMinServing = 3
+
+// watchInvariants checks, until stop, what the proxies are given: every
+// route and endpoint push bg makes to an ADS client (subscribed like a
+// proxyless gRPC client) must leave at least rollMinServing hosts a request
+// can reach and at most one host DRAINING. It also polls status, failing
+// the test if more than one slot drains at once, and returns every (slot,
+// state) change in order.
 func (rs *rollStack) watchInvariants(t *testing.T) (stop func() []string) {
+	t.Helper()
 	var (
 		mu      sync.Mutex
 		changes []string
 		done    = make(chan struct{})
 		wg      sync.WaitGroup
 	)
+
+	// Endpoints as pushed over xDS.
+	var (
+		pushes     int // complete states seen
+		minServing = -1
+		fewest     string // the state with minServing hosts
+		ready      = make(chan struct{})
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := watchXDS(ctx, &wg, rs.xdsAddr, "rolling-invariants", rollService, func(st xdsState) {
+		serving, draining, complete := st.counts()
+		if !complete {
+			return
+		}
+		mu.Lock()
+		pushes++
+		if minServing < 0 || serving < minServing {
+			minServing, fewest = serving, st.String()
+		}
+		if pushes == 1 {
+			close(ready)
+		}
+		mu.Unlock()
+		if serving < rollMinServing || draining > 1 {
+			t.Errorf("invariant broken in what proxies receive: %d hosts serving (want >= %d), %d draining (want <= 1): %s",
+				serving, rollMinServing, draining, st)
+		}
+	}, func(err error) { t.Errorf("xDS watch: %v", err) })
+	if err != nil {
+		cancel()
+		t.Fatalf("xDS watch: %v", err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		cancel()
+		wg.Wait()
+		t.Fatalf("xDS watch: no route and endpoints from %s within 30s", rs.xdsAddr)
+	}
+
 	last := map[string]string{}
 	wg.Add(1)
 	go func() {
@@ -101,14 +162,11 @@ func (rs *rollStack) watchInvariants(t *testing.T) (stop func() []string) {
 			if err := rs.statusInto(rollService, &st); err != nil || st.Roll == nil {
 				continue
 			}
-			draining, serving := 0, 0
+			draining := 0
 			for _, sl := range st.Roll.Slots {
 				switch sl.State {
 				case "draining", "restoring":
 					draining++
-					serving++ // the other host of the slot serves
-				default:
-					serving++
 				}
 				if last[sl.Key] != sl.State {
 					mu.Lock()
@@ -117,18 +175,249 @@ func (rs *rollStack) watchInvariants(t *testing.T) (stop func() []string) {
 					last[sl.Key] = sl.State
 				}
 			}
-			if draining > 1 || serving < 3 {
-				t.Errorf("invariant broken: %d draining, %d serving: %+v", draining, serving, st.Roll.Slots)
+			if draining > 1 {
+				t.Errorf("invariant broken: %d slots draining: %+v", draining, st.Roll.Slots)
 			}
 		}
 	}()
+	var once sync.Once
+	stopAll := func() {
+		once.Do(func() {
+			close(done)
+			cancel()
+			wg.Wait()
+		})
+	}
+	// A test that fails before stop must not leave goroutines calling t.Errorf.
+	t.Cleanup(stopAll)
 	return func() []string {
-		close(done)
-		wg.Wait()
+		stopAll()
 		mu.Lock()
 		defer mu.Unlock()
+		t.Logf("xDS: %d complete states pushed; fewest serving hosts %d: %s", pushes, minServing, fewest)
 		return changes
 	}
+}
+
+// xdsState is what a proxyless gRPC client holds for a service: the cluster
+// weights of its default route and the endpoints of each cluster.
+type xdsState struct {
+	Weights map[string]uint32    // cluster -> weight in the route without header matchers
+	Hosts   map[string][]edsHost // cluster -> endpoints as last pushed
+}
+
+type edsHost struct {
+	ID     string
+	Status core.HealthStatus
+}
+
+// counts returns how many hosts a request without a pin header can reach
+// (HEALTHY or UNKNOWN hosts of the clusters the route weights: gRPC drops
+// every other status), and how many of those clusters' hosts are DRAINING.
+// complete is false until the route and the endpoints of each weighted
+// cluster arrived.
+func (s xdsState) counts() (serving, draining int, complete bool) {
+	if len(s.Weights) == 0 {
+		return 0, 0, false
+	}
+	for cluster, w := range s.Weights {
+		if w == 0 {
+			continue
+		}
+		hosts, ok := s.Hosts[cluster]
+		if !ok {
+			return 0, 0, false
+		}
+		for _, h := range hosts {
+			switch h.Status {
+			case core.HealthStatus_HEALTHY, core.HealthStatus_UNKNOWN:
+				serving++
+			case core.HealthStatus_DRAINING:
+				draining++
+			}
+		}
+	}
+	return serving, draining, true
+}
+
+func (s xdsState) String() string {
+	names := make([]string, 0, len(s.Hosts))
+	for c := range s.Hosts {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, c := range names {
+		fmt.Fprintf(&b, "%s(weight %d):", c, s.Weights[c])
+		for _, h := range s.Hosts[c] {
+			fmt.Fprintf(&b, " %s=%s", h.ID, h.Status)
+		}
+		b.WriteString("; ")
+	}
+	return strings.TrimSuffix(b.String(), "; ")
+}
+
+func (s xdsState) clone() xdsState {
+	out := xdsState{Weights: make(map[string]uint32, len(s.Weights)), Hosts: make(map[string][]edsHost, len(s.Hosts))}
+	for k, v := range s.Weights {
+		out.Weights[k] = v
+	}
+	for k, v := range s.Hosts {
+		out.Hosts[k] = append([]edsHost(nil), v...)
+	}
+	return out
+}
+
+// watchXDS subscribes over ADS, as grpc-go does, to the route named service
+// and to the endpoints of both its clusters, ACKs every response and calls
+// update with the state after each one. Like a gRPC client it keeps what it
+// holds when the stream breaks (a restarted control plane) and reconnects.
+// It runs until ctx ends; wg tracks its goroutine. fail reports a response
+// it cannot read (it NACKs it).
+func watchXDS(ctx context.Context, wg *sync.WaitGroup, addr, nodeID, service string, update func(xdsState), fail func(error)) error {
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	st := xdsState{Weights: map[string]uint32{}, Hosts: map[string][]edsHost{}}
+	versions := map[string]string{} // last ACKed version by type, resent on reconnect as grpc-go does
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer conn.Close()
+		for ctx.Err() == nil {
+			_ = watchXDSStream(ctx, conn, nodeID, service, &st, versions, update, fail)
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return nil
+}
+
+// watchXDSStream runs one ADS stream until it breaks.
+func watchXDSStream(ctx context.Context, conn *grpc.ClientConn, nodeID, service string, st *xdsState,
+	versions map[string]string, update func(xdsState), fail func(error)) error {
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	names := map[string][]string{
+		resource.RouteType:    {service},
+		resource.EndpointType: {model.ClusterName(service, model.Blue), model.ClusterName(service, model.Green)},
+	}
+	first := true
+	send := func(typeURL, nonce string, nack error) error {
+		req := &discovery.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names[typeURL], VersionInfo: versions[typeURL], ResponseNonce: nonce}
+		if first { // grpc-go sends the node on the first request only
+			req.Node = &core.Node{Id: nodeID, UserAgentName: "gRPC Go",
+				ClientFeatures: []string{"envoy.lb.does_not_support_overprovisioning", "xds.config.resource-in-sotw"}}
+			first = false
+		}
+		if nack != nil {
+			req.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: nack.Error()}
+		}
+		return stream.Send(req)
+	}
+	if err := send(resource.RouteType, "", nil); err != nil {
+		return err
+	}
+	if err := send(resource.EndpointType, "", nil); err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		// RDS and EDS are not state-of-the-world types: a resource missing
+		// from a response is left as it was, as a gRPC client leaves it.
+		var bad error
+		switch resp.GetTypeUrl() {
+		case resource.RouteType:
+			for _, a := range resp.GetResources() {
+				rc := &route.RouteConfiguration{}
+				if bad = a.UnmarshalTo(rc); bad != nil {
+					break
+				}
+				if rc.GetName() != service {
+					continue
+				}
+				var w map[string]uint32
+				if w, bad = defaultRouteWeights(rc); bad != nil {
+					break
+				}
+				st.Weights = w
+			}
+		case resource.EndpointType:
+			for _, a := range resp.GetResources() {
+				cla := &endpoint.ClusterLoadAssignment{}
+				if bad = a.UnmarshalTo(cla); bad != nil {
+					break
+				}
+				var hosts []edsHost
+				for _, loc := range cla.GetEndpoints() {
+					if loc.GetLoadBalancingWeight().GetValue() == 0 {
+						continue // gRPC ignores a locality without weight
+					}
+					for _, e := range loc.GetLbEndpoints() {
+						id := e.GetEndpoint().GetHostname()
+						if id == "" {
+							sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+							id = fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+						}
+						hosts = append(hosts, edsHost{ID: id, Status: e.GetHealthStatus()})
+					}
+				}
+				st.Hosts[cla.GetClusterName()] = hosts
+			}
+		default:
+			bad = fmt.Errorf("unexpected type %s", resp.GetTypeUrl())
+		}
+		if bad != nil {
+			fail(fmt.Errorf("%s version %s: %w", resp.GetTypeUrl(), resp.GetVersionInfo(), bad))
+		} else {
+			versions[resp.GetTypeUrl()] = resp.GetVersionInfo()
+		}
+		if err := send(resp.GetTypeUrl(), resp.GetNonce(), bad); err != nil {
+			return err
+		}
+		if bad == nil {
+			update(st.clone())
+		}
+	}
+}
+
+// defaultRouteWeights returns the cluster weights of the first route of the
+// only virtual host that matches without headers: where a call that pins no
+// colour goes.
+func defaultRouteWeights(rc *route.RouteConfiguration) (map[string]uint32, error) {
+	vhs := rc.GetVirtualHosts()
+	if len(vhs) != 1 {
+		return nil, fmt.Errorf("route %s has %d virtual hosts, want 1", rc.GetName(), len(vhs))
+	}
+	for _, r := range vhs[0].GetRoutes() {
+		if len(r.GetMatch().GetHeaders()) > 0 {
+			continue
+		}
+		a := r.GetRoute()
+		if a == nil {
+			return nil, fmt.Errorf("route %s: default route %q has no route action", rc.GetName(), r.GetName())
+		}
+		if c := a.GetCluster(); c != "" {
+			return map[string]uint32{c: 1}, nil
+		}
+		w := map[string]uint32{}
+		for _, cw := range a.GetWeightedClusters().GetClusters() {
+			w[cw.GetName()] = cw.GetWeight().GetValue()
+		}
+		if len(w) == 0 {
+			return nil, fmt.Errorf("route %s: default route %q names no cluster", rc.GetName(), r.GetName())
+		}
+		return w, nil
+	}
+	return nil, fmt.Errorf("route %s has no route without header matchers", rc.GetName())
 }
 
 func TestRollingSwitchKeepsSessions(t *testing.T) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what tests need, then runs every test, the
-# e2e suite against real Consul and grpc-go xDS clients, and the benchmarks
-# the README quotes. Exits non-zero on any failure.
+# The test command: installs what tests need, checks go.mod is tidy, vets,
+# then runs every test (unit tests under the race detector), the e2e suite
+# against real Consul and grpc-go xDS clients, and the benchmarks the README
+# quotes. Exits non-zero on any failure.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -11,9 +12,30 @@ scripts/install-test-deps.sh
 # e2e tests fail instead of skipping when a dependency is missing.
 export CI="${CI:-true}"
 
+echo "== go mod tidy"
+# Prints the diff and fails if go.mod or go.sum is not tidy.
+go mod tidy -diff
 echo "== go vet"
 go vet ./...
-echo "== unit and e2e tests"
-go test -count=1 -timeout 20m ./...
+
+# Unit tests run under the race detector; the e2e packages (the suite, its
+# harness and commands) run without it: -race would slow the ~11 min suite
+# past the time budget on 2 cores. Every package is in exactly one list.
+module="$(go list -m)"
+all_pkgs="$(go list ./...)"
+e2e_pkgs="$(go list ./e2e/...)"
+unit_pkgs="$(grep -v -E "^${module}/e2e(/|\$)" <<<"$all_pkgs")"
+if [ "$(sort <<<"$all_pkgs")" != "$(printf '%s\n%s\n' "$unit_pkgs" "$e2e_pkgs" | sort)" ]; then
+	echo "test.sh: the unit and e2e package lists do not cover every package exactly once" >&2
+	exit 1
+fi
+echo "== unit tests (-race)"
+# shellcheck disable=SC2086 # one package per word
+go test -race -count=1 -timeout 20m $unit_pkgs
+echo "== fault simulation (2,000 seeds, without -race)"
+go test -count=1 -run 'TestSim$' ./controlplane/sim/
+echo "== e2e tests"
+# shellcheck disable=SC2086
+go test -count=1 -timeout 30m $e2e_pkgs
 echo "== benchmarks"
 go test -run '^$' -bench . -benchtime 10x -timeout 20m ./controlplane/traffic/

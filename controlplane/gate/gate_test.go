@@ -17,7 +17,6 @@ func gateFor(url string, timeout time.Duration) model.Gate {
 }
 
 func TestCall(t *testing.T) {
-	var got Payload
 	cases := []struct {
 		name    string
 		handler http.HandlerFunc
@@ -37,11 +36,23 @@ func TestCall(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// The handler hands what it decoded to the test through a
+			// channel: when the gate times out, Call returns without any
+			// answer from the handler, so nothing else orders the handler's
+			// write before the test's read.
+			received := make(chan Payload, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
 					t.Errorf("got %s %s", r.Method, r.Header.Get("Content-Type"))
 				}
-				_ = json.NewDecoder(r.Body).Decode(&got)
+				var got Payload
+				if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+					t.Errorf("decoding the payload: %v", err)
+				}
+				select {
+				case received <- got:
+				default: // a second request: the first one is what is checked
+				}
 				tc.handler(w, r)
 			}))
 			defer srv.Close()
@@ -53,8 +64,13 @@ func TestCall(t *testing.T) {
 			if len(res.Detail) > maxDetail+len("…") || !strings.HasPrefix(res.Gate, "smoke") || res.Stage != model.GateStep || res.Step != 1 {
 				t.Fatalf("result fields: %+v", res)
 			}
-			if got != p {
-				t.Fatalf("payload %+v, want %+v", got, p)
+			select {
+			case got := <-received:
+				if got != p {
+					t.Fatalf("payload %+v, want %+v", got, p)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the gate never received a payload")
 			}
 		})
 	}

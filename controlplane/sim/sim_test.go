@@ -11,15 +11,21 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
+// defaultSeeds is how many seeds TestSim runs (fewer under -race).
+var defaultSeeds = 2000
+
 var (
 	seed  = flag.Int64("seed", -1, "run only this seed (printed by a failing run)")
-	seeds = flag.Int("seeds", 2000, "how many seeds TestSim runs")
+	seeds = flag.Int("seeds", 0, "how many seeds TestSim runs (default 2,000; 200 under -race)")
 )
 
 // TestSim attacks the invariants with random faults, one world per seed.
 // A failure prints the command that replays it exactly.
 func TestSim(t *testing.T) {
-	first, n := int64(1), int64(*seeds)
+	first, n := int64(1), int64(defaultSeeds)
+	if *seeds > 0 {
+		n = int64(*seeds)
+	}
 	if *seed >= 0 {
 		first, n = *seed, 1
 	}
