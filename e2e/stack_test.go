@@ -34,6 +34,8 @@ type stackOptions struct {
 	analysis string
 	// serviceYAML is extra YAML under the service (pools, gates, windows).
 	serviceYAML string
+	// env is added to bg serve's environment (BG_* overrides).
+	env []string
 }
 
 const service = "web"
@@ -64,7 +66,7 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 		bc.PrometheusURL, bc.Analysis = s.prom.URL(), o.analysis
 	}
 	path := harness.WriteBGConfig(t, bc)
-	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token})
+	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token, Env: o.env})
 	return s
 }
 

@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bgctl/bg/controlplane/admin"
-	"github.com/bgctl/bg/controlplane/traffic"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 )
 
 // Client calls one bg control plane.
@@ -30,7 +29,7 @@ type Client struct {
 // APIError is a non-2xx answer with bg's error body.
 type APIError struct {
 	StatusCode int
-	Body       admin.ErrorBody
+	Body       apiv1.ErrorBody
 }
 
 func (e *APIError) Error() string {
@@ -85,7 +84,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 	if actor == "" {
 		actor = defaultActor()
 	}
-	req.Header.Set(admin.ActorHeader, printableASCII(actor))
+	req.Header.Set(apiv1.ActorHeader, printableASCII(actor))
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -120,16 +119,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 const readTimeout = 30 * time.Second
 
 // Status returns one service.
-func (c *Client) Status(ctx context.Context, service string) (traffic.Status, error) {
+func (c *Client) Status(ctx context.Context, service string) (apiv1.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	var st traffic.Status
+	var st apiv1.Status
 	_, err := c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(service), nil, &st)
 	return st, err
 }
 
 // StatusInto decodes one service's status into out, a type that may carry
-// fields traffic.Status does not have (yet), such as the aggregated acks.
+// fields apiv1.Status does not have (yet), such as the aggregated acks.
 func (c *Client) StatusInto(ctx context.Context, service string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -138,54 +137,54 @@ func (c *Client) StatusInto(ctx context.Context, service string, out any) error 
 }
 
 // StatusAll returns every service.
-func (c *Client) StatusAll(ctx context.Context) ([]traffic.Status, error) {
+func (c *Client) StatusAll(ctx context.Context) ([]apiv1.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	var st []traffic.Status
+	var st []apiv1.Status
 	_, err := c.do(ctx, http.MethodGet, "/v1/services", nil, &st)
 	return st, err
 }
 
 // Switch moves traffic; the result's Acks say whether every proxy holds it.
-func (c *Client) Switch(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+func (c *Client) Switch(ctx context.Context, service string, req apiv1.ChangeRequest) (apiv1.Result, error) {
 	return c.change(ctx, service, "switch", req)
 }
 
 // Abort puts traffic back on the stable colour.
-func (c *Client) Abort(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+func (c *Client) Abort(ctx context.Context, service string, req apiv1.ChangeRequest) (apiv1.Result, error) {
 	return c.change(ctx, service, "abort", req)
 }
 
 // Pause, Resume and Promote drive a running progressive switch.
-func (c *Client) Pause(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+func (c *Client) Pause(ctx context.Context, service string, req apiv1.ChangeRequest) (apiv1.Result, error) {
 	return c.change(ctx, service, "pause", req)
 }
 
-func (c *Client) Resume(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+func (c *Client) Resume(ctx context.Context, service string, req apiv1.ChangeRequest) (apiv1.Result, error) {
 	return c.change(ctx, service, "resume", req)
 }
 
-func (c *Client) Promote(ctx context.Context, service string, req admin.ChangeRequest) (traffic.Result, error) {
+func (c *Client) Promote(ctx context.Context, service string, req apiv1.ChangeRequest) (apiv1.Result, error) {
 	return c.change(ctx, service, "promote", req)
 }
 
 // DryRun shows a switch's plan and runs each query once.
-func (c *Client) DryRun(ctx context.Context, service string, req admin.ChangeRequest) (traffic.DryRunReport, error) {
+func (c *Client) DryRun(ctx context.Context, service string, req apiv1.ChangeRequest) (apiv1.DryRunReport, error) {
 	req.DryRun = true
-	var rep traffic.DryRunReport
+	var rep apiv1.DryRunReport
 	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/switch", req, &rep)
 	return rep, err
 }
 
 // Preview turns a service's canary pools and mirroring on or off.
-func (c *Client) Preview(ctx context.Context, service string, req admin.PreviewRequest) (traffic.Result, error) {
-	var res traffic.Result
+func (c *Client) Preview(ctx context.Context, service string, req apiv1.PreviewRequest) (apiv1.Result, error) {
+	var res apiv1.Result
 	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/preview", req, &res, http.StatusGatewayTimeout)
 	return res, err
 }
 
-func (c *Client) change(ctx context.Context, service, op string, req admin.ChangeRequest) (traffic.Result, error) {
-	var res traffic.Result
+func (c *Client) change(ctx context.Context, service, op string, req apiv1.ChangeRequest) (apiv1.Result, error) {
+	var res apiv1.Result
 	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+op, req, &res, http.StatusGatewayTimeout)
 	return res, err
 }

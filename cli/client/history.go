@@ -13,7 +13,7 @@ import (
 )
 
 // History returns a service's newest limit history entries, oldest first;
-// limit <= 0 leaves the number to the control plane (admin.DefaultHistoryLimit).
+// limit <= 0 leaves the number to the control plane (apiv1.DefaultHistoryLimit).
 func (c *Client) History(ctx context.Context, service string, limit int) ([]model.HistoryEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()

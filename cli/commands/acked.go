@@ -9,18 +9,18 @@ import (
 
 	"github.com/bgctl/bg/cli/client"
 	"github.com/bgctl/bg/controlplane/acks"
-	"github.com/bgctl/bg/controlplane/traffic"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 )
 
 // followStatus is a service status as --wait reads it. Acks is the
 // leader's answer, aggregated over every replica, on whether every proxy
 // holds the status's generation: the "acks" field of GET
-// /v1/services/{S}. Declared here so the CLI reads it whether or not
-// traffic.Status carries it yet; once traffic.Status has
-// `Acks *acks.Result json:"acks,omitempty"` this field shadows it with the
-// same value. nil: the control plane does not report it (older version).
+// /v1/services/{S}. apiv1.Status carries it too; declared here as well
+// so --wait reads it the same way from an older control plane, and this
+// field shadows the embedded one with the same value. nil: the control
+// plane does not report it (older version).
 type followStatus struct {
-	traffic.Status
+	apiv1.Status
 	Acks *acks.Result `json:"acks,omitempty"`
 }
 

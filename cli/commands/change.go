@@ -5,15 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bgctl/bg/cli/client"
-	"github.com/bgctl/bg/controlplane/admin"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/traffic"
 )
 
 func apiClient(c *cli.Context) *client.Client {
@@ -89,17 +87,14 @@ func runSwitch(c *cli.Context) error {
 		return err
 	}
 	cl := apiClient(c)
+	// No --to: the control plane picks the idle colour.
 	to := c.String("to")
-	if to == "" {
-		st, err := cl.Status(c.Context, svc)
-		if err != nil {
-			return apiExit(err)
+	if to != "" {
+		if _, err := model.ParseColor(to); err != nil {
+			return cli.Exit("error: --to: "+err.Error(), ExitUsage)
 		}
-		to = string(idleColor(st))
-	} else if _, err := model.ParseColor(to); err != nil {
-		return cli.Exit("error: --to: "+err.Error(), ExitUsage)
 	}
-	req := admin.ChangeRequest{To: to, Instant: c.Bool("instant"), DryRun: c.Bool("dry-run")}
+	req := apiv1.ChangeRequest{To: to, Instant: c.Bool("instant"), DryRun: c.Bool("dry-run")}
 	if req.Steps, err = parseSteps(c.String("steps")); err != nil {
 		return cli.Exit("error: --steps: "+err.Error(), ExitUsage)
 	}
@@ -117,20 +112,19 @@ func runSwitch(c *cli.Context) error {
 	if req.DryRun {
 		return runDryRun(c, cl, svc, req)
 	}
-	if c.Bool("force") && !req.Instant {
-		// A forced blue-green switch skips analysis, so it moves at once;
-		// a rolling service still rolls host by host.
-		st, err := cl.Status(c.Context, svc)
-		if err != nil {
-			return apiExit(err)
-		}
-		req.Instant = st.Strategy != model.StrategyRolling
-	}
-	err = runChange(c, func(ctx context.Context, r admin.ChangeRequest) (traffic.Result, error) {
+	// Whether the switch moves at once (--instant, or --force on a
+	// blue-green service) is the control plane's call; --wait follows what
+	// the answer shows started: a progressive switch or a roll.
+	wait := c.Bool("wait")
+	started := false
+	err = sendChange(c, func(ctx context.Context, r apiv1.ChangeRequest) (apiv1.Result, error) {
 		r.To, r.Instant, r.Steps, r.Bake, r.Interval, r.Window = req.To, req.Instant, req.Steps, req.Bake, req.Interval, req.Window
 		return cl.Switch(ctx, svc, r)
-	}, !c.Bool("wait") || req.Instant)
-	if err != nil || !c.Bool("wait") || req.Instant {
+	}, func(res apiv1.Result) bool {
+		started = res.Changed && (res.Status.Switch != nil || res.Status.Roll != nil)
+		return !wait || !started
+	})
+	if err != nil || !wait || !started {
 		return err
 	}
 	return follow(c, cl, svc)
@@ -142,22 +136,17 @@ func abortCommand() *cli.Command {
 		"abort even to a stable colour with no healthy members (an override; needs --reason)", (*client.Client).Abort)
 }
 
-// idleColor is the colour with the least traffic; blue on a tie.
-func idleColor(st traffic.Status) model.Color {
-	if st.Weights.Green < st.Weights.Blue {
-		return model.Green
-	}
-	return model.Blue
+// runChange sends one change and reports it.
+func runChange(c *cli.Context, op func(context.Context, apiv1.ChangeRequest) (apiv1.Result, error)) error {
+	return sendChange(c, op, func(apiv1.Result) bool { return true })
 }
 
-// runChange sends one change and reports it; print is false when --wait
-// will report instead.
-func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (traffic.Result, error), print ...bool) error {
+// sendChange sends one change with --force, --reason and --timeout as given
+// (whether --force needs --reason is the control plane's call) and reports
+// it unless print, seeing the result, says --wait will report instead.
+func sendChange(c *cli.Context, op func(context.Context, apiv1.ChangeRequest) (apiv1.Result, error), print func(apiv1.Result) bool) error {
 	timeout := c.Duration("timeout")
-	req := admin.ChangeRequest{Force: c.Bool("force"), Reason: c.String("reason"), Timeout: timeout.String()}
-	if req.Force && strings.TrimSpace(req.Reason) == "" {
-		return cli.Exit("error: --force needs --reason: an override is recorded with why", ExitUsage)
-	}
+	req := apiv1.ChangeRequest{Force: c.Bool("force"), Reason: c.String("reason"), Timeout: timeout.String()}
 	ctx, cancel := context.WithTimeout(c.Context, timeout+30*time.Second)
 	defer cancel()
 	res, err := op(ctx, req)
@@ -165,7 +154,7 @@ func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (tr
 		return apiExit(err)
 	}
 	switch {
-	case len(print) > 0 && !print[0]:
+	case !print(res):
 	case c.String("output") == "json":
 		writeJSON(c.App.Writer, res)
 	default:
@@ -193,7 +182,7 @@ func runChange(c *cli.Context, op func(context.Context, admin.ChangeRequest) (tr
 	return nil
 }
 
-func printChange(w io.Writer, res traffic.Result) {
+func printChange(w io.Writer, res apiv1.Result) {
 	st := res.Status
 	verb := "applied"
 	if !res.Changed {

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bgctl/bg/cli/client"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 )
 
 // Exit codes are part of bg's interface: pipelines act on them.
@@ -35,17 +36,54 @@ func apiExit(err error) error {
 		return cli.Exit("error: "+err.Error(), ExitUnreachable)
 	case errors.As(err, &apiErr):
 		msg := "error: " + apiErr.Error()
-		switch apiErr.StatusCode {
-		case http.StatusUnauthorized:
-			return cli.Exit("error: unauthorized: missing or wrong token (set --token or BG_TOKEN)", ExitUnauthorized)
-		case http.StatusBadRequest, http.StatusNotFound:
-			return cli.Exit(msg, ExitUsage)
-		case http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable:
-			return cli.Exit(msg, ExitRefused)
+		code, known := codeExit[apiErr.Body.Code]
+		if !known {
+			code = statusExit(apiErr.StatusCode)
 		}
-		return cli.Exit(msg, ExitError)
+		if code == ExitUnauthorized {
+			msg = "error: unauthorized: missing or wrong token (set --token or BG_TOKEN)"
+		}
+		return cli.Exit(msg, code)
 	}
 	return cli.Exit("error: "+err.Error(), ExitError)
+}
+
+// codeExit maps the error body's code to an exit code: the control plane
+// decides (e.g. that --force needs --reason), the CLI only reports it.
+var codeExit = map[string]int{
+	apiv1.CodeBadRequest:     ExitUsage,
+	apiv1.CodeUnknownService: ExitUsage,
+	apiv1.CodeBadPlan:        ExitUsage,
+	apiv1.CodeNeedsReason:    ExitUsage,
+
+	apiv1.CodeEmptyFleet:    ExitRefused,
+	apiv1.CodeConflict:      ExitRefused,
+	apiv1.CodeSwitchRunning: ExitRefused,
+	apiv1.CodeNotRunning:    ExitRefused,
+	apiv1.CodeWindowClosed:  ExitRefused,
+	apiv1.CodeGateFailed:    ExitRefused,
+	apiv1.CodeNoPreview:     ExitRefused,
+	apiv1.CodeNoAnalysis:    ExitRefused,
+	apiv1.CodeNotLeader:     ExitRefused,
+	apiv1.CodeNoLeader:      ExitRefused,
+	apiv1.CodeNotReady:      ExitRefused,
+	apiv1.CodeUnavailable:   ExitRefused,
+
+	apiv1.CodeUnauthorized: ExitUnauthorized,
+}
+
+// statusExit maps an answer without a known code (an older or newer
+// control plane, a proxy in between) by its HTTP status.
+func statusExit(status int) int {
+	switch status {
+	case http.StatusUnauthorized:
+		return ExitUnauthorized
+	case http.StatusBadRequest, http.StatusNotFound:
+		return ExitUsage
+	case http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable:
+		return ExitRefused
+	}
+	return ExitError
 }
 
 // Run runs the bg command line and returns its exit code. Errors are

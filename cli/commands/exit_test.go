@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/bgctl/bg/cli/client"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 )
 
 func TestPermuteArgs(t *testing.T) {
@@ -51,5 +54,34 @@ func TestExitCode(t *testing.T) {
 	stderr.Reset()
 	if got := exitCode(&stderr, errors.New("flag provided but not defined: -x")); got != ExitUsage || !strings.Contains(stderr.String(), "-x") {
 		t.Errorf("plain error → %d, stderr %q", got, stderr.String())
+	}
+}
+
+func TestAPIExitByCode(t *testing.T) {
+	cases := []struct {
+		status int
+		code   string
+		want   int
+	}{
+		{400, apiv1.CodeNeedsReason, ExitUsage},
+		{400, apiv1.CodeBadPlan, ExitUsage},
+		{404, apiv1.CodeUnknownService, ExitUsage},
+		{409, apiv1.CodeSwitchRunning, ExitRefused},
+		{409, apiv1.CodeWindowClosed, ExitRefused},
+		{503, apiv1.CodeNoLeader, ExitRefused},
+		{401, apiv1.CodeUnauthorized, ExitUnauthorized},
+		// The code decides over the status; without a known code, the status.
+		{500, apiv1.CodeNeedsReason, ExitUsage},
+		{404, "", ExitUsage},
+		{422, "something_new", ExitRefused},
+		{401, "", ExitUnauthorized},
+		{500, "", ExitError},
+	}
+	for _, tc := range cases {
+		err := apiExit(&client.APIError{StatusCode: tc.status, Body: apiv1.ErrorBody{Error: "boom", Code: tc.code}})
+		var coder cli.ExitCoder
+		if !errors.As(err, &coder) || coder.ExitCode() != tc.want {
+			t.Errorf("HTTP %d %q → %v, want exit %d", tc.status, tc.code, err, tc.want)
+		}
 	}
 }

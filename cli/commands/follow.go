@@ -11,9 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bgctl/bg/cli/client"
-	"github.com/bgctl/bg/controlplane/admin"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/traffic"
 )
 
 // pollEvery is how often --wait reads the status.
@@ -96,7 +95,7 @@ func finish(c *cli.Context, st followStatus) error {
 }
 
 // progressLine is one line of --wait output.
-func progressLine(st traffic.Status) string {
+func progressLine(st apiv1.Status) string {
 	r := st.Switch
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "%s %s step %d/%d: blue %d%% green %d%% [%s]", st.Service, r.ID, r.Step+1, len(r.Plan.Steps), st.Weights.Blue, st.Weights.Green, r.Phase)
@@ -125,7 +124,7 @@ func parseSteps(s string) ([]int, error) {
 	return out, nil
 }
 
-func runDryRun(c *cli.Context, cl *client.Client, svc string, req admin.ChangeRequest) error {
+func runDryRun(c *cli.Context, cl *client.Client, svc string, req apiv1.ChangeRequest) error {
 	rep, err := cl.DryRun(c.Context, svc, req)
 	if err != nil {
 		return apiExit(err)
@@ -138,15 +137,19 @@ func runDryRun(c *cli.Context, cl *client.Client, svc string, req admin.ChangeRe
 	return nil
 }
 
-func printDryRun(w io.Writer, rep traffic.DryRunReport) {
+func printDryRun(w io.Writer, rep apiv1.DryRunReport) {
 	p := rep.Plan
 	fmt.Fprintf(w, "switch %s from %s to %s\n", rep.Service, rep.From, rep.To)
 	fmt.Fprintf(w, "  steps %v, bake %s, interval %s, window %s\n", p.Steps, p.Bake.D(), p.Interval.D(), p.Window.D())
 	fmt.Fprintf(w, "  judge: fail when the candidate's error ratio exceeds the baseline's ×%.2f with confidence %.3f; at least %.0f requests per fleet\n", 1+p.Margin, p.Confidence, p.MinRequests)
 	fmt.Fprintf(w, "  metrics unavailable for %s → %s; rollback %s\n", p.UnavailableBudget.D(), p.OnUnavailable, p.Rollback)
-	for _, fs := range []traffic.FleetSample{rep.Candidate, rep.Baseline} {
-		if fs.Error != "" {
+	for _, fs := range []apiv1.FleetSample{rep.Candidate, rep.Baseline} {
+		switch {
+		case fs.Error != "":
 			fmt.Fprintf(w, "  %-5s query failed: %s\n", fs.Color, fs.Error)
+			continue
+		case fs.Sample == nil:
+			fmt.Fprintf(w, "  %-5s no sample\n", fs.Color)
 			continue
 		}
 		fmt.Fprintf(w, "  %-5s %.0f requests, %.0f errors in the window\n", fs.Color, fs.Sample.Requests, fs.Sample.Errors)
@@ -157,7 +160,7 @@ func printDryRun(w io.Writer, rep traffic.DryRunReport) {
 }
 
 // commandOn builds pause, resume and promote.
-func commandOn(name, usage, desc string, force string, send func(*client.Client, context.Context, string, admin.ChangeRequest) (traffic.Result, error)) *cli.Command {
+func commandOn(name, usage, desc string, force string, send func(*client.Client, context.Context, string, apiv1.ChangeRequest) (apiv1.Result, error)) *cli.Command {
 	flags := []cli.Flag{
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for every proxy to ACK"},
 		&cli.StringFlag{Name: "reason", Usage: "recorded with the change"},
@@ -177,7 +180,7 @@ func commandOn(name, usage, desc string, force string, send func(*client.Client,
 				return err
 			}
 			cl := apiClient(c)
-			return runChange(c, func(ctx context.Context, req admin.ChangeRequest) (traffic.Result, error) {
+			return runChange(c, func(ctx context.Context, req apiv1.ChangeRequest) (apiv1.Result, error) {
 				return send(cl, ctx, svc, req)
 			})
 		},

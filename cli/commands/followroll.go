@@ -9,12 +9,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bgctl/bg/cli/client"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/traffic"
 )
 
 // followRoll prints a roll's slot states until it ends.
-func followRoll(c *cli.Context, cl *client.Client, svc string, st traffic.Status, ctx context.Context) error {
+func followRoll(c *cli.Context, cl *client.Client, svc string, st apiv1.Status, ctx context.Context) error {
 	id, last := st.Roll.ID, ""
 	text := c.String("output") != "json"
 	for {
@@ -70,7 +70,7 @@ func followRoll(c *cli.Context, cl *client.Client, svc string, st traffic.Status
 }
 
 // rollLine is one line of roll progress: each slot's state.
-func rollLine(st traffic.Status) string {
+func rollLine(st apiv1.Status) string {
 	r := st.Roll
 	parts := make([]string, 0, len(r.Slots))
 	for _, s := range r.Slots {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bgctl/bg/controlplane/admin"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
@@ -30,7 +30,7 @@ Examples:
    bg history web
    bg history web --limit 500 -o json | jq '.[] | select(.override != null)'`,
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 20, Usage: fmt.Sprintf("show the newest N entries (1..%d)", admin.MaxHistoryLimit)},
+			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 20, Usage: fmt.Sprintf("show the newest N entries (1..%d)", apiv1.MaxHistoryLimit)},
 			outputFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -42,8 +42,8 @@ Examples:
 				return err
 			}
 			limit := c.Int("limit")
-			if limit < 1 || limit > admin.MaxHistoryLimit {
-				return cli.Exit(fmt.Sprintf("error: --limit must be between 1 and %d, not %d", admin.MaxHistoryLimit, limit), ExitUsage)
+			if limit < 1 || limit > apiv1.MaxHistoryLimit {
+				return cli.Exit(fmt.Sprintf("error: --limit must be between 1 and %d, not %d", apiv1.MaxHistoryLimit, limit), ExitUsage)
 			}
 			entries, err := apiClient(c).History(c.Context, svc, limit)
 			if err != nil {

@@ -6,9 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bgctl/bg/controlplane/admin"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/traffic"
 )
 
 func previewCommand() *cli.Command {
@@ -51,8 +50,8 @@ Examples:
 				}
 			}
 			cl := apiClient(c)
-			return runChange(c, func(ctx context.Context, r admin.ChangeRequest) (traffic.Result, error) {
-				return cl.Preview(ctx, svc, admin.PreviewRequest{To: to, Off: c.Bool("off"), Force: r.Force, Reason: r.Reason, Timeout: r.Timeout})
+			return runChange(c, func(ctx context.Context, r apiv1.ChangeRequest) (apiv1.Result, error) {
+				return cl.Preview(ctx, svc, apiv1.PreviewRequest{To: to, Off: c.Bool("off"), Force: r.Force, Reason: r.Reason, Timeout: r.Timeout})
 			})
 		},
 	}

@@ -224,7 +224,7 @@ func TestUnknownService(t *testing.T) {
 	addr := server(t, c, "")
 	for _, args := range [][]string{
 		{"switch", "nosuch", "--instant", "--to", "green"},
-		{"switch", "nosuch", "--instant"}, // fails on the status lookup for the idle colour
+		{"switch", "nosuch", "--instant"}, // no colour: the control plane answers all the same
 		{"abort", "nosuch"},
 		{"status", "nosuch"},
 	} {
@@ -426,29 +426,28 @@ func TestStatusText(t *testing.T) {
 	}
 }
 
-func TestSwitchPicksIdleColour(t *testing.T) {
-	cases := []struct {
-		blue, green int
-		want        model.Color
-	}{
-		{100, 0, model.Green},
-		{0, 100, model.Blue},
-		{90, 10, model.Green},
-		{50, 50, model.Blue},
-	}
-	for _, tc := range cases {
-		t.Run(fmt.Sprintf("blue%d-green%d", tc.blue, tc.green), func(t *testing.T) {
+// Without --to the CLI reads nothing and picks nothing: the control plane
+// chooses the idle colour (core_test.go has it choose).
+func TestSwitchLeavesIdleColourToControlPlane(t *testing.T) {
+	for _, args := range [][]string{{"switch", "web", "--instant"}, {"switch", "web", "--dry-run"}, {"switch", "web"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			c := newFake()
-			c.status.Weights = traffic.Weights{Blue: tc.blue, Green: tc.green}
 			addr := server(t, c, "")
-			code, out, errOut := run(t, "--addr", addr, "switch", "web", "--instant")
+			code, out, errOut := run(t, append([]string{"--addr", addr}, args...)...)
 			expect(t, code, out, errOut, commands.ExitOK)
-			_, reqs := c.requests()
-			if len(reqs) != 1 || reqs[0].To != tc.want {
-				t.Errorf("switched with %+v, want to %s", reqs, tc.want)
+			ops, reqs := c.requests()
+			if len(reqs) != 1 || reqs[0].To != "" {
+				t.Errorf("controller got %v %+v, want one request without a colour", ops, reqs)
 			}
 		})
 	}
+	t.Run("refused while split", func(t *testing.T) {
+		c := newFake()
+		c.opErr = fmt.Errorf("%w: traffic is split; name the colour with --to", traffic.ErrBadPlan)
+		addr := server(t, c, "")
+		code, out, errOut := run(t, "--addr", addr, "switch", "web", "--instant")
+		expect(t, code, out, errOut, commands.ExitUsage, "traffic is split; name the colour with --to")
+	})
 }
 
 func TestFlagPositions(t *testing.T) {
@@ -495,31 +494,37 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
+// The CLI forwards --force as given: whether it needs --reason is the
+// control plane's answer (core_test.go), and its code still exits 2.
 func TestForceNeedsReason(t *testing.T) {
-	c := newFake()
-	addr := server(t, c, "")
 	for _, args := range [][]string{
 		{"switch", "web", "--instant", "--to", "green", "--force"},
 		{"switch", "web", "--to", "green", "--force", "--reason", " "},
 		{"abort", "web", "--force"},
 		{"promote", "web", "--force"},
-		{"preview", "web", "--force"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			c := newFake()
+			c.opErr = fmt.Errorf("%w: say why this %s overrides it", traffic.ErrNeedsReason, args[0])
+			addr := server(t, c, "")
 			code, out, errOut := run(t, append([]string{"--addr", addr}, args...)...)
 			expect(t, code, out, errOut, commands.ExitUsage, "--force needs --reason")
-			noChange(t, c)
+			if _, reqs := c.requests(); len(reqs) != 1 || !reqs[0].Force {
+				t.Errorf("controller got %+v, want the forced request", reqs)
+			}
 		})
 	}
+	// preview --force without a reason: core_test.go, against the real controller.
 }
 
-func TestForcedProgressiveSwitchIsInstant(t *testing.T) {
+// A forced switch is sent as asked: the control plane makes it instant.
+func TestForcedSwitchIsSentAsAsked(t *testing.T) {
 	c := newFake()
 	addr := server(t, c, "")
 	code, out, errOut := run(t, "--addr", addr, "switch", "web", "--to", "green", "--force", "--reason", "INC-42")
 	expect(t, code, out, errOut, commands.ExitOK)
 	_, reqs := c.requests()
-	if len(reqs) != 1 || !reqs[0].Instant || !reqs[0].Force || reqs[0].Reason != "INC-42" {
+	if len(reqs) != 1 || reqs[0].Instant || !reqs[0].Force || reqs[0].Reason != "INC-42" {
 		t.Errorf("controller got %+v", reqs)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bgctl/bg/cli/client"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/traffic"
 )
 
 func statusCommand() *cli.Command {
@@ -60,13 +60,13 @@ Examples:
 // statusFrame fetches and prints the status once.
 func statusFrame(c *cli.Context, cl *client.Client, ctx context.Context, w io.Writer) error {
 	var out any
-	var list []traffic.Status
+	var list []apiv1.Status
 	if c.NArg() == 1 {
 		st, err := cl.Status(ctx, c.Args().First())
 		if err != nil {
 			return apiExit(err)
 		}
-		out, list = st, []traffic.Status{st}
+		out, list = st, []apiv1.Status{st}
 	} else {
 		all, err := cl.StatusAll(ctx)
 		if err != nil {
@@ -135,7 +135,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func printStatus(w io.Writer, list []traffic.Status) {
+func printStatus(w io.Writer, list []apiv1.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tBLUE\tGREEN\tSTABLE\tPHASE\tGEN\tBLUE FLEET\tGREEN FLEET\tPROXIES ACKED")
 	for _, st := range list {
@@ -158,7 +158,7 @@ func printStatus(w io.Writer, list []traffic.Status) {
 }
 
 // releaseLine shows pools, mirroring and a closed deploy window.
-func releaseLine(st traffic.Status) string {
+func releaseLine(st apiv1.Status) string {
 	var parts []string
 	if len(st.Pools) > 0 {
 		to := "off"
@@ -186,7 +186,7 @@ func releaseLine(st traffic.Status) string {
 	return st.Service + ": " + strings.Join(parts, "; ")
 }
 
-func fleet(f traffic.FleetStatus) string {
+func fleet(f apiv1.FleetStatus) string {
 	if len(f.Versions) == 0 {
 		return fmt.Sprintf("%d healthy", f.Healthy)
 	}

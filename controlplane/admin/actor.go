@@ -4,13 +4,12 @@ import (
 	"net/http"
 	"strings"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
 
-// ActorHeader names who sends a command, e.g. "cli:ann@laptop". It is a
-// claim, not proof: anyone holding the token can set it, so the history
-// also records the address the request came from.
-const ActorHeader = "X-BG-Actor"
+// ActorHeader names who sends a command (see apiv1.ActorHeader).
+const ActorHeader = apiv1.ActorHeader
 
 // maxActor bounds what a client can make the history store.
 const maxActor = 100

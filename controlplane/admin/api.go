@@ -7,31 +7,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
 
-// ChangeRequest is the body of a switch, an abort, pause, resume or promote.
-type ChangeRequest struct {
-	To      string `json:"to,omitempty"` // switch only: "blue" or "green"
-	Force   bool   `json:"force,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	Timeout string `json:"timeout,omitempty"` // Go duration; default from config
-
-	// Switch only.
-	Instant  bool   `json:"instant,omitempty"`
-	DryRun   bool   `json:"dry_run,omitempty"`
-	Steps    []int  `json:"steps,omitempty"`
-	Bake     string `json:"bake,omitempty"`
-	Interval string `json:"interval,omitempty"`
-	Window   string `json:"window,omitempty"`
-}
+// The bodies the API reads and writes are its wire types (controlplane/api/v1).
+type (
+	ChangeRequest = apiv1.ChangeRequest
+	ErrorBody     = apiv1.ErrorBody
+)
 
 // hasPlan is true when any switch-only field is set.
-func (r ChangeRequest) hasPlan() bool {
+func hasPlan(r ChangeRequest) bool {
 	return r.Instant || r.DryRun || r.Steps != nil || r.Bake != "" || r.Interval != "" || r.Window != ""
 }
 
@@ -54,16 +44,12 @@ func planOverrides(r ChangeRequest) (traffic.PlanOverrides, error) {
 	return o, nil
 }
 
-// ErrorBody is every error response.
-type ErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
 const maxBody = 64 << 10
 
 // decodeChange parses a request body strictly: unknown fields, bad colours
-// and bad durations are errors, never defaults.
+// and bad durations are errors, never defaults. It checks syntax only: a
+// switch without "to" goes to the idle colour and whether a forced command
+// gave its reason are the controller's to decide.
 func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.Duration, error) {
 	var req ChangeRequest
 	if err := decodeStrict(r, &req); err != nil {
@@ -71,19 +57,17 @@ func decodeChange(r io.Reader, isSwitch bool) (ChangeRequest, model.Color, time.
 	}
 	var to model.Color
 	switch {
-	case isSwitch:
+	case isSwitch && req.To != "":
 		c, err := model.ParseColor(req.To)
 		if err != nil {
 			return req, "", 0, fmt.Errorf("to: %w", err)
 		}
 		to = c
+	case isSwitch:
 	case req.To != "":
 		return req, "", 0, errors.New("to: not allowed except on switch")
-	case req.hasPlan():
+	case hasPlan(req):
 		return req, "", 0, errors.New("instant, dry_run, steps, bake, interval, window: not allowed except on switch")
-	}
-	if req.Force && strings.TrimSpace(req.Reason) == "" {
-		return req, "", 0, errors.New("force: needs a reason (an override is recorded with why)")
 	}
 	var timeout time.Duration
 	if req.Timeout != "" {

@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 )
 
 // requireToken rejects requests without "Authorization: Bearer TOKEN".
@@ -18,7 +20,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 		got := []byte(strings.TrimSpace(r.Header.Get("Authorization")))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bg"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+			writeError(w, http.StatusUnauthorized, apiv1.CodeUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 )
 
 // LeaderFunc says where commands must go: self=true when this replica
@@ -26,13 +28,13 @@ func Forwarding(next http.Handler, leader LeaderFunc) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		case err != nil:
-			writeError(w, http.StatusServiceUnavailable, "no_leader", "no leader to run the command: "+err.Error())
+			writeError(w, http.StatusServiceUnavailable, apiv1.CodeNoLeader, "no leader to run the command: "+err.Error())
 			return
 		}
 		target := &url.URL{Scheme: "http", Host: addr}
 		proxy := httputil.NewSingleHostReverseProxy(target)
 		proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-			writeError(w, http.StatusServiceUnavailable, "no_leader", "leader at "+addr+" unreachable: "+err.Error())
+			writeError(w, http.StatusServiceUnavailable, apiv1.CodeNoLeader, "leader at "+addr+" unreachable: "+err.Error())
 		}
 		r.Header.Set(forwardedHeader, "1") // one hop: a stale view never loops
 		proxy.ServeHTTP(w, r)

@@ -7,14 +7,14 @@ import (
 	"net/url"
 	"strconv"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// History limits: the default answers "what happened lately"; the maximum
-// bounds one response (each entry is a few hundred bytes).
+// History limits (see apiv1).
 const (
-	DefaultHistoryLimit = 100
-	MaxHistoryLimit     = 10000
+	DefaultHistoryLimit = apiv1.DefaultHistoryLimit
+	MaxHistoryLimit     = apiv1.MaxHistoryLimit
 )
 
 // historyHandler serves GET /v1/services/{name}/history?limit=N: the newest
@@ -23,7 +23,7 @@ func historyHandler(history func(ctx context.Context, service string, limit int)
 	return func(w http.ResponseWriter, r *http.Request) {
 		limit, err := historyLimit(r)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
 			return
 		}
 		entries, err := history(r.Context(), r.PathValue("name"), limit)

@@ -7,24 +7,19 @@ import (
 	"net/http"
 	"time"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
 
 // PreviewRequest is the body of POST /v1/services/{name}/preview.
-type PreviewRequest struct {
-	To      string `json:"to,omitempty"` // default: the idle colour
-	Off     bool   `json:"off,omitempty"`
-	Force   bool   `json:"force,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	Timeout string `json:"timeout,omitempty"`
-}
+type PreviewRequest = apiv1.PreviewRequest
 
 func previewHandler(c Controller, defaultTimeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, err := decodePreview(r.Body)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
 			return
 		}
 		if req.Timeout == 0 {

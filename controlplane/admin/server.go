@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/traffic"
@@ -82,12 +83,12 @@ func Handler(c Controller, o Options) http.Handler {
 		mux.HandleFunc("POST /v1/services/{name}/"+name, func(w http.ResponseWriter, r *http.Request) {
 			body, to, timeout, err := decodeChange(r.Body, name == "switch")
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+				writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
 				return
 			}
 			plan, err := planOverrides(body)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+				writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
 				return
 			}
 			if timeout == 0 {
@@ -133,33 +134,33 @@ func writeResult(w http.ResponseWriter, res traffic.Result, err error) {
 func writeFailure(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, traffic.ErrUnknownService):
-		writeError(w, http.StatusNotFound, "unknown_service", err.Error())
+		writeError(w, http.StatusNotFound, apiv1.CodeUnknownService, err.Error())
 	case errors.Is(err, traffic.ErrEmptyFleet):
-		writeError(w, http.StatusUnprocessableEntity, "empty_fleet", err.Error())
+		writeError(w, http.StatusUnprocessableEntity, apiv1.CodeEmptyFleet, err.Error())
 	case errors.Is(err, state.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", err.Error())
+		writeError(w, http.StatusConflict, apiv1.CodeConflict, err.Error())
 	case errors.Is(err, traffic.ErrBusy):
-		writeError(w, http.StatusConflict, "switch_running", err.Error())
+		writeError(w, http.StatusConflict, apiv1.CodeSwitchRunning, err.Error())
 	case errors.Is(err, traffic.ErrNotRunning):
-		writeError(w, http.StatusConflict, "not_running", err.Error())
+		writeError(w, http.StatusConflict, apiv1.CodeNotRunning, err.Error())
 	case errors.Is(err, traffic.ErrNeedsReason):
-		writeError(w, http.StatusBadRequest, "needs_reason", err.Error())
+		writeError(w, http.StatusBadRequest, apiv1.CodeNeedsReason, err.Error())
 	case errors.Is(err, traffic.ErrWindowClosed):
-		writeError(w, http.StatusConflict, "window_closed", err.Error())
+		writeError(w, http.StatusConflict, apiv1.CodeWindowClosed, err.Error())
 	case errors.Is(err, traffic.ErrGateFailed):
-		writeError(w, http.StatusConflict, "gate_failed", err.Error())
+		writeError(w, http.StatusConflict, apiv1.CodeGateFailed, err.Error())
 	case errors.Is(err, traffic.ErrNoPreview):
-		writeError(w, http.StatusUnprocessableEntity, "no_preview", err.Error())
+		writeError(w, http.StatusUnprocessableEntity, apiv1.CodeNoPreview, err.Error())
 	case errors.Is(err, traffic.ErrBadPlan):
-		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
+		writeError(w, http.StatusBadRequest, apiv1.CodeBadPlan, err.Error())
 	case errors.Is(err, traffic.ErrNoAnalysis):
-		writeError(w, http.StatusUnprocessableEntity, "no_analysis", err.Error())
+		writeError(w, http.StatusUnprocessableEntity, apiv1.CodeNoAnalysis, err.Error())
 	case errors.Is(err, state.ErrNotLeader):
-		writeError(w, http.StatusServiceUnavailable, "not_leader", err.Error())
+		writeError(w, http.StatusServiceUnavailable, apiv1.CodeNotLeader, err.Error())
 	case errors.Is(err, traffic.ErrNotReady):
-		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
+		writeError(w, http.StatusServiceUnavailable, apiv1.CodeNotReady, err.Error())
 	default:
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		writeError(w, http.StatusServiceUnavailable, apiv1.CodeUnavailable, err.Error())
 	}
 }
 

@@ -68,6 +68,9 @@ func defaultFields[T any](dst *T, def T, prefix string, set func(string) bool) {
 	defV := reflect.ValueOf(def)
 	dstV := reflect.ValueOf(dst).Elem()
 	for i, f := range reflect.VisibleFields(dstV.Type()) {
+		if f.Tag.Get("mapstructure") == "-" {
+			continue // derived, not a key (Rolling.Judge)
+		}
 		if !set(prefix + f.Tag.Get("mapstructure")) {
 			dstV.Field(i).Set(defV.Field(i))
 		}

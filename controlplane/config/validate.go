@@ -58,7 +58,7 @@ func (c *Config) Validate() error {
 	if g := c.Membership.ShrinkGrace; g < 0 || g > maxShrinkGrace {
 		es.add("membership.shrink_grace", "%s: must be between 0s (no grace) and 1h", g)
 	}
-	validateServices(c.Services, &es)
+	validateServices(c.Services, c.Prometheus.Address != "", &es)
 	if len(es) == 0 {
 		return nil // untyped nil, so err != nil stays meaningful
 	}

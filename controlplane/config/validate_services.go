@@ -8,7 +8,9 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-func validateServices(svcs []Service, es *Errors) {
+// validateServices checks each service; judged says prometheus.address is
+// set, so rolling services are judged on metrics too.
+func validateServices(svcs []Service, judged bool, es *Errors) {
 	if len(svcs) == 0 {
 		es.add("services", "at least one service is required")
 		return
@@ -41,6 +43,9 @@ func validateServices(svcs []Service, es *Errors) {
 			es.add(at+".protocol", "%q: must be %s or %s", s.Protocol, model.ProtocolHTTP1, model.ProtocolHTTP2)
 		}
 		validateAnalysis(&s.Analysis, at+".analysis", es)
+		if judged && model.Strategy(s.Strategy) == model.StrategyRolling {
+			validateRollQueries(s, at, es)
+		}
 		validateRelease(s, at, es)
 	}
 }

@@ -55,6 +55,18 @@ type RollParams struct {
 	Bake           Duration `json:"bake"`            // how long a replacement must stay healthy
 	ReplaceTimeout Duration `json:"replace_timeout"` // how long to wait for a replacement to pass
 	Interval       Duration `json:"interval"`        // how often the roll is re-evaluated
+
+	// Judged: metrics judge the replacements against the old hosts (a
+	// metrics source is configured whose queries tell them apart). While
+	// any replacement takes traffic, a bake then completes, and a slot
+	// starts, only on a healthy verdict; insufficient or unavailable
+	// metrics hold the roll, and unavailable ones for UnavailableBudget
+	// apply OnUnavailable (OnUnavailableRollback or OnUnavailableHold).
+	// Unjudged rolls bake on time and Consul health alone, and ignore
+	// verdicts: that is said here, never inferred from a missing verdict.
+	Judged            bool     `json:"judged,omitempty"`
+	UnavailableBudget Duration `json:"unavailable_budget,omitempty"`
+	OnUnavailable     string   `json:"on_unavailable,omitempty"`
 }
 
 // Validate rejects params a roll cannot run with.
@@ -70,8 +82,47 @@ func (p RollParams) Validate() error {
 		return fmt.Errorf("replace_timeout: must be at least 1s")
 	case p.Interval.D() < 100*time.Millisecond:
 		return fmt.Errorf("interval: must be at least 100ms")
+	case !p.Judged:
+		return nil
+	case p.UnavailableBudget < p.Interval:
+		return fmt.Errorf("unavailable_budget: %s is shorter than the interval (%s)", p.UnavailableBudget.D(), p.Interval.D())
+	case p.OnUnavailable != OnUnavailableRollback && p.OnUnavailable != OnUnavailableHold:
+		return fmt.Errorf("on_unavailable: %q is not %s or %s", p.OnUnavailable, OnUnavailableRollback, OnUnavailableHold)
 	}
 	return nil
+}
+
+// RollOutcome is the metrics verdict on a roll's replacements at one tick.
+type RollOutcome string
+
+const (
+	// VerdictNone: no verdict was given. A judged roll holds on it as on
+	// unavailable metrics.
+	VerdictNone RollOutcome = ""
+	// VerdictHealthy: the replacements are not worse than the old hosts.
+	VerdictHealthy RollOutcome = "healthy"
+	// VerdictRegressed: the replacements are worse; the roll walks back.
+	VerdictRegressed RollOutcome = "regressed"
+	// VerdictInsufficient: too little traffic to judge; never healthy.
+	VerdictInsufficient RollOutcome = "insufficient"
+	// VerdictUnavailable: the metrics could not be read or judged.
+	VerdictUnavailable RollOutcome = "unavailable"
+)
+
+// RollVerdict is one tick's verdict on the To fleet's replacements, and why.
+type RollVerdict struct {
+	Outcome RollOutcome
+	Reason  string
+}
+
+// NoVerdict is why a judged roll holds: replacements take traffic and the
+// metrics give no verdict on them. Outcome is VerdictInsufficient or
+// VerdictUnavailable; Since and Reason are from the first tick of the run
+// (the unavailable budget counts from Since).
+type NoVerdict struct {
+	Outcome RollOutcome `json:"outcome"`
+	Reason  string      `json:"reason"`
+	Since   time.Time   `json:"since"`
 }
 
 // RollPhase says where a roll stands.
@@ -107,6 +158,8 @@ type Roll struct {
 	Cause string `json:"cause,omitempty"`
 	// ByHand: the rollback came from an abort, so it ends aborted.
 	ByHand bool `json:"by_hand,omitempty"`
+	// NoVerdict is set while a judged roll holds for want of a verdict.
+	NoVerdict *NoVerdict `json:"no_verdict,omitempty"`
 }
 
 // Validate rejects rolls that cannot be served.
@@ -125,6 +178,14 @@ func (r *Roll) Validate() error {
 	default:
 		return fmt.Errorf("unknown phase %q", r.Phase)
 	}
+	if nv := r.NoVerdict; nv != nil {
+		if nv.Outcome != VerdictInsufficient && nv.Outcome != VerdictUnavailable {
+			return fmt.Errorf("no_verdict: outcome %q is not %s or %s", nv.Outcome, VerdictInsufficient, VerdictUnavailable)
+		}
+		if nv.Since.IsZero() {
+			return fmt.Errorf("no_verdict: since is missing")
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range r.Slots {
 		if s.Key == "" || seen[s.Key] {
@@ -142,4 +203,56 @@ func (r *Roll) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Serving is what the From colour's cluster carries while roll r runs, from
+// the roll state and the fleets as they are now alone: ServingSet, except
+// that a running roll's slot whose replacement has left the To fleet
+// (deregistered, critical) serves its old host again, not draining, if the
+// old host is still in the From fleet. So the EDS update that drops a
+// replacement is the one that returns its old host to the slot's ring-hash
+// key (make-before-break on the way back), and no other slot's host changes
+// in it; the roll's next tick then records the slot's new state.
+func Serving(r *Roll, from, to Fleet) []ServingEndpoint {
+	return ServingSet(r.asServed(to), from, to)
+}
+
+// asServed is r with every slot whose replacement left to seen as its old
+// host's again; r itself when there is none (or r is nil or has ended).
+func (r *Roll) asServed(to Fleet) *Roll {
+	if r == nil || !r.Phase.Running() {
+		return r
+	}
+	var out *Roll
+	for i, s := range r.Slots {
+		if !s.ReplacementLeft(to) {
+			continue
+		}
+		if out == nil {
+			c := *r
+			c.Slots = append([]Slot(nil), r.Slots...)
+			out = &c
+		}
+		out.Slots[i].State = SlotPending
+	}
+	if out == nil {
+		return r
+	}
+	return out
+}
+
+// ReplacementLeft: the slot's replacement took traffic (the slot drains,
+// bakes or was replaced) and is no longer in the To fleet.
+func (s Slot) ReplacementLeft(to Fleet) bool {
+	switch s.State {
+	case SlotDraining, SlotBaking, SlotReplaced:
+	default:
+		return false
+	}
+	for _, e := range to.Endpoints {
+		if e.ID == s.New {
+			return false
+		}
+	}
+	return true
 }

@@ -23,7 +23,9 @@ type ServingEndpoint struct {
 // A From host under a slot's key but not the slot's old host is left out
 // too: the key is the slot's ring-hash key, and a second host on it would
 // split the slot's sessions. Order is stable: slots in roll order (old host
-// first), then the joined hosts by ID.
+// first), then the joined hosts by ID. What proxies receive is Serving
+// (rolling.go), which also returns the old host of a slot whose
+// replacement left; ServingSet is the cautious count the roll invariants use.
 func ServingSet(r *Roll, from, to Fleet) []ServingEndpoint {
 	switch {
 	case r == nil || r.Phase == RollRolledBack || r.Phase == RollAborted:

@@ -7,15 +7,18 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// fail turns a roll around; back walks it home.
+// fail turns a roll around; back walks it home, needing no verdict.
 func fail(r *model.Roll, cause string) {
 	r.Phase, r.Cause, r.Reason = model.RollRollingBack, cause, cause
+	r.NoVerdict = nil
 }
 
 // back moves a rolling-back roll on by one evaluation: restored slots
 // finish, draining slots flip at once (their old host still holds the
-// sessions), then replaced slots restore in reverse roll order, at most
-// MaxUnavailable at a time. With nothing left to restore the roll ends.
+// sessions), slots whose replacement left are restored at once (their old
+// host already serves again), then replaced slots restore in reverse roll
+// order, at most MaxUnavailable at a time. With nothing left to restore the
+// roll ends.
 func back(r *model.Roll, fleets model.Membership, now time.Time) {
 	from, to := fleets.Fleet(r.From), fleets.Fleet(r.To)
 	p := r.Params
@@ -33,14 +36,18 @@ func back(r *model.Roll, fleets model.Membership, now time.Time) {
 	}
 	for i := range r.Slots {
 		s := &r.Slots[i]
-		if s.State != model.SlotDraining {
-			continue
-		}
-		if !has(from, s.Old) {
+		switch {
+		case s.ReplacementLeft(to) && has(from, s.Old):
+			// Its old host already serves again (model.Serving) and nothing
+			// drains: the slot is restored, whatever the order and
+			// max_unavailable. A replacement that comes back is not served:
+			// its sessions moved home once and stay there.
+			s.State, s.Since = model.SlotRestored, now
+		case s.State == model.SlotDraining && !has(from, s.Old):
 			holdOn(waitingOld(*s)) // the replacement keeps the slot meanwhile
-			continue
+		case s.State == model.SlotDraining:
+			s.State, s.Since = model.SlotRestoring, now
 		}
-		s.State, s.Since = model.SlotRestoring, now
 	}
 	for count(r, model.SlotRestoring, model.SlotDraining) < p.MaxUnavailable {
 		i := last(r, model.SlotBaking, model.SlotReplaced)

@@ -37,6 +37,26 @@ func params() model.RollParams {
 	}
 }
 
+// judged is p with metrics judging the replacements: a one-minute
+// unavailable budget, then rollback.
+func judged(p model.RollParams) model.RollParams {
+	p.Judged, p.UnavailableBudget, p.OnUnavailable = true, model.Duration(time.Minute), model.OnUnavailableRollback
+	return p
+}
+
+func withPolicy(p model.RollParams, policy string) model.RollParams {
+	p.OnUnavailable = policy
+	return p
+}
+
+// Verdicts.
+var (
+	healthy      = model.RollVerdict{Outcome: model.VerdictHealthy, Reason: "candidate 0.10% vs baseline 0.10% errors"}
+	regressedV   = model.RollVerdict{Outcome: model.VerdictRegressed, Reason: "candidate 5.00% vs baseline 0.10% errors"}
+	insufficient = model.RollVerdict{Outcome: model.VerdictInsufficient, Reason: "candidate: 12 requests, need 200"}
+	unavailableV = model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "prometheus: connection refused"}
+)
+
 func withMin(p model.RollParams, n int) model.RollParams { p.MinAvailable = n; return p }
 func withMax(p model.RollParams, n int) model.RollParams { p.MaxUnavailable = n; return p }
 
@@ -242,3 +262,18 @@ func dump(t model.Traffic) string {
 }
 
 func equal(a, b model.Traffic) bool { return reflect.DeepEqual(a, b) }
+
+// served is what the From colour's cluster carries for roll r on fleets fl:
+// what a membership read pushes, with no tick in between.
+func served(r *model.Roll, fl model.Membership) []model.ServingEndpoint {
+	return model.Serving(r, fl.Fleet(r.From), fl.Fleet(r.To))
+}
+
+// byKeyOf maps each ring-hash key of a serving set to its hosts.
+func byKeyOf(set []model.ServingEndpoint) map[string][]model.ServingEndpoint {
+	out := map[string][]model.ServingEndpoint{}
+	for _, e := range set {
+		out[e.Endpoint.SlotKey()] = append(out[e.Endpoint.SlotKey()], e)
+	}
+	return out
+}

@@ -9,10 +9,18 @@ import (
 
 // forward moves a rolling or held roll on by one evaluation: drained old
 // hosts leave, baked replacements are proven, the next slots start, and a
-// roll with every slot replaced completes.
-func forward(r *model.Roll, fleets model.Membership, now time.Time, healthy *bool) {
+// roll with every slot replaced completes. A judged roll proves a bake and
+// starts a slot only on a healthy verdict while replacements take traffic
+// (awaitVerdict); drains end on time whatever the verdict.
+func forward(r *model.Roll, fleets model.Membership, now time.Time, v model.RollVerdict) {
 	from, to := fleets.Fleet(r.From), fleets.Fleet(r.To)
-	if cause := regressed(r, to, healthy); cause != "" {
+	if cause := regressed(r, to, v); cause != "" {
+		fail(r, cause)
+		back(r, fleets, now)
+		return
+	}
+	waiting, cause := awaitVerdict(r, v, now)
+	if cause != "" {
 		fail(r, cause)
 		back(r, fleets, now)
 		return
@@ -23,9 +31,13 @@ func forward(r *model.Roll, fleets model.Membership, now time.Time, healthy *boo
 		if s.State == model.SlotDraining && now.Sub(s.Since) >= p.DrainTimeout.D() {
 			s.State, s.Since = model.SlotBaking, now
 		}
-		if s.State == model.SlotBaking && now.Sub(s.Since) >= p.Bake.D() {
+		if waiting == "" && s.State == model.SlotBaking && now.Sub(s.Since) >= p.Bake.D() {
 			s.State, s.Since = model.SlotReplaced, now
 		}
+	}
+	if waiting != "" {
+		r.Phase, r.Reason = model.RollHeld, waiting
+		return
 	}
 	hold, cause := startNext(r, from, to, now)
 	if cause != "" {
@@ -44,18 +56,68 @@ func forward(r *model.Roll, fleets model.Membership, now time.Time, healthy *boo
 }
 
 // regressed says why the replacements on trial fail, or "". A replacement
-// that stops passing while its slot drains or bakes fails the roll, and so
-// does a failing verdict while any replacement takes traffic.
-func regressed(r *model.Roll, to model.Fleet, healthy *bool) string {
+// that stops passing while its slot drains, bakes or is replaced fails the
+// roll (its old host already serves again: model.Serving), and so does a
+// regressed verdict on a judged roll while any replacement takes traffic.
+func regressed(r *model.Roll, to model.Fleet, v model.RollVerdict) string {
 	for _, s := range r.Slots {
-		if (s.State == model.SlotDraining || s.State == model.SlotBaking) && !has(to, s.New) {
+		if s.ReplacementLeft(to) {
 			return fmt.Sprintf("replacement %s of slot %s stopped passing while %s", s.New, s.Key, s.State)
 		}
 	}
-	if healthy != nil && !*healthy && count(r, model.SlotDraining, model.SlotBaking, model.SlotReplaced) > 0 {
-		return fmt.Sprintf("analysis failed: the %s replacements regressed", r.To)
+	if judging(r) && v.Outcome == model.VerdictRegressed {
+		cause := fmt.Sprintf("analysis failed: the %s replacements regressed", r.To)
+		if v.Reason != "" {
+			cause += ": " + v.Reason
+		}
+		return cause
 	}
 	return ""
+}
+
+// judging: the roll's verdicts count now. They do for a judged roll while
+// any replacement takes traffic; before that there is nothing to judge.
+func judging(r *model.Roll) bool {
+	return r.Params.Judged && count(r, model.SlotDraining, model.SlotBaking, model.SlotReplaced) > 0
+}
+
+// awaitVerdict applies a judged roll's verdict other than regressed. It
+// returns why the roll holds ("" when it may go on: healthy, or nothing to
+// judge) or the cause of a failure (metrics unavailable past the budget
+// under OnUnavailableRollback). Insufficient and unavailable metrics (a
+// tick without a verdict counts as unavailable) set r.NoVerdict, whose
+// reason and start are kept while the outcome stays the same, so a long
+// hold is stored once, not at every tick.
+func awaitVerdict(r *model.Roll, v model.RollVerdict, now time.Time) (hold, cause string) {
+	if !judging(r) || v.Outcome == model.VerdictHealthy {
+		r.NoVerdict = nil
+		return "", ""
+	}
+	if v.Outcome != model.VerdictInsufficient {
+		v.Outcome = model.VerdictUnavailable
+		if v.Reason == "" {
+			v.Reason = "no verdict"
+		}
+	}
+	if r.NoVerdict == nil || r.NoVerdict.Outcome != v.Outcome {
+		r.NoVerdict = &model.NoVerdict{Outcome: v.Outcome, Reason: v.Reason, Since: now}
+	}
+	nv := *r.NoVerdict
+	since := nv.Since.UTC().Format(time.RFC3339)
+	if nv.Outcome == model.VerdictInsufficient {
+		return "holding: insufficient metrics since " + since + ": " + nv.Reason, ""
+	}
+	hold = "holding: metrics unavailable since " + since + ": " + nv.Reason
+	down := now.Sub(nv.Since)
+	if down < r.Params.UnavailableBudget.D() {
+		return hold, ""
+	}
+	if r.Params.OnUnavailable == model.OnUnavailableHold {
+		return hold + " (budget spent; policy hold)", ""
+	}
+	// OnUnavailableRollback, the default.
+	r.NoVerdict = nil
+	return "", fmt.Sprintf("metrics unavailable for %s: %s", down.Round(time.Second), nv.Reason)
 }
 
 // startNext drains pending slots in roll order while fewer than

@@ -8,7 +8,10 @@ import (
 )
 
 // violation names the invariant that putting slot i into state next would
-// break, judged on the serving set that step would produce, or "".
+// break, judged on the serving set that step would produce, or "". It
+// counts the slots as their states say (model.ServingSet): a slot whose
+// replacement left counts as still draining or as serving nothing, never
+// fewer draining or more serving hosts than the proxies have.
 func violation(r *model.Roll, i int, next model.Slot, from, to model.Fleet, verb string) string {
 	trial := *r
 	trial.Slots = slices.Clone(r.Slots)

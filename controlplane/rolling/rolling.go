@@ -47,11 +47,11 @@ type Start struct {
 	Reason string
 }
 
-// Tick re-evaluates a roll. Healthy is the metrics verdict on the To fleet:
-// nil when there is none, false when it regressed.
+// Tick re-evaluates a roll. Verdict is the metrics verdict on the To
+// fleet's replacements; rolls whose params are not Judged ignore it.
 type Tick struct {
 	Now     time.Time
-	Healthy *bool
+	Verdict model.RollVerdict
 }
 
 // Abort walks a running roll back by hand; it ends aborted.
@@ -80,7 +80,7 @@ func Decide(t model.Traffic, fleets model.Membership, ev Event) (model.Traffic, 
 		if r.Phase == model.RollRollingBack {
 			back(&r, fleets, e.Now)
 		} else {
-			forward(&r, fleets, e.Now, e.Healthy)
+			forward(&r, fleets, e.Now, e.Verdict)
 		}
 	case Abort:
 		if r.Phase != model.RollRollingBack {
@@ -118,7 +118,7 @@ func commit(next model.Traffic, before, r *model.Roll, fleets model.Membership) 
 		return next, []Action{Persist, PushEndpoints, Confirm}
 	}
 	from, to := fleets.Fleet(r.From), fleets.Fleet(r.To)
-	if sameSet(model.ServingSet(before, from, to), model.ServingSet(r, from, to)) {
+	if sameSet(model.Serving(before, from, to), model.Serving(r, from, to)) {
 		return next, []Action{Persist}
 	}
 	return next, []Action{Persist, PushEndpoints}

@@ -191,9 +191,15 @@ func TestTickForward(t *testing.T) {
 		from := to.Other()
 		pr := params()
 		tick := func(d time.Duration) Tick { return Tick{Now: at(d)} }
-		verdict := func(d time.Duration, ok bool) Tick { return Tick{Now: at(d), Healthy: &ok} }
+		jr := judged(pr)
+		verdict := func(d time.Duration, ok bool) Tick {
+			if ok {
+				return Tick{Now: at(d), Verdict: healthy}
+			}
+			return Tick{Now: at(d), Verdict: regressedV}
+		}
 		waiting := func(n string) string { return "waiting for a passing replacement for slot s" + n }
-		regressed := "analysis failed: the " + string(to) + " replacements regressed"
+		regressed := "analysis failed: the " + string(to) + " replacements regressed: " + regressedV.Reason
 		minHeld := "invariant min_available=3: draining slot s1 would leave 2 serving hosts"
 
 		return []tc{
@@ -201,15 +207,18 @@ func TestTickForward(t *testing.T) {
 			{name: "draining before drain_timeout", in: rolling(to, pr, phRun, draining, pending), fl: full(to, 2), ev: tick(drain - time.Nanosecond)},
 			{name: "draining at drain_timeout bakes", in: rolling(to, pr, phRun, draining, pending), fl: full(to, 2), ev: tick(drain), actions: pe,
 				want: func(w *model.Traffic) { set(w, 0, baking, at(drain)) }},
-			{name: "draining, replacement stopped passing", in: rolling(to, pr, phRun, draining, pending), fl: fleets(to, upTo(2), []int{2}), ev: tick(every), actions: pe,
+			// A replacement that left: the membership read already pushed its
+			// old host back (model.Serving); the tick records the slot restored.
+			{name: "draining, replacement stopped passing", in: rolling(to, pr, phRun, draining, pending), fl: fleets(to, upTo(2), []int{2}), ev: tick(every), actions: pec,
 				want: func(w *model.Traffic) {
 					failed(w, "replacement "+id(to, 1)+" of slot s1 stopped passing while draining")
-					set(w, 0, restoring, at(every))
+					set(w, 0, restored, at(every))
+					ended(w, model.RollRolledBack, at(every))
 				}},
 
 			// baking
 			{name: "baking before bake", in: rolling(to, pr, phRun, baking, pending), fl: full(to, 2), ev: tick(bake - time.Nanosecond)},
-			{name: "baking and healthy before bake", in: rolling(to, pr, phRun, baking, pending), fl: full(to, 2), ev: verdict(bake-time.Second, true)},
+			{name: "baking and healthy before bake", in: rolling(to, jr, phRun, baking, pending), fl: full(to, 2), ev: verdict(bake-time.Second, true)},
 			{name: "baked: replaced, next slot drains", in: rolling(to, pr, phRun, baking, pending), fl: full(to, 2), ev: tick(bake), actions: pe,
 				want: func(w *model.Traffic) { set(w, 0, replaced, at(bake)); set(w, 1, draining, at(bake)) }},
 			{name: "baked, next replacement missing: held, in line", in: rolling(to, pr, phRun, baking, pending), fl: fleets(to, upTo(2), []int{1}), ev: tick(bake), actions: p,
@@ -221,22 +230,35 @@ func TestTickForward(t *testing.T) {
 			{name: "baking, replacement stopped passing", in: rolling(to, pr, phRun, replaced, baking, pending), fl: fleets(to, upTo(3), []int{1, 3}), ev: tick(every), actions: pe,
 				want: func(w *model.Traffic) {
 					failed(w, "replacement "+id(to, 2)+" of slot s2 stopped passing while baking")
+					set(w, 1, restored, at(every))
+					set(w, 0, restoring, at(every)) // the next one back, as max_unavailable allows
+				}},
+			{name: "replaced, replacement stopped passing", in: rolling(to, pr, phRun, replaced, baking, pending), fl: fleets(to, upTo(3), []int{2, 3}), ev: tick(every), actions: pe,
+				want: func(w *model.Traffic) {
+					failed(w, "replacement "+id(to, 1)+" of slot s1 stopped passing while replaced")
+					set(w, 0, restored, at(every))  // already served by its old host
+					set(w, 1, restoring, at(every)) // the latest moved slot restores as usual
+				}},
+			{name: "replaced, replacement and old host gone: fails, nothing to return to yet", in: rolling(to, pr, phRun, replaced, baking, pending), fl: fleets(to, []int{2, 3}, []int{2, 3}), ev: tick(every), actions: pe,
+				want: func(w *model.Traffic) {
+					failed(w, "replacement "+id(to, 1)+" of slot s1 stopped passing while replaced")
 					set(w, 1, restoring, at(every))
 				}},
-			{name: "baking, replacement gone just as bake ends", in: rolling(to, pr, phRun, baking), fl: fleets(to, upTo(1), nil), ev: tick(bake), actions: pe,
+			{name: "baking, replacement gone just as bake ends", in: rolling(to, pr, phRun, baking), fl: fleets(to, upTo(1), nil), ev: tick(bake), actions: pec,
 				want: func(w *model.Traffic) {
 					failed(w, "replacement "+id(to, 1)+" of slot s1 stopped passing while baking")
-					set(w, 0, restoring, at(bake))
+					set(w, 0, restored, at(bake))
+					ended(w, model.RollRolledBack, at(bake))
 				}},
-			{name: "baking, unhealthy", in: rolling(to, pr, phRun, replaced, baking, pending), fl: full(to, 3), ev: verdict(every, false), actions: pe,
+			{name: "baking, unhealthy", in: rolling(to, jr, phRun, replaced, baking, pending), fl: full(to, 3), ev: verdict(every, false), actions: pe,
 				want: func(w *model.Traffic) { failed(w, regressed); set(w, 1, restoring, at(every)) }},
-			{name: "baking, unhealthy at bake", in: rolling(to, pr, phRun, baking, pending), fl: full(to, 2), ev: verdict(bake, false), actions: pe,
+			{name: "baking, unhealthy at bake", in: rolling(to, jr, phRun, baking, pending), fl: full(to, 2), ev: verdict(bake, false), actions: pe,
 				want: func(w *model.Traffic) { failed(w, regressed); set(w, 0, restoring, at(bake)) }},
-			{name: "draining, unhealthy: flips at once", in: rolling(to, pr, phRun, replaced, draining, pending), fl: full(to, 3), ev: verdict(every, false), actions: pe,
+			{name: "draining, unhealthy: flips at once", in: rolling(to, jr, phRun, replaced, draining, pending), fl: full(to, 3), ev: verdict(every, false), actions: pe,
 				want: func(w *model.Traffic) { failed(w, regressed); set(w, 1, restoring, at(every)) }},
-			{name: "held with a replaced slot, unhealthy", in: held(to, pr, waiting("2"), replaced, pending), fl: fleets(to, upTo(2), []int{1}), ev: verdict(every, false), actions: pe,
+			{name: "held with a replaced slot, unhealthy", in: held(to, jr, waiting("2"), replaced, pending), fl: fleets(to, upTo(2), []int{1}), ev: verdict(every, false), actions: pe,
 				want: func(w *model.Traffic) { failed(w, regressed); set(w, 0, restoring, at(every)) }},
-			{name: "unhealthy with no replacement serving: ignored", in: held(to, pr, waiting("1"), pending, pending), fl: fleets(to, upTo(2), nil), ev: verdict(every, false)},
+			{name: "unhealthy with no replacement serving: ignored", in: held(to, jr, waiting("1"), pending, pending), fl: fleets(to, upTo(2), nil), ev: verdict(every, false)},
 
 			// waiting for a replacement
 			{name: "waiting before replace_timeout", in: held(to, pr, waiting("1"), pending, pending), fl: fleets(to, upTo(2), []int{2}), ev: tick(replace - time.Nanosecond)},
@@ -351,7 +373,11 @@ func TestTickBack(t *testing.T) {
 				want: func(w *model.Traffic) { set(w, 0, restored, at(drain)); ended(w, model.RollRolledBack, at(drain)) }},
 			{name: "last slot restored by hand: aborted", in: byHand(rolling(to, pr, phBack, restoring, pending)), fl: full(to, 2), ev: tick(drain), actions: pec,
 				want: func(w *model.Traffic) { set(w, 0, restored, at(drain)); ended(w, model.RollAborted, at(drain)) }},
-			{name: "unhealthy while rolling back: ignored", in: rolling(to, pr, phBack, replaced, restoring), fl: full(to, 2), ev: func() Tick { f := false; return Tick{Now: at(every), Healthy: &f} }()},
+			{name: "unhealthy while rolling back: ignored", in: rolling(to, judged(pr), phBack, replaced, restoring), fl: full(to, 2), ev: Tick{Now: at(every), Verdict: regressedV}},
+			{name: "judged, unavailable while rolling back: ignored", in: rolling(to, judged(pr), phBack, replaced, restoring), fl: full(to, 2), ev: Tick{Now: at(every), Verdict: unavailableV}},
+			{name: "replacement left: restored at once, beyond max_unavailable", in: rolling(to, pr, phBack, replaced, replaced, restoring, pending), fl: fleets(to, upTo(4), []int{2, 3}), ev: tick(every), actions: p,
+				want: func(w *model.Traffic) { set(w, 0, restored, at(every)) }},
+			{name: "replacement left, old host gone too: waits its turn", in: rolling(to, pr, phBack, replaced, replaced, restoring, pending), fl: fleets(to, []int{2, 3, 4}, []int{2, 3}), ev: tick(every)},
 			{name: "old host gone: held, no skipping ahead", in: rolling(to, pr, phBack, replaced, baking, pending), fl: fleets(to, []int{1, 3}, upTo(3)), ev: tick(every), actions: p,
 				want: func(w *model.Traffic) {
 					w.Roll.Reason = heldBy("waiting for old host " + id(from, 2) + " of slot s2 to pass")

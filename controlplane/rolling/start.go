@@ -38,7 +38,7 @@ func start(t model.Traffic, fleets model.Membership, e Start) (model.Traffic, []
 		Stable: from, Target: e.To, GreenPercent: t.GreenPercent, Phase: model.PhaseSwitching,
 		Generation: t.Generation, Reason: orDefault(e.Reason, "rolling switch to "+string(e.To)),
 	}
-	forward(r, fleets, e.Now, nil)
+	forward(r, fleets, e.Now, model.RollVerdict{})
 	next, actions := commit(base, nil, r, fleets)
 	return next, actions, nil
 }

@@ -102,7 +102,7 @@ func (w *World) check() {
 		}
 		// 3: a carrying fleet never empties.
 		for _, col := range model.Colors {
-			n := st.Fleets[col].Healthy
+			n := st.Fleets[col].Served
 			if n > 0 {
 				r.everServed[col] = true
 			}

@@ -2,30 +2,22 @@ package traffic
 
 import (
 	"context"
+	"fmt"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// FleetSample is one fleet's counts, or why they could not be read.
-type FleetSample struct {
-	Color  model.Color   `json:"color"`
-	Sample *judge.Sample `json:"sample,omitempty"`
-	Error  string        `json:"error,omitempty"`
-}
+// FleetSample and DryRunReport are the admin API's wire types.
+type (
+	FleetSample  = apiv1.FleetSample
+	DryRunReport = apiv1.DryRunReport
+)
 
-// DryRunReport is what a switch would do, with each query run once.
-type DryRunReport struct {
-	Service   string         `json:"service"`
-	From      model.Color    `json:"from"`
-	To        model.Color    `json:"to"`
-	Plan      model.Plan     `json:"plan"`
-	Candidate FleetSample    `json:"candidate"`
-	Baseline  FleetSample    `json:"baseline"`
-	Verdict   *judge.Verdict `json:"verdict,omitempty"`
-}
-
-// DryRun validates the plan and runs both fleets' queries once; nothing changes.
+// DryRun validates the plan and runs both fleets' queries once; nothing
+// changes. Without req.To it shows a switch to the idle colour, as Switch
+// would run it.
 func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, error) {
 	t, err := c.traffic(req.Service)
 	if err != nil {
@@ -34,6 +26,11 @@ func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, err
 	p, err := c.plan(req.Service, req.Plan)
 	if err != nil {
 		return DryRunReport{}, err
+	}
+	if req.To == "" {
+		if req.To, err = idleColor(t); err != nil {
+			return DryRunReport{}, err
+		}
 	}
 	from := t.Serving()
 	if from == "" {
@@ -56,4 +53,19 @@ func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, err
 		rep.Verdict = &v
 	}
 	return rep, nil
+}
+
+// idleColor is where a switch without a colour goes: the colour not
+// serving any traffic. Deciding it here, in one place, keeps every client
+// in agreement. While a switch or roll runs there is no idle colour (the
+// answer is the running switch, as for any second switch); neither is
+// there while traffic is split.
+func idleColor(t model.Traffic) (model.Color, error) {
+	switch {
+	case t.Switching() || t.Rolling():
+		return "", busyAny(t)
+	case t.Serving() == "":
+		return "", fmt.Errorf("%w: traffic is split; name the colour with --to", ErrBadPlan)
+	}
+	return t.Serving().Other(), nil
 }

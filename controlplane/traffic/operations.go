@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"time"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/rollout"
-	"github.com/bgctl/bg/controlplane/xds"
 )
 
 // Request is a switch or an abort as asked for by a user.
 type Request struct {
 	Service string
-	To      model.Color // switch only
+	To      model.Color // switch only; "" = the idle colour (see idleColor)
 	Instant bool        // switch: move 100% at once, no analysis
 	Plan    PlanOverrides
 	Force   bool // allow moving traffic to an empty fleet
@@ -21,15 +21,12 @@ type Request struct {
 	Timeout time.Duration // how long to wait for ACKs
 }
 
-// Result says what changed and whether every subscribed proxy holds it.
-type Result struct {
-	Changed bool          `json:"changed"`
-	Status  Status        `json:"status"`
-	Acks    xds.AckResult `json:"acks"`
-}
+// Result says what changed and whether every subscribed proxy holds it
+// (the admin API's wire type).
+type Result = apiv1.Result
 
-// Switch moves a service's traffic to req.To: at once with Instant,
-// otherwise step by step, judged against the baseline.
+// Switch moves a service's traffic to req.To (none: the idle colour): at
+// once with Instant, otherwise step by step, judged against the baseline.
 //
 // Unless forced, a switch starts only inside the service's deploy windows
 // and after its pre gates pass. --force (with --reason) skips windows,
@@ -45,6 +42,15 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 	}
 	if !req.Force {
 		if err := c.checkWindow(req.Service); err != nil {
+			return Result{}, err
+		}
+	}
+	if req.To == "" {
+		t, err := c.traffic(req.Service)
+		if err != nil {
+			return Result{}, err
+		}
+		if req.To, err = idleColor(t); err != nil {
 			return Result{}, err
 		}
 	}
@@ -133,15 +139,17 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 }
 
 // command runs one decision on the service's loop: decide sees the state
-// in force and the served fleets and returns the next state and its
+// in force and the passing fleets and returns the next state and its
 // effects, which execute carries out. No effects: nothing changed.
 func (c *Controller) command(ctx context.Context, s *service, decide func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error)) (changed bool, err error) {
 	c.call(s, func() {
 		c.mu.Lock()
 		cur := s.traffic
+		// Consul's last read: a command never counts held members (the
+		// shrink guard's last known ones) as passing.
 		var fleets model.Membership
 		if s.membership != nil {
-			fleets = *s.membership
+			fleets = s.guarded.Read
 		}
 		c.mu.Unlock()
 		next, eff, e := decide(cur, fleets)

@@ -140,11 +140,19 @@ func (c *Controller) lookup(name string) (*service, error) {
 
 // Pause stops a running switch from advancing; analysis and rollback go on.
 func (c *Controller) Pause(ctx context.Context, req Request) (Result, error) {
+	ctx, err := c.forced(ctx, req, "pause", "nothing (a pause is never gated)")
+	if err != nil {
+		return Result{}, err
+	}
 	return c.Command(ctx, req.Service, rollout.Pause{Now: c.now()}, req.Timeout)
 }
 
 // Resume lets a paused switch advance again after its step bakes anew.
 func (c *Controller) Resume(ctx context.Context, req Request) (Result, error) {
+	ctx, err := c.forced(ctx, req, "resume", "nothing (a resume is never gated)")
+	if err != nil {
+		return Result{}, err
+	}
 	return c.Command(ctx, req.Service, rollout.Resume{Now: c.now()}, req.Timeout)
 }
 

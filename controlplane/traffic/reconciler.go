@@ -481,7 +481,7 @@ func (c *Controller) onTick(s *service, epoch uint64) {
 		r := *t.Roll
 		c.rt.Go(func() {
 			healthy := c.rollHealth(context.Background(), s.cfg.Name, &r)
-			c.post(s, func() { c.onRollTick(s, epoch, r.ID, rolling.Tick{Now: c.now(), Healthy: healthy}) })
+			c.post(s, func() { c.onRollTick(s, epoch, r.ID, rolling.Tick{Now: c.now(), Verdict: healthy}) })
 		})
 	default:
 		c.tickDone(s, epoch)

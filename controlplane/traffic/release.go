@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/window"
@@ -28,13 +29,9 @@ func (c *Controller) SetWindows(ws map[string]*window.Schedule) {
 	c.windows = ws
 }
 
-// WindowStatus says whether a switch may start now and, if not, when.
-type WindowStatus struct {
-	Open     bool      `json:"open"`
-	Reason   string    `json:"reason,omitempty"`
-	NextOpen time.Time `json:"next_open,omitzero"`
-	Schedule string    `json:"schedule"`
-}
+// WindowStatus says whether a switch may start now and, if not, when
+// (the admin API's wire type).
+type WindowStatus = apiv1.WindowStatus
 
 func (c *Controller) windowStatus(name string, now time.Time) *WindowStatus {
 	c.mu.Lock()
@@ -149,6 +146,10 @@ type PreviewRequest struct {
 // Preview points a service's pools and mirroring at a colour (or stops them).
 func (c *Controller) Preview(ctx context.Context, req PreviewRequest) (Result, error) {
 	s, err := c.lookup(req.Service)
+	if err != nil {
+		return Result{}, err
+	}
+	ctx, err = c.forced(ctx, Request{Service: req.Service, Force: req.Force, Reason: req.Reason}, "preview", "the empty-fleet check")
 	if err != nil {
 		return Result{}, err
 	}

@@ -189,3 +189,30 @@ func TestDarkPlanStartsAtZero(t *testing.T) {
 		t.Errorf("promote --force without a reason: %v", err)
 	}
 }
+
+// Every forced command needs a reason, decided in the core (the admin API
+// and the CLI only forward): pause, resume and preview as well.
+func TestForcedCommandsNeedAReason(t *testing.T) {
+	svc := webService
+	svc.Pools = []model.Pool{{Header: "x-bg-pool", Value: "staff"}}
+	c, _ := releaseController(t, svc, nil)
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"pause": func() error { _, err := c.Pause(ctx, traffic.Request{Service: "web", Force: true}); return err },
+		"resume": func() error {
+			_, err := c.Resume(ctx, traffic.Request{Service: "web", Force: true, Reason: " "})
+			return err
+		},
+		"preview": func() error {
+			_, err := c.Preview(ctx, traffic.PreviewRequest{Service: "web", Force: true})
+			return err
+		},
+	} {
+		if err := call(); !errors.Is(err, traffic.ErrNeedsReason) {
+			t.Errorf("%s --force without a reason: %v, want ErrNeedsReason", name, err)
+		}
+	}
+	if st, _ := c.Status("web"); st.Generation != 1 || st.Preview != "" {
+		t.Errorf("a refused command changed state: %+v", st)
+	}
+}

@@ -72,31 +72,38 @@ func (c *Controller) rollEvent(ctx context.Context, name string, ev rolling.Even
 	return c.waitAcked(ctx, Request{Service: name, Timeout: timeout}, changed)
 }
 
-// rollHealth judges the new hosts against the old ones while both serve;
-// nil when there is no verdict (no Prometheus, too little traffic).
-func (c *Controller) rollHealth(ctx context.Context, name string, r *model.Roll) *bool {
+// rollHealth judges the new hosts against the old ones while both serve,
+// as a typed verdict: healthy or regressed from the judge; insufficient when
+// the judge has too little traffic; unavailable when the counts cannot be
+// read (the error) or judged (invalid counts), or nothing can judge this
+// service. An unjudged roll (no metrics source configured) gets no verdict
+// and is never sampled: it bakes on time and Consul health alone.
+func (c *Controller) rollHealth(ctx context.Context, name string, r *model.Roll) model.RollVerdict {
+	if !r.Params.Judged {
+		return model.RollVerdict{}
+	}
 	c.mu.Lock()
 	p, ok := c.plans[name]
-	src := c.source
 	c.mu.Unlock()
-	if !ok || src == nil {
-		return nil
+	if !ok {
+		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "no analysis plan for " + name}
 	}
 	ro := &model.Rollout{From: r.From, To: r.To, Plan: p}
-	cand, base, err := c.sample(ctx, name, ro)
+	cand, base, err := c.sample(ctx, name, ro) // no source: an error, so unavailable
 	if err != nil {
-		return nil
+		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: err.Error()}
 	}
 	v := judge.Judge(cand, base, judge.Params{Confidence: p.Confidence, Margin: p.Margin, MinRequests: p.MinRequests})
 	switch v.Outcome {
 	case judge.Pass:
-		ok := true
-		return &ok
+		return model.RollVerdict{Outcome: model.VerdictHealthy, Reason: v.Reason}
 	case judge.Fail:
-		bad := false
-		return &bad
+		return model.RollVerdict{Outcome: model.VerdictRegressed, Reason: v.Reason}
+	case judge.Insufficient:
+		return model.RollVerdict{Outcome: model.VerdictInsufficient, Reason: v.Reason}
+	default: // judge.Invalid, or an outcome this code does not know
+		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "invalid counts: " + v.Reason}
 	}
-	return nil
 }
 
 // busyAny names whatever switch or roll is running.

@@ -5,76 +5,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bgctl/bg/controlplane/acks"
-	"github.com/bgctl/bg/controlplane/membership"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// Weights is the split in percent.
-type Weights struct {
-	Blue  int `json:"blue"`
-	Green int `json:"green"`
-}
-
-// Member is one passing instance.
-type Member struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Version string `json:"version,omitempty"`
-}
-
-// FleetStatus summarises one colour's passing instances.
-type FleetStatus struct {
-	Healthy  int      `json:"healthy"`
-	Versions []string `json:"versions"`
-	Members  []Member `json:"members"`
-	// Held: a read lost most of this fleet; the members above are the last
-	// known ones, kept until Held.Until (never emptied while it carries traffic).
-	Held *membership.Held `json:"held,omitempty"`
-}
-
-// ProxyCounts says how many proxies use the service's route and how many
-// hold its current generation.
-type ProxyCounts struct {
-	Connected int `json:"connected"`
-	Acked     int `json:"acked"`
-}
-
-// Status is what `bg status` shows for one service.
-type Status struct {
-	Service    string                      `json:"service"`
-	Strategy   model.Strategy              `json:"strategy"`
-	Weights    Weights                     `json:"weights"`
-	Stable     model.Color                 `json:"stable"`
-	Target     model.Color                 `json:"target,omitempty"`
-	Phase      model.Phase                 `json:"phase"`
-	Generation uint64                      `json:"generation"`
-	Reason     string                      `json:"reason,omitempty"`
-	Fleets     map[model.Color]FleetStatus `json:"fleets"`
-	// Proxies counts every replica's proxies using the route and those
-	// holding the current generation; Acks has them per replica.
-	Proxies ProxyCounts  `json:"proxies"`
-	Acks    *acks.Result `json:"acks,omitempty"`
-	// MembershipReadAt is the last successful Consul read.
-	MembershipReadAt time.Time `json:"membership_read_at,omitzero"`
-	Ignored          []string  `json:"ignored_instances,omitempty"`
-	// Switch is the last progressive switch: plan, step, verdicts, why it holds or ended.
-	Switch *model.Rollout `json:"switch,omitempty"`
-	// Roll is the last host-by-host switch of a stateful service: each slot's
-	// old host and replacement and where they stand.
-	Roll *model.Roll `json:"roll,omitempty"`
-	// Pools are the service's canary pools; Candidate is where they and
-	// mirrored requests go now ("" = off); Preview is set by bg preview.
-	Pools         []string    `json:"pools,omitempty"`
-	MirrorPercent int         `json:"mirror_percent,omitempty"`
-	Candidate     model.Color `json:"candidate,omitempty"`
-	Preview       model.Color `json:"preview,omitempty"`
-	// Window says whether a switch may start now (absent: always).
-	Window *WindowStatus `json:"window,omitempty"`
-	// Control says which replica answered, whether it acts, and whether it
-	// reaches Consul: while no leader reaches Consul, switches are paused.
-	Control any `json:"control,omitempty"`
-}
+// The status types are the admin API's wire types (controlplane/api/v1).
+type (
+	Weights     = apiv1.Weights
+	Member      = apiv1.Member
+	FleetStatus = apiv1.FleetStatus
+	ProxyCounts = apiv1.ProxyCounts
+	Status      = apiv1.Status
+)
 
 // Status reports one service.
 func (c *Controller) Status(name string) (Status, error) {
@@ -112,8 +54,8 @@ func (c *Controller) Status(name string) (Status, error) {
 	for _, col := range model.Colors {
 		fs := FleetStatus{Versions: []string{}, Members: []Member{}}
 		if s.membership != nil {
-			f := s.membership.Fleet(col)
-			fs.Healthy = len(f.Endpoints)
+			f := s.guarded.Read.Fleet(col)
+			fs.Healthy, fs.Served = len(f.Endpoints), len(s.membership.Fleet(col).Endpoints)
 			if v := f.Versions(); v != nil {
 				fs.Versions = v
 			}

@@ -45,7 +45,7 @@ func ServiceLoadAssignment(sv model.ServiceView, c model.Color) *endpoint.Cluste
 	}
 	set := servingAll(m.Fleet(c))
 	if r := sv.Traffic.Roll; r != nil && r.From == c {
-		set = model.ServingSet(r, m.Fleet(r.From), m.Fleet(r.To))
+		set = model.Serving(r, m.Fleet(r.From), m.Fleet(r.To))
 	}
 	return LoadAssignmentWithServing(s.Name, c, set, true)
 }

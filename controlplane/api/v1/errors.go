@@ -1,0 +1,34 @@
+package apiv1
+
+// ErrorBody is every error response: a message for people and a code
+// (one of the Code constants) for programs.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Error codes (ErrorBody.Code). A client acts on the code, not on the
+// message or only the HTTP status.
+const (
+	// The request itself is wrong (HTTP 400, 404).
+	CodeBadRequest     = "bad_request"     // malformed body or query
+	CodeUnknownService = "unknown_service" // no such service
+	CodeBadPlan        = "bad_plan"        // the switch cannot be planned as asked
+	CodeNeedsReason    = "needs_reason"    // force without a reason
+
+	// The control plane refused (HTTP 409, 422, 503).
+	CodeEmptyFleet    = "empty_fleet"
+	CodeConflict      = "conflict"
+	CodeSwitchRunning = "switch_running"
+	CodeNotRunning    = "not_running"
+	CodeWindowClosed  = "window_closed"
+	CodeGateFailed    = "gate_failed"
+	CodeNoPreview     = "no_preview"
+	CodeNoAnalysis    = "no_analysis"
+	CodeNotLeader     = "not_leader"
+	CodeNoLeader      = "no_leader"
+	CodeNotReady      = "not_ready"
+	CodeUnavailable   = "unavailable"
+
+	CodeUnauthorized = "unauthorized" // HTTP 401
+)
