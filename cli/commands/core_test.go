@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,36 +14,10 @@ import (
 	"github.com/bgctl/bg/controlplane/admin"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/xds"
 )
-
-// memStore is an in-memory state.Store with check-and-set.
-type memStore struct {
-	mu   sync.Mutex
-	data map[string]model.Traffic
-	idx  map[string]state.Index
-	next state.Index
-}
-
-func (m *memStore) Load(_ context.Context, service string) (model.Traffic, state.Index, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.data[service]
-	return t, m.idx[service], ok, nil
-}
-
-func (m *memStore) Save(_ context.Context, service string, t model.Traffic, prev state.Index, _ model.HistoryEntry) (state.Index, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.idx[service] != prev {
-		return 0, state.ErrConflict
-	}
-	m.next++
-	m.data[service], m.idx[service] = t, m.next
-	return m.next, nil
-}
 
 // coreServer runs the admin API over a real traffic controller (no
 // Prometheus, no proxies), so the CLI meets the control plane's own
@@ -52,9 +25,11 @@ func (m *memStore) Save(_ context.Context, service string, t model.Traffic, prev
 func coreServer(t *testing.T, stored *model.Traffic) (string, *traffic.Controller) {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	store := &memStore{data: map[string]model.Traffic{}, idx: map[string]state.Index{}}
+	store := memstate.New()
 	if stored != nil {
-		store.data["web"], store.idx["web"], store.next = *stored, 1, 1
+		if _, err := store.Save(context.Background(), "web", *stored, 0, model.HistoryEntry{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	svc := model.Service{Name: "web", ListenerPort: 10000, Protocol: model.ProtocolHTTP2}
 	hour := model.Duration(time.Hour)

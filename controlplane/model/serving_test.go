@@ -7,23 +7,9 @@ import (
 )
 
 func TestServingSet(t *testing.T) {
-	ep := func(id, slot string) Endpoint {
-		return Endpoint{ID: id, Address: "10.0.0.1", Port: 80, Weight: 1, Slot: slot}
-	}
-	b1, b2, b3 := ep("b1", "s1"), ep("b2", "s2"), ep("b3", "s3")
-	g1, g2, g3 := ep("g1", "s1"), ep("g2", "s2"), ep("g3", "s3")
-	blue := Fleet{Endpoints: []Endpoint{b1, b2, b3}}
-	green := Fleet{Endpoints: []Endpoint{g1, g2, g3}}
-	on := func(e Endpoint) ServingEndpoint { return ServingEndpoint{Endpoint: e} }
-	off := func(e Endpoint) ServingEndpoint { return ServingEndpoint{Endpoint: e, Draining: true} }
-	roll := func(phase RollPhase, states ...SlotState) *Roll {
-		r := &Roll{From: Blue, To: Green, Phase: phase}
-		for i, st := range states {
-			n := fmt.Sprint(i + 1)
-			r.Slots = append(r.Slots, Slot{Key: "s" + n, Old: "b" + n, New: "g" + n, State: st})
-		}
-		return r
-	}
+	f := newThreeSlots()
+	b1, b2, b3, g1, g2, g3, blue, green := f.b1, f.b2, f.b3, f.g1, f.g2, f.g3, f.blue, f.green
+	on, off, roll, ep := servingOn, servingOff, rollOf, slotEndpoint
 	cases := []struct {
 		name     string
 		r        *Roll

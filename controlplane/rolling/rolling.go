@@ -16,18 +16,19 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// Action is something the caller must do after a transition, in order.
-type Action string
+// Action is something the caller must do after a transition: the one
+// effect type both state machines speak (model.Effect).
+type Action = model.Effect
 
 const (
 	// Persist the new state (check-and-set) before anything else.
-	Persist Action = "persist"
+	Persist = model.EffectPersist
 	// PushEndpoints: the From cluster's serving set changed.
-	PushEndpoints Action = "push_endpoints"
+	PushEndpoints = model.EffectPushEndpoints
 	// PushRoute: the traffic weights changed (only when a roll completes).
-	PushRoute Action = "push_route"
+	PushRoute = model.EffectPushRoute
 	// Confirm waits for every proxy to ACK a flip back and records the time.
-	Confirm Action = "confirm"
+	Confirm = model.EffectConfirm
 )
 
 // Errors for commands that do not apply.

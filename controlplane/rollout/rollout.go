@@ -13,16 +13,17 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// Action is something the caller must do after a transition, in order.
-type Action string
+// Action is something the caller must do after a transition: the one
+// effect type both state machines speak (model.Effect).
+type Action = model.Effect
 
 const (
 	// Persist the new state (check-and-set) before anything else.
-	Persist Action = "persist"
+	Persist = model.EffectPersist
 	// Push the new split to the proxies.
-	Push Action = "push"
+	Push = model.EffectPushRoute
 	// Confirm waits for every proxy to ACK a flip back and records the time.
-	Confirm Action = "confirm"
+	Confirm = model.EffectConfirm
 )
 
 // Errors for commands that do not apply.

@@ -3,46 +3,15 @@ package traffic_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/xds"
 )
-
-// memStore is an in-memory state.Store with the same check-and-set rule.
-type memStore struct {
-	mu   sync.Mutex
-	data map[string]model.Traffic
-	idx  map[string]state.Index
-	next state.Index
-}
-
-func newMemStore() *memStore {
-	return &memStore{data: map[string]model.Traffic{}, idx: map[string]state.Index{}}
-}
-
-func (m *memStore) Load(_ context.Context, service string) (model.Traffic, state.Index, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.data[service]
-	return t, m.idx[service], ok, nil
-}
-
-func (m *memStore) Save(_ context.Context, service string, t model.Traffic, prev state.Index, _ model.HistoryEntry) (state.Index, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.idx[service] != prev {
-		return 0, state.ErrConflict
-	}
-	m.next++
-	m.data[service], m.idx[service] = t, m.next
-	return m.next, nil
-}
 
 // BenchmarkAbortAcked times Switch(green) and Abort, alternating, from the
 // call to its return with every subscribed client's ACK in hand.
@@ -54,7 +23,7 @@ func BenchmarkAbortAcked(b *testing.B) {
 
 func benchAbortAcked(b *testing.B, n int) {
 	srv := xds.NewServer(quiet, nil)
-	c := traffic.New([]model.Service{webService}, "0.0.0.0", newMemStore(), srv, quiet, traffic.NewMetrics(nil))
+	c := traffic.New([]model.Service{webService}, "0.0.0.0", memstate.New(), srv, quiet, traffic.NewMetrics(nil))
 	ctx := context.Background()
 	c.OnMembership(membership.Update{Service: "web", Membership: webMembership()})
 	if err := c.LoadState(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/xds"
 )
@@ -66,9 +67,10 @@ func TestSwitchWithoutColourGoesToIdle(t *testing.T) {
 // and nothing changes; naming the colour still works.
 func TestSwitchWithoutColourRefusedWhenSplit(t *testing.T) {
 	plan := slowPlan()
-	store := &historyStore{memStore: newMemStore()}
-	store.data["web"] = model.Traffic{Stable: model.Blue, Target: model.Green, GreenPercent: 30, Phase: model.PhaseSwitched, Generation: 5}
-	store.idx["web"], store.next = 1, 1
+	store := memstate.New()
+	if _, err := store.Save(context.Background(), "web", model.Traffic{Stable: model.Blue, Target: model.Green, GreenPercent: 30, Phase: model.PhaseSwitched, Generation: 5}, 0, model.HistoryEntry{}); err != nil {
+		t.Fatal(err)
+	}
 	c := traffic.New([]model.Service{webService}, "0.0.0.0", store, xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
 	c.SetAnalysis(nil, map[string]model.Plan{"web": plan})
 	ctx := context.Background()

@@ -91,7 +91,7 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 		if err != nil {
 			return cur, effects{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
 		}
-		return next, rolloutEffects(actions), nil
+		return next, effectsOf(actions), nil
 	})
 	if err != nil {
 		return Result{}, err
@@ -110,7 +110,7 @@ func (c *Controller) Command(ctx context.Context, service string, ev rollout.Eve
 		if err != nil {
 			return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
 		}
-		return next, rolloutEffects(actions), nil
+		return next, effectsOf(actions), nil
 	})
 	if err != nil {
 		return Result{}, err

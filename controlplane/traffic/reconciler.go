@@ -31,32 +31,18 @@ type effects struct {
 	safety bool
 }
 
-func rolloutEffects(a []rollout.Action) effects {
+// effectsOf reads the effects of either state machine's decision.
+func effectsOf(a []model.Effect) effects {
 	e := effects{}
 	for _, x := range a {
 		switch x {
-		case rollout.Persist:
+		case model.EffectPersist:
 			e.persist = true
-		case rollout.Push:
+		case model.EffectPushRoute:
 			e.pushRoute = true
-		case rollout.Confirm:
-			e.confirm = true
-		}
-	}
-	return e
-}
-
-func rollingEffects(a []rolling.Action) effects {
-	e := effects{}
-	for _, x := range a {
-		switch x {
-		case rolling.Persist:
-			e.persist = true
-		case rolling.PushRoute:
-			e.pushRoute = true
-		case rolling.PushEndpoints:
+		case model.EffectPushEndpoints:
 			e.pushEndpoints = true
-		case rolling.Confirm:
+		case model.EffectConfirm:
 			e.confirm = true
 		}
 	}
@@ -544,7 +530,7 @@ func (c *Controller) decideRollout(s *service, cur model.Traffic, ev rollout.Eve
 		c.mu.Unlock()
 		return nil
 	}
-	eff := rolloutEffects(actions)
+	eff := effectsOf(actions)
 	eff.safety = next.Rollout != nil && rolloutBack(next.Rollout.Phase) && next.Rollout.Phase != model.RolloutAborted
 	return c.execute(context.Background(), s, cur, next, eff)
 }
@@ -559,7 +545,7 @@ func (c *Controller) onRollTick(s *service, epoch uint64, id string, ev rolling.
 		if err != nil {
 			c.log.Warn("roll step not applied", "service", s.cfg.Name, "roll", id, "error", err)
 		} else if actions != nil {
-			eff := rollingEffects(actions)
+			eff := effectsOf(actions)
 			eff.safety = next.Roll != nil && rollBack(next.Roll.Phase) && !next.Roll.ByHand
 			if err := c.execute(context.Background(), s, cur, next, eff); err != nil {
 				c.log.Warn("roll step not applied", "service", s.cfg.Name, "roll", id, "error", err)

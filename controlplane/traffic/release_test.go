@@ -13,38 +13,15 @@ import (
 
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
-	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/window"
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
-// historyStore is a memStore that keeps every history entry.
-type historyStore struct {
-	*memStore
-	mu      sync.Mutex
-	entries []model.HistoryEntry
-}
-
-func (h *historyStore) Save(ctx context.Context, service string, t model.Traffic, prev state.Index, e model.HistoryEntry) (state.Index, error) {
-	idx, err := h.memStore.Save(ctx, service, t, prev, e)
-	if err == nil {
-		h.mu.Lock()
-		h.entries = append(h.entries, e)
-		h.mu.Unlock()
-	}
-	return idx, err
-}
-
-func (h *historyStore) last() model.HistoryEntry {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.entries[len(h.entries)-1]
-}
-
-func releaseController(t *testing.T, svc model.Service, plan *model.Plan) (*traffic.Controller, *historyStore) {
+func releaseController(t *testing.T, svc model.Service, plan *model.Plan) (*traffic.Controller, *memstate.Store) {
 	t.Helper()
-	store := &historyStore{memStore: newMemStore()}
+	store := memstate.New()
 	c := traffic.New([]model.Service{svc}, "0.0.0.0", store, xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
 	if plan != nil {
 		c.SetAnalysis(nil, map[string]model.Plan{svc.Name: *plan})
@@ -87,7 +64,7 @@ func TestWindowsRefuseUnlessForced(t *testing.T) {
 	if err != nil || res.Status.Weights.Green != 100 {
 		t.Fatalf("forced switch: %+v %v", res.Status.Weights, err)
 	}
-	e := store.last()
+	e := store.Last()
 	if e.Override != "switch --force: windows, gates and analysis skipped (INC-42)" || e.Actor != "cli:alice@laptop" || e.ToGreen != 100 {
 		t.Fatalf("history entry %+v", e)
 	}
@@ -95,7 +72,7 @@ func TestWindowsRefuseUnlessForced(t *testing.T) {
 	if _, err := c.Abort(ctx, traffic.Request{Service: "web", Timeout: time.Second}); err != nil {
 		t.Fatalf("abort in a freeze: %v", err)
 	}
-	if e := store.last(); e.Override != "" || e.ToGreen != 0 {
+	if e := store.Last(); e.Override != "" || e.ToGreen != 0 {
 		t.Fatalf("abort entry %+v", e)
 	}
 }

@@ -40,7 +40,7 @@ func (c *Controller) startRoll(ctx context.Context, req Request) (Result, error)
 		if err != nil {
 			return cur, effects{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
 		}
-		return next, rollingEffects(actions), nil
+		return next, effectsOf(actions), nil
 	})
 	if err != nil {
 		return Result{}, err
@@ -64,7 +64,7 @@ func (c *Controller) rollEvent(ctx context.Context, name string, ev rolling.Even
 		if err != nil {
 			return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
 		}
-		return next, rollingEffects(actions), nil
+		return next, effectsOf(actions), nil
 	})
 	if err != nil {
 		return Result{}, err
