@@ -250,43 +250,84 @@ func undoes(stored, ours model.Traffic) bool {
 //     history entry, or starts a fresh install on a colour with members.
 func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, found, fresh bool) error {
 	c.mu.Lock()
-	cur, curIdx, loaded, unsaved, leading := s.traffic, s.index, s.loaded, s.unsaved, c.leading
+	in := storedInput{cur: s.traffic, curIdx: s.index, loaded: s.loaded, unsaved: s.unsaved, leading: c.leading,
+		stored: t, idx: idx, found: found, fresh: fresh}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if !found {
-		if loaded {
-			if !leading {
-				return nil // the leader writes it back; keep serving
-			}
-			return c.writeBack(ctx, s, withGeneration(cur, cur.Generation+1), 0, "the stored state was missing; wrote back the state this replica served")
-		}
+	cur := in.cur
+	switch decideStored(in) {
+	case storedIgnore:
+		return nil
+	case storedKeepRollback:
+		c.log.Warn("stored state would undo a rollback this replica decided; keeping the rollback until the leader stores it", "service", s.cfg.Name)
+		return nil
+	case storedWriteRollback:
+		return c.writeBack(ctx, s, withGeneration(cur, max(cur.Generation, t.Generation)+1), idx, "stored the rollback decided while Consul could not be written")
+	case storedWriteBack:
+		return c.writeBack(ctx, s, withGeneration(cur, cur.Generation+1), 0, "the stored state was missing; wrote back the state this replica served")
+	case storedCreate:
 		return c.createMissing(ctx, s)
 	}
-	if loaded && unsaved && undoes(t, cur) {
-		if !leading {
-			c.log.Warn("stored state would undo a rollback this replica decided; keeping the rollback until the leader stores it", "service", s.cfg.Name)
-			return nil
-		}
-		return c.writeBack(ctx, s, withGeneration(cur, max(cur.Generation, t.Generation)+1), idx, "stored the rollback decided while Consul could not be written")
-	}
-	if loaded && !fresh && idx <= curIdx {
-		return nil // our own write, or older than what we hold
-	}
-	if loaded && idx == curIdx && t.Generation == cur.Generation {
-		return nil
-	}
+	// storedAdopt
 	c.mu.Lock()
 	s.traffic, s.index, s.loaded, s.unsaved = t, idx, true, false
 	pushed := c.pushed
 	c.mu.Unlock()
 	c.m.setWeights(s.cfg.Name, t)
-	if loaded && pushed && (t.Generation != cur.Generation || t.GreenPercent != cur.GreenPercent) {
+	if in.loaded && pushed && (t.Generation != cur.Generation || t.GreenPercent != cur.GreenPercent) {
 		c.pushTraffic(s)
 		c.log.Info("serving the stored state", "service", s.cfg.Name, "state", describe(t))
 	}
 	c.schedule(s)
 	return nil
+}
+
+// storedInput is what decideStored weighs: what this replica serves, and a
+// read of the stored state.
+type storedInput struct {
+	cur                      model.Traffic // served now
+	curIdx                   state.Index   // stored revision cur was read or written at
+	loaded, unsaved, leading bool
+	stored                   model.Traffic
+	idx                      state.Index
+	found                    bool // false: no key is stored
+	fresh                    bool // a consistent read (load, takeover, retry), not the watch
+}
+
+// storedAction is what a replica does with a read of the stored state.
+type storedAction int
+
+const (
+	storedIgnore        storedAction = iota // nothing: our own write, an older read, or the leader's job
+	storedAdopt                             // serve what is stored
+	storedKeepRollback                      // follower: keep serving our unsaved rollback
+	storedWriteRollback                     // leader: write our unsaved rollback over the stored state
+	storedWriteBack                         // leader: the key vanished; write back what we served
+	storedCreate                            // first load with no key: restore from history or create
+)
+
+// decideStored is the policy for stored-state reads (invariants 1 and 4):
+// an unsaved rollback wins over any stored state that would undo it, and a
+// missing key never becomes a default while anything serves. Pure.
+func decideStored(in storedInput) storedAction {
+	switch {
+	case !in.found && !in.loaded:
+		return storedCreate // createMissing refuses unless leading
+	case !in.found && in.leading:
+		return storedWriteBack
+	case !in.found:
+		return storedIgnore // the leader writes it back; keep serving
+	case in.loaded && in.unsaved && undoes(in.stored, in.cur) && in.leading:
+		return storedWriteRollback
+	case in.loaded && in.unsaved && undoes(in.stored, in.cur):
+		return storedKeepRollback
+	case in.loaded && !in.fresh && in.idx <= in.curIdx:
+		return storedIgnore // our own write, or older than what we hold
+	case in.loaded && in.idx == in.curIdx && in.stored.Generation == in.cur.Generation:
+		return storedIgnore
+	}
+	return storedAdopt
 }
 
 func withGeneration(t model.Traffic, g uint64) model.Traffic {
