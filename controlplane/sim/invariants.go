@@ -128,6 +128,9 @@ func (w *World) final() {
 			w.violate("%s is not serving 30 s after every fault healed", r.id)
 			continue
 		}
+		if st.Unsaved {
+			w.violate("%s still holds an unsaved rollback 30 s after every fault healed", r.id)
+		}
 		if st.Generation != t.Generation || st.Weights.Green != t.GreenPercent {
 			w.violate("%s serves generation %d (green %d%%) but generation %d (green %d%%) is stored", r.id, st.Generation, st.Weights.Green, t.Generation, t.GreenPercent)
 		}

@@ -26,7 +26,7 @@ func (c *Controller) Status(name string) (Status, error) {
 		c.mu.Unlock()
 		return Status{}, fmt.Errorf("%w %q", ErrUnknownService, name)
 	}
-	t := s.traffic
+	t, unsaved := s.traffic, s.unsaved
 	st := Status{
 		Service: name, Strategy: s.effective().Strategy, Weights: Weights{Blue: t.Percent(model.Blue), Green: t.Percent(model.Green)},
 		Stable: t.Stable, Target: t.Target, Phase: t.Phase, Generation: t.Generation, Reason: t.Reason,
@@ -83,6 +83,7 @@ func (c *Controller) Status(name string) (Status, error) {
 		st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
 	}
 	st.Window = c.windowStatus(name, c.now())
+	st.Unsaved = unsaved
 	c.mu.Lock()
 	if c.control != nil {
 		st.Control = c.control()

@@ -93,6 +93,10 @@ type Status struct {
 	// Control says which replica answered, whether it acts, and whether it
 	// reaches Consul: while no leader reaches Consul, switches are paused.
 	Control any `json:"control,omitempty"`
+	// Unsaved: this replica serves a rollback it decided but could not store
+	// yet (Consul unreachable, leadership lost); it keeps serving it and
+	// stores it as soon as it can. No stored state undoes it meanwhile.
+	Unsaved bool `json:"unsaved,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,
