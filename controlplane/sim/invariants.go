@@ -20,8 +20,9 @@ import (
 //  4. A split never changes without a new generation: no default, no
 //     stale state replaces what is served.
 //
-// And: the stored generation never goes down (a deleted key is written
-// back above it), at most one replica writes per term; at the end, after
+// And: stored generations rise by exactly one per write, so history is
+// gapless (a deleted key is written back at the next one), at most one
+// replica writes per term; at the end, after
 // every fault healed, all replicas serve what is stored.
 
 func (w *World) violate(format string, args ...any) {
@@ -45,8 +46,8 @@ func (w *World) storedBack(id string) bool {
 // onWrite checks every stored state as it is written.
 func (w *World) onWrite(_ string, t model.Traffic) {
 	c := w.consul
-	if t.Generation <= w.maxGen {
-		w.violate("stored generation went from %d to %d", w.maxGen, t.Generation)
+	if w.maxGen > 0 && t.Generation != w.maxGen+1 {
+		w.violate("stored generation went from %d to %d: history must be gapless and rising", w.maxGen, t.Generation)
 	}
 	w.maxGen = max(w.maxGen, t.Generation)
 	if who, ok := w.termOf[c.term]; ok && who != c.holder {

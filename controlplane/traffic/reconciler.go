@@ -159,35 +159,34 @@ func (c *Controller) confirmLater(s *service, flipped model.Traffic) {
 
 func (c *Controller) onConfirmed(s *service, gen uint64, at time.Time) {
 	c.mu.Lock()
-	t := s.traffic
+	t, unsaved, idx := s.traffic, s.unsaved, s.index
 	c.mu.Unlock()
-	if t.Generation != gen || t.Rollout == nil {
+	if t.Generation != gen || t.Rollout == nil || !t.Rollout.ConfirmedAt.IsZero() {
 		return // something newer happened; it records itself
-	}
-	if !t.Rollout.ConfirmedAt.IsZero() {
-		return
 	}
 	next := t
 	r := *t.Rollout
 	r.ConfirmedAt = at
 	next.Rollout = &r
-	next.Generation++ // a change of the stored state: its own history entry
 	if !r.DetectedAt.IsZero() {
 		c.m.rollbackSeconds.WithLabelValues(s.cfg.Name).Observe(at.Sub(r.DetectedAt).Seconds())
 	}
-	c.mu.Lock()
-	unsaved, idx := s.unsaved, s.index
-	s.traffic = next
-	c.mu.Unlock()
 	if unsaved {
-		return // the pending write carries it
+		// The pending write of the rollback carries it, in the same
+		// generation: history stays gapless.
+		c.mu.Lock()
+		s.traffic = next
+		c.mu.Unlock()
+		return
 	}
+	next.Generation++ // a change of the stored state: its own history entry
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if newIdx, err := c.store.Save(ctx, s.cfg.Name, next, idx, c.entry(ctx, t, next)); err == nil {
 		c.mu.Lock()
-		s.index = newIdx
+		s.traffic, s.index = next, newIdx
 		c.mu.Unlock()
+		c.pusher.MarkRouteGen(s.cfg.Name, next.Generation)
 	}
 }
 
@@ -263,7 +262,8 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 		c.log.Warn("stored state would undo a rollback this replica decided; keeping the rollback until the leader stores it", "service", s.cfg.Name)
 		return nil
 	case storedWriteRollback:
-		return c.writeBack(ctx, s, withGeneration(cur, max(cur.Generation, t.Generation)+1), idx, "stored the rollback decided while Consul could not be written")
+		// The next generation after what is stored: history stays gapless.
+		return c.writeBack(ctx, s, withGeneration(cur, t.Generation+1), idx, "stored the rollback decided while Consul could not be written")
 	case storedWriteBack:
 		return c.writeBack(ctx, s, withGeneration(cur, cur.Generation+1), 0, "the stored state was missing; wrote back the state this replica served")
 	case storedCreate:
