@@ -147,7 +147,7 @@ func merge(base, read model.Fleet) model.Fleet {
 // has no pools and mirrors nothing: erring towards carrying only keeps last
 // known endpoints longer.
 func Carries(t model.Traffic, c model.Color) bool {
-	return t.Percent(c) > 0 || t.Candidate() == c || (t.Rolling() && t.Roll.To == c)
+	return t.Percent(c) > 0 || t.Candidate() == c || (t.RollRunning() && t.Roll.To == c)
 }
 
 // State is the guarded membership of one service: what to serve, the hold

@@ -34,8 +34,8 @@ type Service struct {
 	MirrorPercent int
 }
 
-// Rolling is true for stateful services switched host by host.
-func (s Service) Rolling() bool { return s.Strategy == StrategyRolling }
+// Stateful is true for services switched host by host (strategy rolling).
+func (s Service) Stateful() bool { return s.Strategy == StrategyRolling }
 
 // ServiceView is everything the translator needs about one service.
 type ServiceView struct {

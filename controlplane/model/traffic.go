@@ -46,10 +46,10 @@ type Traffic struct {
 // Candidate is the colour pools and mirrored requests go to: the target
 // of a running progressive switch, else the previewed colour, else none.
 func (t Traffic) Candidate() Color {
-	if t.Switching() {
+	if t.ProgressiveRunning() {
 		return t.Rollout.To
 	}
-	if t.Rolling() {
+	if t.RollRunning() {
 		return ""
 	}
 	return t.Preview
@@ -60,11 +60,11 @@ func InitialTraffic() Traffic {
 	return Traffic{Stable: Blue, GreenPercent: 0, Phase: PhaseStable, Generation: 1}
 }
 
-// Switching is true while a progressive switch drives this service.
-func (t Traffic) Switching() bool { return t.Rollout != nil && t.Rollout.Phase.Running() }
+// ProgressiveRunning is true while a progressive switch drives this service.
+func (t Traffic) ProgressiveRunning() bool { return t.Rollout != nil && t.Rollout.Phase.Running() }
 
-// Rolling is true while a host-by-host switch drives this service.
-func (t Traffic) Rolling() bool { return t.Roll != nil && t.Roll.Phase.Running() }
+// RollRunning is true while a roll (host-by-host switch) drives this service.
+func (t Traffic) RollRunning() bool { return t.Roll != nil && t.Roll.Phase.Running() }
 
 // Percent returns the share of traffic of one colour.
 func (t Traffic) Percent(c Color) int {

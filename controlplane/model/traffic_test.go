@@ -108,7 +108,7 @@ func TestTrafficSwitching(t *testing.T) {
 		{&Rollout{Phase: RolloutRolledBack}, false},
 		{&Rollout{Phase: RolloutAborted}, false},
 	} {
-		if got := (Traffic{Rollout: c.r}).Switching(); got != c.want {
+		if got := (Traffic{Rollout: c.r}).ProgressiveRunning(); got != c.want {
 			t.Errorf("rollout %+v: Switching() = %v", c.r, got)
 		}
 	}

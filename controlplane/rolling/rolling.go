@@ -71,7 +71,7 @@ func Decide(t model.Traffic, fleets model.Membership, ev Event) (model.Traffic, 
 	if e, ok := ev.(Start); ok {
 		return start(t, fleets, e)
 	}
-	if !t.Rolling() {
+	if !t.RollRunning() {
 		return t, nil, ErrNotRunning
 	}
 	r := *t.Roll

@@ -60,7 +60,7 @@ func simulate(t *testing.T, to model.Color, n int, pr model.RollParams, w world)
 		checkStep(t, d, cur, out, acts, fl, n)
 		record(&tr, cur, out, d)
 		cur = out
-		if !cur.Rolling() {
+		if !cur.RollRunning() {
 			tr.last, tr.endedAt = cur, d
 			return tr
 		}

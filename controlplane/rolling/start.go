@@ -11,7 +11,7 @@ import (
 )
 
 func start(t model.Traffic, fleets model.Membership, e Start) (model.Traffic, []Action, error) {
-	if t.Switching() || t.Rolling() {
+	if t.ProgressiveRunning() || t.RollRunning() {
 		return t, nil, ErrRunning
 	}
 	if _, err := model.ParseColor(string(e.To)); err != nil {

@@ -88,7 +88,7 @@ func TestVanishedReplacement(t *testing.T) {
 
 				// Walking home: only slots being restored change, in reverse order;
 				// pending slots never move.
-				for d := 2 * every; out.Rolling(); d += every {
+				for d := 2 * every; out.RollRunning(); d += every {
 					if d > time.Hour {
 						t.Fatalf("roll did not end: %s", dump(out))
 					}

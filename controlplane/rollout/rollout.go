@@ -93,7 +93,7 @@ func Decide(t model.Traffic, ev Event) (model.Traffic, []Action, error) {
 	if e, ok := ev.(Start); ok {
 		return start(t, e)
 	}
-	if !t.Switching() {
+	if !t.ProgressiveRunning() {
 		return t, nil, ErrNotRunning
 	}
 	next := t
@@ -147,7 +147,7 @@ func Decide(t model.Traffic, ev Event) (model.Traffic, []Action, error) {
 }
 
 func start(t model.Traffic, e Start) (model.Traffic, []Action, error) {
-	if t.Switching() {
+	if t.ProgressiveRunning() {
 		return t, nil, ErrRunning
 	}
 	if err := e.Plan.Validate(); err != nil {

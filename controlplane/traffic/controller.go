@@ -214,7 +214,7 @@ func (c *Controller) onMembership(s *service, u membership.Update) {
 		return
 	}
 	if strategyChanged {
-		c.log.Info("consul meta changed the service's strategy", "service", u.Service, "rolling", c.effective(s).Rolling())
+		c.log.Info("consul meta changed the service's strategy", "service", u.Service, "rolling", c.effective(s).Stateful())
 		c.pushService(s)
 		return
 	}

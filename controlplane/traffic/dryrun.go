@@ -62,7 +62,7 @@ func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, err
 // there while traffic is split.
 func idleColor(t model.Traffic) (model.Color, error) {
 	switch {
-	case t.Switching() || t.Rolling():
+	case t.ProgressiveRunning() || t.RollRunning():
 		return "", busyAny(t)
 	case t.Serving() == "":
 		return "", fmt.Errorf("%w: traffic is split; name the colour with --to", ErrBadPlan)

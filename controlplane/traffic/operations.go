@@ -54,7 +54,7 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if c.effective(svc).Rolling() {
+	if c.effective(svc).Stateful() {
 		if !req.Instant {
 			return c.startRoll(ctx, req)
 		}
@@ -68,7 +68,7 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 		return c.startProgressive(ctx, req)
 	}
 	if !req.Force {
-		if t, err := c.traffic(req.Service); err == nil && t.Serving() != req.To && !t.Switching() && !t.Rolling() {
+		if t, err := c.traffic(req.Service); err == nil && t.Serving() != req.To && !t.ProgressiveRunning() && !t.RollRunning() {
 			if err := c.preGatesInstant(ctx, req); err != nil {
 				return Result{}, err
 			}
@@ -91,9 +91,9 @@ func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if t, err := c.traffic(req.Service); err == nil && t.Switching() {
+	if t, err := c.traffic(req.Service); err == nil && t.ProgressiveRunning() {
 		return c.Command(ctx, req.Service, rollout.Abort{Now: c.now(), Reason: req.Reason}, req.Timeout)
-	} else if err == nil && t.Rolling() {
+	} else if err == nil && t.RollRunning() {
 		return c.abortRoll(ctx, req)
 	}
 	reason := req.Reason
@@ -118,7 +118,7 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 		return Result{}, err
 	}
 	changed, err := c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
-		if cur.Switching() || cur.Rolling() {
+		if cur.ProgressiveRunning() || cur.RollRunning() {
 			return cur, effects{}, busyAny(cur)
 		}
 		next, changed, to, err := tr(cur)

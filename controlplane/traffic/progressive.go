@@ -78,7 +78,7 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 		return Result{}, fmt.Errorf("%w: set prometheus.address to judge switches, or use --instant", ErrNoAnalysis)
 	}
 	_, err = c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
-		if cur.Switching() || cur.Rolling() {
+		if cur.ProgressiveRunning() || cur.RollRunning() {
 			return cur, effects{}, busyAny(cur)
 		}
 		if cur.Serving() == req.To {

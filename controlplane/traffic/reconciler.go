@@ -472,9 +472,9 @@ func (c *Controller) schedule(s *service) {
 	}
 	var every time.Duration
 	switch {
-	case t.Switching():
+	case t.ProgressiveRunning():
 		every = t.Rollout.Plan.Interval.D()
-	case t.Rolling():
+	case t.RollRunning():
 		every = t.Roll.Params.Interval.D()
 	default:
 		return
@@ -494,7 +494,7 @@ func (c *Controller) onTick(s *service, epoch uint64) {
 		return // a round of an earlier term; the new term schedules its own
 	}
 	switch {
-	case t.Switching():
+	case t.ProgressiveRunning():
 		r := *t.Rollout
 		if r.Gate != "" && r.Phase == model.RolloutProgressing {
 			c.rt.Go(func() {
@@ -504,7 +504,7 @@ func (c *Controller) onTick(s *service, epoch uint64) {
 			return
 		}
 		c.analyseLater(s, epoch, r)
-	case t.Rolling():
+	case t.RollRunning():
 		r := *t.Roll
 		c.rt.Go(func() {
 			healthy := c.rollHealth(context.Background(), s.cfg.Name, &r)
@@ -540,7 +540,7 @@ func (c *Controller) onRolloutEvent(s *service, epoch uint64, was model.Rollout,
 	cur, current := s.traffic, epoch == c.epoch && c.leading
 	c.mu.Unlock()
 	done := func() { c.tickDone(s, epoch) }
-	if !current || !cur.Switching() || cur.Rollout.ID != was.ID {
+	if !current || !cur.ProgressiveRunning() || cur.Rollout.ID != was.ID {
 		done()
 		return
 	}
@@ -581,7 +581,7 @@ func (c *Controller) onRollTick(s *service, epoch uint64, id string, ev rolling.
 	cur, current := s.traffic, epoch == c.epoch && c.leading
 	fleets := s.membership
 	c.mu.Unlock()
-	if current && cur.Rolling() && cur.Roll.ID == id && fleets != nil {
+	if current && cur.RollRunning() && cur.Roll.ID == id && fleets != nil {
 		next, actions, err := rolling.Decide(cur, *fleets, ev)
 		if err != nil {
 			c.log.Warn("roll step not applied", "service", s.cfg.Name, "roll", id, "error", err)

@@ -154,7 +154,7 @@ func (c *Controller) Preview(ctx context.Context, req PreviewRequest) (Result, e
 		return Result{}, err
 	}
 	svc := c.effective(s)
-	if !req.Off && (svc.Rolling() || len(svc.Pools) == 0 && svc.MirrorPercent == 0) {
+	if !req.Off && (svc.Stateful() || len(svc.Pools) == 0 && svc.MirrorPercent == 0) {
 		return Result{}, fmt.Errorf("%w: %s has no pools or mirror configured (a rolling service has none)", ErrNoPreview, req.Service)
 	}
 	reason := req.Reason

@@ -30,7 +30,7 @@ func (c *Controller) startRoll(ctx context.Context, req Request) (Result, error)
 		return Result{}, fmt.Errorf("%w: no rolling parameters for %s", ErrBadPlan, req.Service)
 	}
 	_, err = c.command(ctx, s, func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error) {
-		if cur.Switching() {
+		if cur.ProgressiveRunning() {
 			return cur, effects{}, busyAny(cur)
 		}
 		if err := refuseEmpty(fleets, req.To, req); err != nil {
@@ -108,7 +108,7 @@ func (c *Controller) rollHealth(ctx context.Context, name string, r *model.Roll)
 
 // busyAny names whatever switch or roll is running.
 func busyAny(t model.Traffic) error {
-	if t.Rolling() {
+	if t.RollRunning() {
 		r := t.Roll
 		return fmt.Errorf("%w: roll %s from %s to %s is %s; abort it or wait for it", ErrBusy, r.ID, r.From, r.To, r.Phase)
 	}

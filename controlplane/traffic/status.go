@@ -43,7 +43,7 @@ func (c *Controller) Status(name string) (Status, error) {
 		st.Pools = append(st.Pools, p.String())
 	}
 	st.MirrorPercent, st.Preview = svc.MirrorPercent, t.Preview
-	if !svc.Rolling() {
+	if !svc.Stateful() {
 		st.Candidate = t.Candidate()
 	}
 	if t.Roll != nil {

@@ -19,7 +19,7 @@ type membershipHint struct {
 // bg-strategy=rolling (and bg-affinity-header). Caller holds c.mu.
 func (s *service) effective() model.Service {
 	svc := s.cfg
-	if s.metaRoll.rolling && !svc.Rolling() {
+	if s.metaRoll.rolling && !svc.Stateful() {
 		svc.Strategy = model.StrategyRolling
 		if svc.Affinity.Header == "" && svc.Affinity.Cookie == "" {
 			svc.Affinity.Header = s.metaRoll.header

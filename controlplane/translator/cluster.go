@@ -40,7 +40,7 @@ func Cluster(s model.Service, c model.Color) *cluster.Cluster {
 		ConnectTimeout: durationpb.New(connectTimeout),
 		LbPolicy:       cluster.Cluster_ROUND_ROBIN,
 	}
-	if s.Rolling() {
+	if s.Stateful() {
 		// Both flavours read this CDS: grpc-go accepts only ROUND_ROBIN,
 		// RING_HASH and LEAST_REQUEST (no MAGLEV), and only the default
 		// XX_HASH hash function. Hosts sit on the ring by their EDS hash_key.

@@ -40,7 +40,7 @@ func Endpoints(sv model.ServiceView) map[string]types.Resource {
 // replacements); the other colour's cluster keeps its plain fleet.
 func ServiceLoadAssignment(sv model.ServiceView, c model.Color) *endpoint.ClusterLoadAssignment {
 	s, m := sv.Service, sv.Membership
-	if !s.Rolling() {
+	if !s.Stateful() {
 		return LoadAssignment(s.Name, c, m.Fleet(c))
 	}
 	set := servingAll(m.Fleet(c))

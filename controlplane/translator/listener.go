@@ -57,7 +57,7 @@ func HostCookie(a model.Affinity) string { return a.Cookie + "-host" }
 // override_host_status). Not strict: a session whose host is gone falls back
 // to the ring.
 func envoySessionFilters(s model.Service) []*hcm.HttpFilter {
-	if !s.Rolling() || s.Affinity.Cookie == "" {
+	if !s.Stateful() || s.Affinity.Cookie == "" {
 		return nil
 	}
 	return []*hcm.HttpFilter{{

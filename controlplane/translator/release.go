@@ -16,7 +16,7 @@ import (
 // rolling service's hosts are replaced in place, so it has no candidate
 // fleet to preview.
 func candidate(s model.Service, t model.Traffic) model.Color {
-	if s.Rolling() {
+	if s.Stateful() {
 		return ""
 	}
 	return t.Candidate()

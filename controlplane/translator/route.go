@@ -83,7 +83,7 @@ func ServiceRoute(s model.Service, t model.Traffic) *route.RouteConfiguration {
 // warning (no NACK) and keeps the header one. Envoy mints the cookie (ttl 0s:
 // a browser-session cookie) when a request arrives without it.
 func hashPolicies(s model.Service) []*route.RouteAction_HashPolicy {
-	if !s.Rolling() {
+	if !s.Stateful() {
 		return nil
 	}
 	var hp []*route.RouteAction_HashPolicy
