@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
+	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/wait"
 
 	"github.com/hashicorp/consul/api"
@@ -60,6 +63,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Key: cfg.Consul.KVPrefix + "leader", Self: self, SessionTTL: cfg.Leader.SessionTTL, LockDelay: cfg.Leader.LockDelay,
 	}, log, reg)
 	store.SetFence(elector.Fence)
+	// Each replica publishes which generation its proxies hold; "done"
+	// (CLI exit 0, --wait promoted, status ACKed N/N) counts every replica.
+	ackAgg, err := acks.Start(ctx, client, cfg.Consul.KVPrefix, self.Replica, xdsServer, slices.Sorted(maps.Keys(names)), log)
+	if err != nil {
+		return err
+	}
+	ctrl.SetAcks(ackAgg)
 	ctrl.SetControlInfo(func() any {
 		info := struct {
 			Replica string                `json:"replica"`
@@ -166,6 +176,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		case <-electorDone:
 		case <-shutdown.Done():
 		}
+	}
+	select { // our ACK reports leave with us
+	case <-ackAgg.Stopped():
+	case <-shutdown.Done():
 	}
 	return err
 }

@@ -3,7 +3,11 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -37,80 +41,175 @@ func isBack(p model.RolloutPhase) bool {
 	return p == model.RolloutRollingBack || p == model.RolloutRolledBack || p == model.RolloutAborted
 }
 
-// storedBack: Consul holds switch id ended back.
-func (w *World) storedBack(id string) bool {
-	t, _, found, err := store{w.consul, &Replica{alive: true}}.Load(context.Background(), service)
-	return err == nil && found && t.Rollout != nil && t.Rollout.ID == id && isBack(t.Rollout.Phase)
+func rollBack(p model.RollPhase) bool {
+	return p == model.RollRollingBack || p == model.RollRolledBack || p == model.RollAborted
+}
+
+func (w *World) stored(svc string) (model.Traffic, bool) {
+	t, _, found, err := store{w.consul, &Replica{alive: true}}.Load(context.Background(), svc)
+	return t, err == nil && found
+}
+
+// storedBack: Consul holds the switch or roll key ended back.
+func (w *World) storedBack(key string) bool {
+	svc, id, _ := strings.Cut(key, "/")
+	t, ok := w.stored(svc)
+	if !ok {
+		return false
+	}
+	if r := t.Rollout; r != nil && r.ID == id {
+		return isBack(r.Phase)
+	}
+	if r := t.Roll; r != nil && r.ID == id {
+		return rollBack(r.Phase)
+	}
+	return false
 }
 
 // onWrite checks every stored state as it is written.
-func (w *World) onWrite(_ string, t model.Traffic) {
+func (w *World) onWrite(svc string, t model.Traffic) {
 	c := w.consul
-	if w.maxGen > 0 && t.Generation != w.maxGen+1 {
-		w.violate("stored generation went from %d to %d: history must be gapless and rising", w.maxGen, t.Generation)
+	if last := w.maxGen[svc]; last > 0 && t.Generation != last+1 {
+		w.violate("%s: stored generation went from %d to %d: history must be gapless and rising", svc, last, t.Generation)
 	}
-	w.maxGen = max(w.maxGen, t.Generation)
+	w.maxGen[svc] = max(w.maxGen[svc], t.Generation)
 	if who, ok := w.termOf[c.term]; ok && who != c.holder {
 		w.violate("term %d written by %s but held by %s", c.term, c.holder, who)
 	}
 	if r := t.Rollout; r != nil {
-		if d := w.decided[r.ID]; d != nil && !d.dropped && !isBack(r.Phase) {
-			w.violate("stored switch %s as %s at %d%% after %s decided to roll it back", r.ID, r.Phase, r.Applied(), d.by)
+		if d := w.decided[svc+"/"+r.ID]; d != nil && !d.dropped && !isBack(r.Phase) {
+			w.violate("%s: stored switch %s as %s at %d%% after %s decided to roll it back", svc, r.ID, r.Phase, r.Applied(), d.by)
+		}
+	}
+	if r := t.Roll; r != nil {
+		if d := w.decided[svc+"/"+r.ID]; d != nil && !d.dropped && !rollBack(r.Phase) {
+			w.violate("%s: stored roll %s as %s after %s decided to roll it back", svc, r.ID, r.Phase, d.by)
 		}
 	}
 }
 
-// check runs the per-event invariants on every replica.
+// check runs the per-event invariants on every replica and service.
 func (w *World) check() {
 	for _, r := range w.replicas {
-		st, ok := r.status()
-		if !ok {
-			continue
+		for _, svc := range services {
+			w.checkOne(r, svc)
 		}
-		key := fmt.Sprintf("%s#%d", r.id, r.inc)
-		o := w.seen[key]
-		if o == nil {
-			o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}}
-			w.seen[key] = o
+	}
+}
+
+func (w *World) checkOne(r *Replica, svc string) {
+	st, ok := r.status(svc)
+	if !ok {
+		return
+	}
+	key := fmt.Sprintf("%s#%d/%s", r.id, r.inc, svc)
+	o := w.seen[key]
+	if o == nil {
+		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}}
+		w.seen[key] = o
+	}
+	// 4: the split moves only with a new generation.
+	if st.Weights.Green != o.green && st.Generation == o.gen {
+		w.violate("%s %s changed green %d%% → %d%% at the same generation %d", r.id, svc, o.green, st.Weights.Green, st.Generation)
+	}
+	o.gen, o.green = st.Generation, st.Weights.Green
+	// 1: rollbacks are final.
+	if sw := st.Switch; sw != nil {
+		share := st.Weights.Green
+		if sw.To == model.Blue {
+			share = st.Weights.Blue
 		}
-		// 4: the split moves only with a new generation.
-		if st.Weights.Green != o.green && st.Generation == o.gen {
-			w.violate("%s changed green %d%% → %d%% at the same generation %d", r.id, o.green, st.Weights.Green, st.Generation)
+		id := svc + "/" + sw.ID
+		if isBack(sw.Phase) && w.decided[id] == nil {
+			w.decided[id] = &decision{by: r.id}
+			w.s.trace("%s decided %s for %s", r.id, sw.Phase, id)
 		}
-		o.gen, o.green = st.Generation, st.Weights.Green
-		// 1: rollbacks are final.
-		if sw := st.Switch; sw != nil {
-			share := st.Weights.Green
-			if sw.To == model.Blue {
-				share = st.Weights.Blue
+		if d := w.decided[id]; d != nil && !d.dropped {
+			if prev, seen := o.share[id]; seen && share > prev {
+				w.violate("%s raised candidate share of %s from %d%% to %d%% after %s decided to roll it back", r.id, id, prev, share, d.by)
 			}
-			if isBack(sw.Phase) && w.decided[sw.ID] == nil {
-				w.decided[sw.ID] = &decision{by: r.id}
-				w.s.trace("%s decided %s for %s", r.id, sw.Phase, sw.ID)
-			}
-			if d := w.decided[sw.ID]; d != nil && !d.dropped {
-				if prev, seen := o.share[sw.ID]; seen && share > prev {
-					w.violate("%s raised candidate share of %s from %d%% to %d%% after %s decided to roll it back", r.id, sw.ID, prev, share, d.by)
-				}
-				if o.back[sw.ID] && !isBack(sw.Phase) {
-					w.violate("%s serves %s as %s again after serving it %s", r.id, sw.ID, sw.Phase, "ended back")
-				}
-			}
-			o.share[sw.ID] = share
-			if isBack(sw.Phase) {
-				o.back[sw.ID] = true
+			if o.back[id] && !isBack(sw.Phase) {
+				w.violate("%s serves %s as %s again after serving it ended back", r.id, id, sw.Phase)
 			}
 		}
-		// 3: a carrying fleet never empties.
-		for _, col := range model.Colors {
-			n := st.Fleets[col].Served
-			if n > 0 {
-				r.everServed[col] = true
+		o.share[id] = share
+		if isBack(sw.Phase) {
+			o.back[id] = true
+		}
+	}
+	if rl := st.Roll; rl != nil {
+		id := svc + "/" + rl.ID
+		if rollBack(rl.Phase) && w.decided[id] == nil {
+			w.decided[id] = &decision{by: r.id}
+			w.s.trace("%s decided %s for %s", r.id, rl.Phase, id)
+		}
+		if d := w.decided[id]; d != nil && !d.dropped && o.back[id] && !rollBack(rl.Phase) {
+			w.violate("%s serves roll %s as %s again after serving it going back", r.id, id, rl.Phase)
+		}
+		if rollBack(rl.Phase) {
+			o.back[id] = true
+		}
+	}
+	// 3: a carrying fleet never empties.
+	for _, col := range model.Colors {
+		n := st.Fleets[col].Served
+		k := svc + "/" + string(col)
+		if n > 0 {
+			r.everServed[k] = true
+		}
+		share := st.Weights.Blue
+		if col == model.Green {
+			share = st.Weights.Green
+		}
+		if share > 0 && n == 0 && r.everServed[k] {
+			w.violate("%s emptied %s %s, which carries %d%% of traffic", r.id, svc, col, share)
+		}
+	}
+}
+
+// checkEDS (invariant 5) runs on every endpoint push of a replica: in the
+// cache cluster that carries traffic, each slot's ring-hash key has at most
+// one serving host, and exactly one while the slot's old host or its
+// replacement passes in the replica's last read. A key without a serving
+// host rebuilds the ring and moves other slots' sessions.
+func (w *World) checkEDS(r *Replica) {
+	st, ok := r.status(cache)
+	if !ok {
+		return
+	}
+	col := st.Stable
+	if st.Weights.Green == 100 {
+		col = model.Green
+	} else if st.Weights.Blue == 100 {
+		col = model.Blue
+	}
+	if rl := st.Roll; rl != nil && rl.Phase.Running() {
+		col = rl.From
+	}
+	cla := r.eds[model.ClusterName(cache, col)]
+	if cla == nil {
+		return
+	}
+	serving := map[string][]string{}
+	for _, l := range cla.GetEndpoints() {
+		for _, e := range l.GetLbEndpoints() {
+			if e.GetHealthStatus() == core.HealthStatus_DRAINING {
+				continue
 			}
-			carries := (col == model.Green && st.Weights.Green > 0) || (col == model.Blue && st.Weights.Blue > 0)
-			if carries && n == 0 && r.everServed[col] {
-				w.violate("%s emptied %s, which carries %d%% of traffic", r.id, col, map[bool]int{true: st.Weights.Green, false: st.Weights.Blue}[col == model.Green])
-			}
+			k := e.GetMetadata().GetFilterMetadata()["envoy.lb"].GetFields()["hash_key"].GetStringValue()
+			serving[k] = append(serving[k], e.GetEndpoint().GetHostname())
+		}
+	}
+	read := r.lastRead[cache]
+	for i := 1; i <= 4; i++ {
+		k := fmt.Sprintf("s%d", i)
+		if len(serving[k]) > 1 {
+			w.violate("%s: slot %s of cache serves %v at once", r.id, k, serving[k])
+		}
+		passing := slices.ContainsFunc(read.Fleet(col).Endpoints, func(e model.Endpoint) bool { return e.Slot == k }) ||
+			st.Roll != nil && st.Roll.Phase.Running() && slices.ContainsFunc(read.Fleet(col.Other()).Endpoints, func(e model.Endpoint) bool { return e.Slot == k })
+		if passing && len(serving[k]) == 0 {
+			w.violate("%s: slot %s of cache has no serving host while a host of it passes (roll %+v)", r.id, k, st.Roll)
 		}
 	}
 }
@@ -118,30 +217,36 @@ func (w *World) check() {
 // final checks the healed world: every replica serves what is stored, and
 // a decided rollback stands.
 func (w *World) final() {
-	t, _, found, err := store{w.consul, &Replica{alive: true}}.Load(context.Background(), service)
-	if err != nil || !found {
-		w.violate("after healing no state is stored (found %v, err %v)", found, err)
-		return
-	}
-	for _, r := range w.replicas {
-		st, ok := r.status()
+	for _, svc := range services {
+		t, ok := w.stored(svc)
 		if !ok {
-			w.violate("%s is not serving 30 s after every fault healed", r.id)
+			w.violate("%s: after healing no state is stored", svc)
 			continue
 		}
-		if st.Unsaved {
-			w.violate("%s still holds an unsaved rollback 30 s after every fault healed", r.id)
+		for _, r := range w.replicas {
+			st, ok := r.status(svc)
+			if !ok {
+				w.violate("%s is not serving 30 s after every fault healed", r.id)
+				continue
+			}
+			if st.Unsaved {
+				w.violate("%s still holds an unsaved rollback of %s 30 s after every fault healed", r.id, svc)
+			}
+			if st.Generation != t.Generation || st.Weights.Green != t.GreenPercent {
+				w.violate("%s serves %s generation %d (green %d%%) but generation %d (green %d%%) is stored", r.id, svc, st.Generation, st.Weights.Green, t.Generation, t.GreenPercent)
+			}
 		}
-		if st.Generation != t.Generation || st.Weights.Green != t.GreenPercent {
-			w.violate("%s serves generation %d (green %d%%) but generation %d (green %d%%) is stored", r.id, st.Generation, st.Weights.Green, t.Generation, t.GreenPercent)
-		}
-	}
-	for id, d := range w.decided {
-		if d.dropped {
-			continue
-		}
-		if t.Rollout != nil && t.Rollout.ID == id && !isBack(t.Rollout.Phase) {
-			w.violate("switch %s ended %s although %s decided to roll it back", id, t.Rollout.Phase, d.by)
+		for id, d := range w.decided {
+			if d.dropped || !strings.HasPrefix(id, svc+"/") {
+				continue
+			}
+			sid := strings.TrimPrefix(id, svc+"/")
+			if t.Rollout != nil && t.Rollout.ID == sid && !isBack(t.Rollout.Phase) {
+				w.violate("%s: switch %s ended %s although %s decided to roll it back", svc, sid, t.Rollout.Phase, d.by)
+			}
+			if t.Roll != nil && t.Roll.ID == sid && !rollBack(t.Roll.Phase) {
+				w.violate("%s: roll %s ended %s although %s decided to roll it back", svc, sid, t.Roll.Phase, d.by)
+			}
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
@@ -35,7 +36,9 @@ type Replica struct {
 	published   bool
 	loaded      bool
 	seen        map[string]uint64 // state watch: ModifyIndex seen per service
-	everServed  map[model.Color]bool
+	everServed  map[string]bool   // service/colour → it served members once
+	lastRead    map[string]model.Membership
+	eds         map[string]*endpoint.ClusterLoadAssignment // cluster → last pushed
 }
 
 // rt is one incarnation's traffic.Runtime on the world's scheduler.
@@ -70,14 +73,22 @@ func (x rt) Post(_ string, run func()) { x.r.w.s.After(0, "", x.live("msg", run)
 func (x rt) Call(_ string, run func()) { run() }
 
 // pusher stands for the replica's xDS server and its proxies, which ACK
-// every route at once.
+// every route at once. It keeps the endpoints pushed, for invariant 5.
 type pusher struct{ r *Replica }
 
-func (pusher) Load(translator.Resources)                                     {}
+func (p pusher) Load(res translator.Resources) { _ = p.UpdateEndpoints(res.Endpoints) }
+func (p pusher) UpdateService(res translator.Resources) error {
+	return p.UpdateEndpoints(res.Endpoints)
+}
+func (p pusher) UpdateEndpoints(cla map[string]types.Resource) error {
+	for name, r := range cla {
+		p.r.eds[name] = r.(*endpoint.ClusterLoadAssignment)
+	}
+	p.r.w.checkEDS(p.r)
+	return nil
+}
 func (pusher) UpdateRouteGen(string, types.Resource, uint64) (uint64, error) { return 1, nil }
 func (pusher) MarkRouteGen(string, uint64)                                   {}
-func (pusher) UpdateEndpoints(map[string]types.Resource) error               { return nil }
-func (pusher) UpdateService(translator.Resources) error                      { return nil }
 func (pusher) WaitRoute(context.Context, string) xds.AckResult               { return xds.AckResult{} }
 func (pusher) RouteStatus(string) (subscribed, acked int)                    { return 0, 0 }
 
@@ -93,7 +104,7 @@ func (p prometheus) Sample(_ context.Context, q fleetmetrics.Query) (judge.Sampl
 		return judge.Sample{Requests: math.NaN(), Errors: 0}, nil
 	}
 	s := judge.Sample{Requests: 2000, Errors: 20} // 1 % errors
-	if q.Color == model.Green && w.greenBad {
+	if q.Color == model.Green && (w.greenBad && q.Service == service || w.cacheBad && q.Service == cache) {
 		s.Errors = 400 // 20 %
 	}
 	return s, nil
@@ -108,25 +119,33 @@ func (r *Replica) start() {
 	r.inc++
 	r.alive, r.partitioned, r.term, r.leading, r.published, r.loaded = true, false, 0, false, false, false
 	r.seen = map[string]uint64{}
-	r.everServed = map[model.Color]bool{}
-	c := traffic.New([]model.Service{{Name: service, ListenerPort: 10000}}, "0.0.0.0", store{w.consul, r}, pusher{r}, quiet, traffic.NewMetrics(nil))
+	r.everServed = map[string]bool{}
+	r.lastRead = map[string]model.Membership{}
+	r.eds = map[string]*endpoint.ClusterLoadAssignment{}
+	c := traffic.New([]model.Service{{Name: service, ListenerPort: 10000},
+		{Name: cache, ListenerPort: 10001, Strategy: model.StrategyRolling, Affinity: model.Affinity{Header: "x-session"}}},
+		"0.0.0.0", store{w.consul, r}, pusher{r}, quiet, traffic.NewMetrics(nil))
 	x := rt{r, r.inc}
 	c.SetRuntime(x)
 	c.UseElection()
 	c.SetReplica(r.id)
 	c.SetShrinkGrace(w.grace)
-	c.SetAnalysis(prometheus{w}, map[string]model.Plan{service: w.plan})
+	c.SetAnalysis(prometheus{w}, map[string]model.Plan{service: w.plan, cache: w.plan})
+	c.SetRolling(map[string]model.RollParams{cache: w.roll})
 	r.ctrl = c
-	w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), r.id+" reads fleets", x.live("read", func() { r.read(w.truth()) }))
+	for _, svc := range services {
+		w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), r.id+" reads "+svc, x.live("read", func() { r.read(svc, w.truth(svc)) }))
+	}
 	w.s.After(w.s.jitter(time.Millisecond, 50*time.Millisecond), r.id+" loads state", x.live("load", r.load))
 }
 
-// read delivers one health read to the controller.
-func (r *Replica) read(m model.Membership) {
+// read delivers one health read of a service to the controller.
+func (r *Replica) read(svc string, m model.Membership) {
 	if !r.w.consul.reachable(r) {
 		return
 	}
-	r.ctrl.OnMembership(membership.Update{Service: service, Membership: m})
+	r.lastRead[svc] = m
+	r.ctrl.OnMembership(membership.Update{Service: svc, Membership: m})
 }
 
 // load mirrors serve's publishWhenComplete: load, publish, then follow.
@@ -206,11 +225,11 @@ func (r *Replica) deposed() {
 	r.ctrl.Deposed()
 }
 
-// status is what the replica serves now.
-func (r *Replica) status() (traffic.Status, bool) {
+// status is what the replica serves now for svc.
+func (r *Replica) status(svc string) (traffic.Status, bool) {
 	if !r.alive || !r.published {
 		return traffic.Status{}, false
 	}
-	st, err := r.ctrl.Status(service)
+	st, err := r.ctrl.Status(svc)
 	return st, err == nil
 }

@@ -9,7 +9,14 @@ import (
 	"github.com/bgctl/bg/controlplane/traffic"
 )
 
-const service = "web"
+// The simulated services: web switches progressively, cache (stateful)
+// rolls host by host.
+const (
+	service = "web"
+	cache   = "cache"
+)
+
+var services = []string{service, cache}
 
 // Options shape one run; Random fills them from the seed.
 type Options struct {
@@ -20,6 +27,8 @@ type Options struct {
 	Faults []Fault
 	// Abort: the operator aborts at this time (zero: never).
 	Abort time.Duration
+	// CacheBadAt: from then on the cache's green hosts fail (zero: never).
+	CacheBadAt time.Duration
 }
 
 // Fault is one injected failure.
@@ -28,25 +37,27 @@ type Fault struct {
 	Kind    FaultKind
 	Replica int           // which replica, where it applies (-1: the leader then)
 	For     time.Duration // how long it lasts
+	Service string        // which service, for reads and keys ("": web)
+	Slot    int           // Vanish: which slot's replacement (1..4)
 }
 
 // FaultKind names an injected failure.
 type FaultKind string
 
 const (
-	ConsulOutage  FaultKind = "consul-outage"   // every replica loses Consul
-	Partition     FaultKind = "partition"       // one replica loses Consul
-	Crash         FaultKind = "crash"           // kill -9, restart after For
-	Pause         FaultKind = "pause"           // the process stops for For, then resumes
-	DeleteKey     FaultKind = "delete-key"      // the state key disappears
-	EmptyRead     FaultKind = "empty-read"      // a health read with no passing instance
-	HalvedRead    FaultKind = "halved-read"     // a health read with 1 of 4 per colour
-	PromOutage    FaultKind = "prometheus-down" // queries fail
-	PromNaN       FaultKind = "prometheus-nan"  // queries return NaN
-	faultDuration           = 0
+	ConsulOutage FaultKind = "consul-outage"   // every replica loses Consul
+	Partition    FaultKind = "partition"       // one replica loses Consul
+	Crash        FaultKind = "crash"           // kill -9, restart after For
+	Pause        FaultKind = "pause"           // the process stops for For, then resumes
+	DeleteKey    FaultKind = "delete-key"      // the state key disappears
+	EmptyRead    FaultKind = "empty-read"      // a health read with no passing instance
+	HalvedRead   FaultKind = "halved-read"     // a health read with 1 of 4 per colour
+	PromOutage   FaultKind = "prometheus-down" // queries fail
+	PromNaN      FaultKind = "prometheus-nan"  // queries return NaN
+	Vanish       FaultKind = "vanish"          // a cache replacement leaves Consul, then returns
 )
 
-var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN}
+var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish}
 
 // Random draws a run from seed.
 func Random(seed int64) Options {
@@ -58,9 +69,13 @@ func Random(seed int64) Options {
 	if s.rng.Intn(6) == 0 {
 		o.Abort = s.jitter(3*time.Second, 20*time.Second)
 	}
+	if s.rng.Intn(4) == 0 {
+		o.CacheBadAt = s.jitter(2*time.Second, 15*time.Second)
+	}
 	n := 2 + s.rng.Intn(5)
 	for range n {
-		f := Fault{At: s.jitter(500*time.Millisecond, 30*time.Second), Kind: kinds[s.rng.Intn(len(kinds))], Replica: s.rng.Intn(o.Replicas+1) - 1}
+		f := Fault{At: s.jitter(500*time.Millisecond, 30*time.Second), Kind: kinds[s.rng.Intn(len(kinds))], Replica: s.rng.Intn(o.Replicas+1) - 1,
+			Service: services[s.rng.Intn(len(services))], Slot: 1 + s.rng.Intn(4)}
 		f.For = s.jitter(200*time.Millisecond, 8*time.Second)
 		o.Faults = append(o.Faults, f)
 	}
@@ -78,11 +93,14 @@ type World struct {
 	grace                       time.Duration
 	ttl                         time.Duration
 	plan                        model.Plan
+	roll                        model.RollParams
+	vanished                    map[string]bool // cache hosts gone from Consul
+	cacheBad                    bool
 
 	// invariant bookkeeping
 	violations  []string
-	decided     map[string]*decision // switch ID → the rollback decided
-	maxGen      uint64
+	decided     map[string]*decision // service/switch or roll ID → the rollback decided
+	maxGen      map[string]uint64
 	termOf      map[uint64]string
 	seen        map[string]*observed // replica id#inc → last observation
 	lapse       map[string]time.Time // replica id → when it became unreachable
@@ -104,13 +122,16 @@ type observed struct {
 
 // New builds a world for opts with a seeded scheduler.
 func New(seed int64, opts Options) *World {
-	w := &World{s: newScheduler(seed), opts: opts, grace: 3 * time.Second, ttl: 2 * time.Second,
+	w := &World{s: newScheduler(seed), opts: opts, grace: 3 * time.Second, ttl: 2 * time.Second, vanished: map[string]bool{}, maxGen: map[string]uint64{},
 		decided: map[string]*decision{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}}
 	w.plan = model.Plan{
 		Steps: []int{10, 50, 100}, Bake: model.Duration(2 * time.Second), Interval: model.Duration(500 * time.Millisecond),
 		Window: model.Duration(time.Second), MinRequests: 100, Confidence: 0.99, Margin: 0.1,
 		UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant,
 	}
+	w.roll = model.RollParams{MaxUnavailable: 1, MinAvailable: 3, DrainTimeout: model.Duration(400 * time.Millisecond),
+		Bake: model.Duration(800 * time.Millisecond), ReplaceTimeout: model.Duration(5 * time.Second), Interval: model.Duration(200 * time.Millisecond),
+		Judged: true, UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback}
 	w.consul = newConsul(w)
 	for i := range opts.Replicas {
 		w.replicas = append(w.replicas, &Replica{w: w, id: fmt.Sprintf("r%d", i)})
@@ -118,12 +139,23 @@ func New(seed int64, opts Options) *World {
 	return w
 }
 
-// truth is what Consul's health API says when nothing is wrong.
-func (w *World) truth() model.Membership {
+// truth is what Consul's health API says of a service: four hosts per
+// colour; the cache's are on slots s1..s4, minus the replacements that
+// vanished.
+func (w *World) truth(svc string) model.Membership {
 	m := model.Membership{}
 	for i := 1; i <= 4; i++ {
-		m.Blue.Endpoints = append(m.Blue.Endpoints, model.Endpoint{ID: fmt.Sprintf("b%d", i), Address: fmt.Sprintf("10.0.0.%d", i), Port: 8080, Weight: 1})
-		m.Green.Endpoints = append(m.Green.Endpoints, model.Endpoint{ID: fmt.Sprintf("g%d", i), Address: fmt.Sprintf("10.0.1.%d", i), Port: 8080, Weight: 1})
+		b := model.Endpoint{ID: fmt.Sprintf("b%d", i), Address: fmt.Sprintf("10.0.0.%d", i), Port: 8080, Weight: 1}
+		g := model.Endpoint{ID: fmt.Sprintf("g%d", i), Address: fmt.Sprintf("10.0.1.%d", i), Port: 8080, Weight: 1}
+		if svc == cache {
+			b.ID, g.ID = "c"+b.ID, "c"+g.ID
+			b.Address, g.Address = fmt.Sprintf("10.1.0.%d", i), fmt.Sprintf("10.1.1.%d", i)
+			b.Slot, g.Slot = fmt.Sprintf("s%d", i), fmt.Sprintf("s%d", i)
+		}
+		m.Blue.Endpoints = append(m.Blue.Endpoints, b)
+		if !w.vanished[g.ID] {
+			m.Green.Endpoints = append(m.Green.Endpoints, g)
+		}
 	}
 	return m
 }
@@ -138,6 +170,10 @@ func (w *World) Run() []string {
 	}
 	w.s.After(100*time.Millisecond, "", w.electionTick)
 	w.s.After(time.Second, "operator: switch web to green", w.operatorSwitch)
+	w.s.After(1500*time.Millisecond, "operator: roll cache to green", w.operatorRoll)
+	if w.opts.CacheBadAt > 0 {
+		w.s.After(w.opts.CacheBadAt, "cache's green turns bad", func() { w.cacheBad = true })
+	}
 	if w.opts.GreenBadAt > 0 {
 		w.s.After(w.opts.GreenBadAt, "green turns bad", func() { w.greenBad = true })
 	}
@@ -193,6 +229,25 @@ func (w *World) operatorSwitch() {
 		w.switchID = res.Status.Switch.ID
 	}
 	w.s.trace("switch %s started", w.switchID)
+	w.check()
+}
+
+// operatorRoll: `bg switch cache --to green`, a roll host by host.
+func (w *World) operatorRoll() {
+	r := w.leader()
+	if r == nil || !w.consul.reachable(r) {
+		w.s.After(500*time.Millisecond, "operator: retry roll", w.operatorRoll)
+		return
+	}
+	res, err := r.ctrl.Switch(context.Background(), traffic.Request{Service: cache, To: model.Green})
+	if err != nil {
+		w.s.trace("roll refused: %v", err)
+		w.s.After(500*time.Millisecond, "operator: retry roll", w.operatorRoll)
+		return
+	}
+	if res.Status.Roll != nil {
+		w.s.trace("roll %s started", res.Status.Roll.ID)
+	}
 	w.check()
 }
 
@@ -311,19 +366,24 @@ func (w *World) inject(f Fault) {
 			r.pausedUntil = w.s.Now().Add(f.For)
 			w.s.trace("%s paused until +%s", r.id, f.For)
 		case DeleteKey:
-			w.consul.deleteKey(service)
+			w.consul.deleteKey(svcOf(f))
 		case EmptyRead, HalvedRead:
-			r := pick()
+			r, svc := pick(), svcOf(f)
 			m := model.Membership{}
 			if f.Kind == HalvedRead {
-				t := w.truth()
-				m.Blue.Endpoints, m.Green.Endpoints = t.Blue.Endpoints[:1], t.Green.Endpoints[:1]
+				t := w.truth(svc)
+				m.Blue.Endpoints, m.Green.Endpoints = t.Blue.Endpoints[:1], t.Green.Endpoints[:min(1, len(t.Green.Endpoints))]
 			}
 			if r.alive {
-				rt{r, r.inc}.live("read", func() { r.read(m) })()
+				rt{r, r.inc}.live("read", func() { r.read(svc, m) })()
 				inc := r.inc
-				w.s.After(f.For, r.id+" reads the fleets again", rt{r, inc}.live("read", func() { r.read(w.truth()) }))
+				w.s.After(f.For, r.id+" reads the fleets again", rt{r, inc}.live("read", func() { r.read(svc, w.truth(svc)) }))
 			}
+		case Vanish:
+			id := fmt.Sprintf("cg%d", f.Slot)
+			w.vanished[id] = true
+			w.readAll(cache)
+			w.s.After(f.For, id+" registers again", func() { delete(w.vanished, id); w.readAll(cache) })
 		case PromOutage:
 			w.promDown = true
 			w.s.After(f.For, "prometheus back", func() { w.promDown = false })
@@ -337,7 +397,26 @@ func (w *World) inject(f Fault) {
 
 func (r *Replica) readAgain() {
 	x := rt{r, r.inc}
-	r.w.s.After(r.w.s.jitter(time.Millisecond, 30*time.Millisecond), "", x.live("read", func() { r.read(r.w.truth()) }))
+	for _, svc := range services {
+		r.w.s.After(r.w.s.jitter(time.Millisecond, 30*time.Millisecond), "", x.live("read", func() { r.read(svc, r.w.truth(svc)) }))
+	}
+}
+
+// readAll: every live replica's health watch sees a change of svc.
+func (w *World) readAll(svc string) {
+	for _, r := range w.replicas {
+		if r.alive {
+			x := rt{r, r.inc}
+			w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), "", x.live("read", func() { r.read(svc, w.truth(svc)) }))
+		}
+	}
+}
+
+func svcOf(f Fault) string {
+	if f.Service == "" {
+		return service
+	}
+	return f.Service
 }
 
 // crash kills a replica: a rollback it decided but never stored dies with
@@ -356,6 +435,7 @@ func (w *World) crash(r *Replica) {
 // heal ends every fault: the run then converges.
 func (w *World) heal() {
 	w.consul.down, w.promDown, w.promNaN = false, false, false
+	clear(w.vanished)
 	for _, r := range w.replicas {
 		r.partitioned = false
 		r.pausedUntil = time.Time{}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"flag"
 	"slices"
 	"strings"
@@ -62,32 +61,43 @@ func TestScenarios(t *testing.T) {
 		name string
 		seed int64
 		opts Options
+		// cacheEnds, if set, is how the cache's roll must end.
+		cacheEnds model.RollPhase
+		reason    string // a part of the roll's cause
 	}{
 		{"rollback decided while Consul is down is stored once it returns", 1, Options{
 			Replicas: 2, GreenBadAt: 3500 * time.Millisecond,
 			Faults: []Fault{{At: 3 * time.Second, Kind: ConsulOutage, For: 6 * time.Second}},
-		}},
+		}, "", ""},
 		{"rollback decided by a partitioned leader survives re-election", 2, Options{
 			Replicas: 3, GreenBadAt: 3500 * time.Millisecond,
 			Faults: []Fault{{At: 3200 * time.Millisecond, Kind: Partition, Replica: -1, For: 8 * time.Second}},
-		}},
+		}, "", ""},
 		{"paused leader resumes after another took over", 3, Options{
 			Replicas: 2, GreenBadAt: 3500 * time.Millisecond,
 			Faults: []Fault{{At: 3200 * time.Millisecond, Kind: Pause, Replica: -1, For: 6 * time.Second}},
-		}},
+		}, "", ""},
 		{"empty health read of the serving fleet", 4, Options{
 			Replicas: 1,
 			Faults:   []Fault{{At: 8 * time.Second, Kind: EmptyRead, Replica: 0, For: 10 * time.Second}},
-		}},
+		}, "", ""},
 		{"state key deleted while green serves", 5, Options{
 			Replicas: 3,
 			Faults:   []Fault{{At: 12 * time.Second, Kind: DeleteKey}},
-		}},
+		}, "", ""},
 		{"leader killed mid-switch while green fails", 6, Options{
 			Replicas: 3, GreenBadAt: 3 * time.Second,
 			Faults: []Fault{{At: 3 * time.Second, Kind: Crash, Replica: -1, For: 2 * time.Second}},
-		}},
-		{"follower with a stale empty read when the leader aborts back (seed 1455)", 1455, Random(1455)},
+		}, "", ""},
+		{"follower with a stale empty read when the leader aborts back (seed 1455)", 1455, Random(1455), "", ""},
+		{"a cache replacement vanishes mid-roll: its old host returns in the same push", 7, Options{
+			Replicas: 2,
+			Faults:   []Fault{{At: 3500 * time.Millisecond, Kind: Vanish, Slot: 2, For: 3 * time.Second}},
+		}, model.RollRolledBack, ""},
+		{"Prometheus down mid-roll: the roll holds, then rolls back past the budget", 8, Options{
+			Replicas: 1,
+			Faults:   []Fault{{At: 2500 * time.Millisecond, Kind: PromOutage, For: 6 * time.Second}},
+		}, model.RollRolledBack, "metrics unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := New(tc.seed, tc.opts)
@@ -97,7 +107,13 @@ func TestScenarios(t *testing.T) {
 			if w.switchID == "" {
 				t.Fatalf("no switch ever started:\n%s", w.s.Trace())
 			}
-			st, _, _, _ := store{w.consul, &Replica{alive: true}}.Load(context.Background(), service)
+			if tc.cacheEnds != "" {
+				c, _ := w.stored(cache)
+				if c.Roll == nil || c.Roll.Phase != tc.cacheEnds || !strings.Contains(c.Roll.Cause, tc.reason) {
+					t.Fatalf("cache roll ended %+v, want %s (%q)", c.Roll, tc.cacheEnds, tc.reason)
+				}
+			}
+			st, _ := w.stored(service)
 			if tc.opts.GreenBadAt > 0 && (st.Rollout == nil || st.Rollout.Phase != model.RolloutRolledBack || st.GreenPercent != 0) {
 				t.Fatalf("green failed but the switch ended %+v at green %d%%:\n%s", st.Rollout, st.GreenPercent, w.s.Trace())
 			}
