@@ -65,6 +65,15 @@ func (e Start) at() time.Time { return e.Now }
 func (e Tick) at() time.Time  { return e.Now }
 func (e Abort) at() time.Time { return e.Now }
 
+// Rollback is a roll's failure decided elsewhere (another replica's
+// intent): the roll walks back as its own tick would have sent it.
+type Rollback struct {
+	Now    time.Time
+	Reason string
+}
+
+func (e Rollback) at() time.Time { return e.Now }
+
 // Decide applies one event, given the fleets' passing hosts now. The input
 // is never modified. A nil action list means nothing changed.
 func Decide(t model.Traffic, fleets model.Membership, ev Event) (model.Traffic, []Action, error) {
@@ -83,6 +92,12 @@ func Decide(t model.Traffic, fleets model.Membership, ev Event) (model.Traffic, 
 		} else {
 			forward(&r, fleets, e.Now, e.Verdict)
 		}
+	case Rollback:
+		if r.Phase == model.RollRollingBack {
+			return t, nil, nil // already going back
+		}
+		fail(&r, orDefault(e.Reason, "rolled back by another replica's decision"))
+		back(&r, fleets, e.Now)
 	case Abort:
 		if r.Phase != model.RollRollingBack {
 			fail(&r, orDefault(e.Reason, "aborted by hand"))

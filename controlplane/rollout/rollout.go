@@ -77,12 +77,22 @@ type Abort struct {
 	Reason string
 }
 
+// Rollback is a rollback decided elsewhere (another replica's intent):
+// the switch goes back as its own analysis would have sent it.
+type Rollback struct {
+	Now        time.Time
+	DetectedAt time.Time
+	Cause      model.Cause
+	Reason     string
+}
+
 func (e Start) at() time.Time    { return e.Now }
 func (e Analysis) at() time.Time { return e.Now }
 func (e Pause) at() time.Time    { return e.Now }
 func (e Resume) at() time.Time   { return e.Now }
 func (e Promote) at() time.Time  { return e.Now }
 func (e Abort) at() time.Time    { return e.Now }
+func (e Rollback) at() time.Time { return e.Now }
 func (e GateOutcome) at() time.Time {
 	return e.Now
 }
@@ -139,6 +149,15 @@ func Decide(t model.Traffic, ev Event) (model.Traffic, []Action, error) {
 		}
 		r.PromoteRequested = true
 		return bump(next), []Action{Persist}, nil
+	case Rollback:
+		if r.Phase == model.RolloutRollingBack {
+			return t, nil, nil // already going back
+		}
+		r.DetectedAt = e.DetectedAt
+		if r.DetectedAt.IsZero() {
+			r.DetectedAt = e.Now
+		}
+		return rollback(next, &r, e.Now, e.Cause, e.Reason)
 	case Abort:
 		r.Cause = model.CauseAborted
 		return end(next, &r, e.Now, model.RolloutAborted, model.PhaseAborted, orDefault(e.Reason, "aborted by hand"))

@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
 		}
-		go store.Watch(ctx, log, ctrl.OnStored)
+		go store.Watch(ctx, log, ctrl.OnStored, ctrl.OnIntent)
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)

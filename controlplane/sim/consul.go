@@ -33,6 +33,7 @@ type Consul struct {
 	w       *World
 	index   uint64
 	states  map[string]stored
+	intents map[string]stored // rollback intents by service
 	history map[string][]model.HistoryEntry
 	down    bool // the whole cluster is unreachable
 	// lock
@@ -43,7 +44,7 @@ type Consul struct {
 }
 
 func newConsul(w *World) *Consul {
-	return &Consul{w: w, states: map[string]stored{}, history: map[string][]model.HistoryEntry{}}
+	return &Consul{w: w, states: map[string]stored{}, intents: map[string]stored{}, history: map[string][]model.HistoryEntry{}}
 }
 
 // reachable: replica r can talk to Consul now.
@@ -85,6 +86,14 @@ func (s store) Save(_ context.Context, service string, t model.Traffic, prev sta
 	if (prev == 0 && ok) || (prev != 0 && (!ok || cur.idx != uint64(prev))) {
 		return 0, state.ErrConflict
 	}
+	// Like consulkv: a standing intent forbids a forward state; any other
+	// state removes it in the same transaction.
+	if _, standing := c.intents[service]; standing {
+		if t.Forward() {
+			return 0, state.ErrIntent
+		}
+		delete(c.intents, service)
+	}
 	t.Term, e.Term, e.Replica, e.Generation = c.term, c.term, s.r.id, t.Generation
 	body, err := json.Marshal(t)
 	if err != nil {
@@ -111,6 +120,50 @@ func (s store) History(_ context.Context, service string, limit int) ([]model.Hi
 }
 
 func (s store) PruneHistory(context.Context, string, int) (int, error) { return 0, nil }
+
+var _ state.Intents = store{}
+
+func (s store) SaveIntent(_ context.Context, service string, in model.Intent) error {
+	if !s.c.reachable(s.r) {
+		return errUnreachable
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	s.c.index++
+	s.c.intents[service] = stored{body: body, idx: s.c.index}
+	s.c.w.onIntent(service, in)
+	s.c.w.notifyWatchers()
+	return nil
+}
+
+func (s store) LoadIntent(_ context.Context, service string) (model.Intent, bool, error) {
+	if !s.c.reachable(s.r) {
+		return model.Intent{}, false, errUnreachable
+	}
+	st, ok := s.c.intents[service]
+	if !ok {
+		return model.Intent{}, false, nil
+	}
+	in, err := consulkv.DecodeIntent(st.body)
+	return in, err == nil, err
+}
+
+func (s store) DeleteIntent(_ context.Context, service string) error {
+	if !s.c.reachable(s.r) {
+		return errUnreachable
+	}
+	if s.c.holder != s.r.id || s.c.holderInc != s.r.inc || s.c.term != s.r.term {
+		return state.ErrNotLeader
+	}
+	if _, ok := s.c.intents[service]; ok {
+		delete(s.c.intents, service)
+		s.c.index++
+		s.c.w.notifyWatchers()
+	}
+	return nil
+}
 
 // deleteKey removes a service's state key (a wiped KV, a restored snapshot).
 func (c *Consul) deleteKey(service string) {

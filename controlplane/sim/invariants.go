@@ -66,6 +66,35 @@ func (w *World) storedBack(key string) bool {
 	return false
 }
 
+// onIntent: an intent makes the rollback it carries durable, unless the
+// switch or roll already ended forward in Consul: then it came too late
+// and binds nobody (the decider follows the stored end).
+func (w *World) onIntent(svc string, in model.Intent) {
+	d := w.decided[svc+"/"+in.ID]
+	if d == nil {
+		d = &decision{by: in.By}
+		w.decided[svc+"/"+in.ID] = d
+	}
+	d.durable = true
+	if t, ok := w.stored(svc); ok && endedForward(t, in.ID) {
+		d.dropped = true
+		w.s.trace("%s's rollback intent for %s/%s came after it ended forward", in.By, svc, in.ID)
+		return
+	}
+	w.s.trace("%s wrote a rollback intent for %s/%s", in.By, svc, in.ID)
+}
+
+// endedForward: in t, the switch or roll id ended promoted or completed.
+func endedForward(t model.Traffic, id string) bool {
+	if r := t.Rollout; r != nil && r.ID == id {
+		return r.Phase == model.RolloutPromoted
+	}
+	if r := t.Roll; r != nil && r.ID == id {
+		return r.Phase == model.RollCompleted
+	}
+	return false
+}
+
 // onWrite checks every stored state as it is written.
 func (w *World) onWrite(svc string, t model.Traffic) {
 	c := w.consul
@@ -77,13 +106,21 @@ func (w *World) onWrite(svc string, t model.Traffic) {
 		w.violate("term %d written by %s but held by %s", c.term, c.holder, who)
 	}
 	if r := t.Rollout; r != nil {
-		if d := w.decided[svc+"/"+r.ID]; d != nil && !d.dropped && !isBack(r.Phase) {
+		d := w.decided[svc+"/"+r.ID]
+		if d != nil && d.durable && !d.dropped && !isBack(r.Phase) {
 			w.violate("%s: stored switch %s as %s at %d%% after %s decided to roll it back", svc, r.ID, r.Phase, r.Applied(), d.by)
+		}
+		if d != nil && isBack(r.Phase) {
+			d.durable = true
 		}
 	}
 	if r := t.Roll; r != nil {
-		if d := w.decided[svc+"/"+r.ID]; d != nil && !d.dropped && !rollBack(r.Phase) {
+		d := w.decided[svc+"/"+r.ID]
+		if d != nil && d.durable && !d.dropped && !rollBack(r.Phase) {
 			w.violate("%s: stored roll %s as %s after %s decided to roll it back", svc, r.ID, r.Phase, d.by)
+		}
+		if d != nil && rollBack(r.Phase) {
+			d.durable = true
 		}
 	}
 }
@@ -108,11 +145,13 @@ func (w *World) checkOne(r *Replica, svc string) {
 		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}}
 		w.seen[key] = o
 	}
-	// 4: the split moves only with a new generation.
-	if st.Weights.Green != o.green && st.Generation == o.gen {
+	// 4: the split moves only with a new generation. (A replica that gives
+	// up an unsaved rollback for a stored end that came first may meet the
+	// same number: its rollback's generation was never stored.)
+	if st.Weights.Green != o.green && st.Generation == o.gen && !o.unsaved {
 		w.violate("%s %s changed green %d%% → %d%% at the same generation %d", r.id, svc, o.green, st.Weights.Green, st.Generation)
 	}
-	o.gen, o.green = st.Generation, st.Weights.Green
+	o.gen, o.green, o.unsaved = st.Generation, st.Weights.Green, st.Unsaved
 	// 1: rollbacks are final.
 	if sw := st.Switch; sw != nil {
 		share := st.Weights.Green
@@ -124,7 +163,13 @@ func (w *World) checkOne(r *Replica, svc string) {
 			w.decided[id] = &decision{by: r.id}
 			w.s.trace("%s decided %s for %s", r.id, sw.Phase, id)
 		}
-		if d := w.decided[id]; d != nil && !d.dropped {
+		if d := w.decided[id]; d != nil && !d.durable && d.by == r.id && sw.Phase == model.RolloutPromoted {
+			if t, ok := w.stored(svc); ok && endedForward(t, sw.ID) {
+				d.dropped = true // promoted elsewhere before the rollback reached Consul
+				w.s.trace("%s's rollback of %s came after it was promoted elsewhere", r.id, id)
+			}
+		}
+		if d := w.decided[id]; d != nil && !d.dropped && (d.durable || d.by == r.id) {
 			if prev, seen := o.share[id]; seen && share > prev {
 				w.violate("%s raised candidate share of %s from %d%% to %d%% after %s decided to roll it back", r.id, id, prev, share, d.by)
 			}
@@ -143,7 +188,13 @@ func (w *World) checkOne(r *Replica, svc string) {
 			w.decided[id] = &decision{by: r.id}
 			w.s.trace("%s decided %s for %s", r.id, rl.Phase, id)
 		}
-		if d := w.decided[id]; d != nil && !d.dropped && o.back[id] && !rollBack(rl.Phase) {
+		if d := w.decided[id]; d != nil && !d.durable && d.by == r.id && rl.Phase == model.RollCompleted {
+			if t, ok := w.stored(svc); ok && endedForward(t, rl.ID) {
+				d.dropped = true // the roll completed elsewhere before the rollback reached Consul
+				w.s.trace("%s's rollback of %s came after it completed elsewhere", r.id, id)
+			}
+		}
+		if d := w.decided[id]; d != nil && !d.dropped && (d.durable || d.by == r.id) && o.back[id] && !rollBack(rl.Phase) {
 			w.violate("%s serves roll %s as %s again after serving it going back", r.id, id, rl.Phase)
 		}
 		if rollBack(rl.Phase) {

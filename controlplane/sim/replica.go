@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -186,9 +187,22 @@ func (r *Replica) deliver() {
 		}
 	}
 	for name := range r.seen {
+		if strings.HasSuffix(name, "/intent") {
+			continue
+		}
 		if _, ok := c.states[name]; !ok {
 			delete(r.seen, name)
 			r.ctrl.OnStored(name, model.Traffic{}, state.Index(0), false)
+		}
+	}
+	for name, st := range c.intents {
+		key := name + "/intent"
+		if r.seen[key] == st.idx {
+			continue
+		}
+		r.seen[key] = st.idx
+		if in, found, err := (store{c, r}).LoadIntent(context.Background(), name); err == nil && found {
+			r.ctrl.OnIntent(name, in, true)
 		}
 	}
 }

@@ -111,13 +111,18 @@ type World struct {
 type decision struct {
 	by      string
 	dropped bool
+	// durable: Consul holds it (the state ended back, or an intent). Only
+	// then can other replicas know of it; until then only the decider is
+	// bound (a replica cut off from Consul cannot tell anyone).
+	durable bool
 }
 
 type observed struct {
-	gen   uint64
-	green int
-	share map[string]int  // switch ID → candidate share seen
-	back  map[string]bool // switch ID → seen ended back
+	unsaved bool
+	gen     uint64
+	green   int
+	share   map[string]int  // switch ID → candidate share seen
+	back    map[string]bool // switch ID → seen ended back
 }
 
 // New builds a world for opts with a seeded scheduler.
@@ -424,7 +429,7 @@ func svcOf(f Fault) string {
 func (w *World) crash(r *Replica) {
 	w.s.trace("%s crashes", r.id)
 	for id, d := range w.decided {
-		if d.by == r.id && !w.storedBack(id) {
+		if d.by == r.id && !d.durable && !w.storedBack(id) {
 			d.dropped = true
 			w.s.trace("rollback of %s decided by %s died unsaved", id, r.id)
 		}

@@ -27,3 +27,19 @@ type Store interface {
 	// absent), and appends entry to the service's history in the same write.
 	Save(ctx context.Context, service string, t model.Traffic, prev Index, entry model.HistoryEntry) (Index, error)
 }
+
+// ErrIntent means a rollback intent stands for the service: a state that
+// runs a switch or roll forward is not stored until the leader carried it out.
+var ErrIntent = errors.New("a rollback intent stands for this service")
+
+// Intents is a store that also keeps rollback intents (model.Intent): any
+// replica may write one, unfenced, and while one stands Save refuses a
+// state that runs a switch or roll forward (ErrIntent); a Save of any
+// other state removes it in the same write.
+type Intents interface {
+	SaveIntent(ctx context.Context, service string, in model.Intent) error
+	// LoadIntent returns the standing intent; found is false if none.
+	LoadIntent(ctx context.Context, service string) (in model.Intent, found bool, err error)
+	// DeleteIntent removes a stale intent (one naming no running switch or roll).
+	DeleteIntent(ctx context.Context, service string) error
+}

@@ -60,6 +60,10 @@ type service struct {
 	loaded     bool
 	// unsaved: traffic is a rollback bg decided but could not store yet.
 	unsaved bool
+	// storedGen is the generation of the stored revision index.
+	storedGen uint64
+	// intentFor: the switch or roll whose rollback intent this replica wrote.
+	intentFor string
 	// ticking: an analysis round or roll tick of term tickEpoch is
 	// scheduled or running.
 	ticking   bool
@@ -161,7 +165,11 @@ func (c *Controller) LoadState(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c.call(s, func() { err = c.onStored(s, t, idx, found, true) })
+		c.call(s, func() {
+			if err = c.onStored(s, t, idx, found, true); err == nil {
+				c.loadIntent(ctx, s) // a new leader carries out a standing intent
+			}
+		})
 		if err != nil {
 			c.mu.Lock()
 			c.loadErr = err

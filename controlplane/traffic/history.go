@@ -139,3 +139,9 @@ func (c *Controller) maybePrune(service string, gen uint64) {
 		}
 	}()
 }
+
+func (c *Controller) replicaID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replica
+}

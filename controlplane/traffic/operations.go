@@ -214,4 +214,5 @@ func (c *Controller) refresh(ctx context.Context, s *service) {
 	if err := c.onStored(s, t, idx, true, true); err != nil {
 		c.log.Warn("reload after conflict failed", "service", s.cfg.Name, "error", err)
 	}
+	c.loadIntent(ctx, s) // a standing rollback intent refused the write
 }

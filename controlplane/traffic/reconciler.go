@@ -68,19 +68,25 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 	if eff.persist {
 		c.mu.Lock()
 		idx := s.index
+		if s.loaded && s.storedGen > 0 && next.Generation != s.storedGen+1 {
+			// Decisions made while a rollback was unsaved each counted a
+			// generation; what is stored next is the next one after what
+			// is stored, so history stays gapless.
+			next.Generation = s.storedGen + 1
+		}
 		c.mu.Unlock()
 		newIdx, err := c.store.Save(ctx, name, next, idx, c.entry(ctx, cur, next))
 		switch {
 		case err == nil:
 			c.mu.Lock()
-			s.index, s.unsaved = newIdx, false
+			s.index, s.unsaved, s.storedGen = newIdx, false, next.Generation
 			c.mu.Unlock()
 			c.maybePrune(name, next.Generation)
 		case eff.safety:
 			c.log.Error("could not store the rollback; serving it anyway and retrying the write", "service", name, "error", err)
 			unsaved = true
 		default:
-			if errors.Is(err, state.ErrConflict) {
+			if errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrIntent) {
 				c.refresh(ctx, s)
 			}
 			return fmt.Errorf("persist traffic state of %s: %w (nothing was changed)", name, err)
@@ -184,7 +190,7 @@ func (c *Controller) onConfirmed(s *service, gen uint64, at time.Time) {
 	defer cancel()
 	if newIdx, err := c.store.Save(ctx, s.cfg.Name, next, idx, c.entry(ctx, t, next)); err == nil {
 		c.mu.Lock()
-		s.traffic, s.index = next, newIdx
+		s.traffic, s.index, s.storedGen = next, newIdx, next.Generation
 		c.mu.Unlock()
 		c.pusher.MarkRouteGen(s.cfg.Name, next.Generation)
 	}
@@ -226,15 +232,18 @@ func (c *Controller) onRetrySave(s *service, gen uint64, next time.Duration) {
 }
 
 // undoes is true when stored, if served, would undo the rollback that
-// ours decided: the same switch or roll, not yet ended back on stable.
+// ours decided: the same switch or roll, still running forward. One that
+// already ended forward (promoted, completed) before the rollback reached
+// Consul stands: the decision came too late to bind anyone else.
 func undoes(stored, ours model.Traffic) bool {
+	if !stored.Forward() {
+		return false
+	}
 	if r := ours.Rollout; r != nil && rolloutBack(r.Phase) {
-		o := stored.Rollout
-		return o != nil && o.ID == r.ID && !rolloutBack(o.Phase)
+		return stored.Rollout != nil && stored.Rollout.ID == r.ID
 	}
 	if r := ours.Roll; r != nil && rollBack(r.Phase) {
-		o := stored.Roll
-		return o != nil && o.ID == r.ID && !rollBack(o.Phase)
+		return stored.Roll != nil && stored.Roll.ID == r.ID
 	}
 	return false
 }
@@ -260,18 +269,25 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 		return nil
 	case storedKeepRollback:
 		c.log.Warn("stored state would undo a rollback this replica decided; keeping the rollback until the leader stores it", "service", s.cfg.Name)
+		c.writeIntent(ctx, s, cur)
 		return nil
 	case storedWriteRollback:
 		// The next generation after what is stored: history stays gapless.
 		return c.writeBack(ctx, s, withGeneration(cur, t.Generation+1), idx, "stored the rollback decided while Consul could not be written")
 	case storedWriteBack:
-		return c.writeBack(ctx, s, withGeneration(cur, cur.Generation+1), 0, "the stored state was missing; wrote back the state this replica served")
+		c.mu.Lock()
+		gen := s.storedGen + 1 // the next after the last one stored: gapless
+		c.mu.Unlock()
+		if gen == 1 {
+			gen = cur.Generation + 1
+		}
+		return c.writeBack(ctx, s, withGeneration(cur, gen), 0, "the stored state was missing; wrote back the state this replica served")
 	case storedCreate:
 		return c.createMissing(ctx, s)
 	}
 	// storedAdopt
 	c.mu.Lock()
-	s.traffic, s.index, s.loaded, s.unsaved = t, idx, true, false
+	s.traffic, s.index, s.loaded, s.unsaved, s.storedGen = t, idx, true, false, t.Generation
 	pushed := c.pushed
 	c.mu.Unlock()
 	c.m.setWeights(s.cfg.Name, t)
@@ -330,6 +346,89 @@ func decideStored(in storedInput) storedAction {
 	return storedAdopt
 }
 
+// writeIntent hands a rollback this replica cannot store to the leader: an
+// intent any replica may write, which the leader carries out and which
+// keeps every replica from storing the switch going forward meanwhile.
+func (c *Controller) writeIntent(ctx context.Context, s *service, cur model.Traffic) {
+	is, ok := c.store.(state.Intents)
+	in, has := model.IntentOf(cur, c.replicaID())
+	if !ok || !has {
+		return
+	}
+	c.mu.Lock()
+	done := s.intentFor == in.ID
+	c.mu.Unlock()
+	if done {
+		return
+	}
+	if err := is.SaveIntent(ctx, s.cfg.Name, in); err != nil {
+		c.log.Warn("cannot write the rollback intent yet; retrying", "service", s.cfg.Name, "error", err)
+		return
+	}
+	c.log.Warn("wrote a rollback intent for the leader", "service", s.cfg.Name, "id", in.ID, "cause", in.Cause)
+	c.mu.Lock()
+	s.intentFor = in.ID
+	c.mu.Unlock()
+}
+
+// OnIntent takes a rollback intent read by the watch (found false: removed).
+func (c *Controller) OnIntent(service string, in model.Intent, found bool) {
+	s := c.services[service]
+	if s == nil || !found {
+		return
+	}
+	c.post(s, func() { c.onIntent(s, in) })
+}
+
+// onIntent: the leader carries out another replica's rollback of the
+// switch or roll it names, as its own analysis would have; an intent
+// naming nothing that runs forward is stale and removed.
+func (c *Controller) onIntent(s *service, in model.Intent) {
+	c.mu.Lock()
+	cur, leading, fleets := s.traffic, c.leading, s.membership
+	c.mu.Unlock()
+	if !leading {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch {
+	case !in.Roll && cur.Rollout != nil && cur.Rollout.ID == in.ID && cur.Forward():
+		c.log.Warn("carrying out another replica's rollback", "service", s.cfg.Name, "switch", in.ID, "by", in.By, "cause", in.Cause)
+		if err := c.decideRollout(s, cur, rollout.Rollback{Now: c.now(), DetectedAt: in.At, Cause: in.Cause, Reason: in.Reason}); err != nil {
+			c.log.Warn("rollback intent not applied", "service", s.cfg.Name, "error", err)
+		}
+	case in.Roll && cur.Roll != nil && cur.Roll.ID == in.ID && cur.Forward() && fleets != nil:
+		c.log.Warn("carrying out another replica's roll rollback", "service", s.cfg.Name, "roll", in.ID, "by", in.By)
+		next, actions, err := rolling.Decide(cur, *fleets, rolling.Rollback{Now: c.now(), Reason: in.Reason})
+		if err == nil && actions != nil {
+			eff := effectsOf(actions)
+			eff.safety = true
+			err = c.execute(ctx, s, cur, next, eff)
+		}
+		if err != nil {
+			c.log.Warn("rollback intent not applied", "service", s.cfg.Name, "error", err)
+		}
+	default:
+		if is, ok := c.store.(state.Intents); ok {
+			if err := is.DeleteIntent(ctx, s.cfg.Name); err != nil {
+				c.log.Warn("cannot remove a stale rollback intent", "service", s.cfg.Name, "error", err)
+			}
+		}
+	}
+}
+
+// loadIntent reads a standing intent and acts on it (leader only).
+func (c *Controller) loadIntent(ctx context.Context, s *service) {
+	is, ok := c.store.(state.Intents)
+	if !ok {
+		return
+	}
+	if in, found, err := is.LoadIntent(ctx, s.cfg.Name); err == nil && found {
+		c.onIntent(s, in)
+	}
+}
+
 func withGeneration(t model.Traffic, g uint64) model.Traffic {
 	t.Generation = g
 	return t
@@ -348,7 +447,7 @@ func (c *Controller) writeBack(ctx context.Context, s *service, t model.Traffic,
 	}
 	c.log.Warn(why, "service", s.cfg.Name, "state", describe(t))
 	c.mu.Lock()
-	s.traffic, s.index, s.unsaved = t, idx, false
+	s.traffic, s.index, s.unsaved, s.storedGen = t, idx, false, t.Generation
 	c.mu.Unlock()
 	c.pushTraffic(s)
 	c.schedule(s)
@@ -393,7 +492,7 @@ func (c *Controller) createMissing(ctx context.Context, s *service) error {
 	}
 	c.log.Info("created traffic state", "service", s.cfg.Name, "state", describe(t), "why", why)
 	c.mu.Lock()
-	s.traffic, s.index, s.loaded = t, idx, true
+	s.traffic, s.index, s.loaded, s.storedGen = t, idx, true, t.Generation
 	c.mu.Unlock()
 	c.m.setWeights(s.cfg.Name, t)
 	return nil

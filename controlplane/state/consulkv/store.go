@@ -91,7 +91,14 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 	if err != nil {
 		return 0, err
 	}
-	ops = append(ops,
+	// A standing rollback intent forbids storing the switch going forward;
+	// any other state carries it out (or outlives it) and removes it.
+	intentOp := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: s.IntentKey(service)}}
+	if t.Forward() {
+		intentOp = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: s.IntentKey(service)}}
+	}
+	intentAt := len(ops)
+	ops = append(ops, intentOp,
 		&api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: s.Key(service), Value: body, Index: uint64(prev)}},
 		&api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: s.HistoryKey(service, t.Generation), Value: hist}},
 	)
@@ -105,6 +112,9 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 			if s.fence != nil && e.OpIndex == 0 {
 				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
 			}
+			if e.OpIndex == intentAt {
+				return 0, fmt.Errorf("%w: %s", state.ErrIntent, e.What)
+			}
 			return 0, fmt.Errorf("%w: %s", state.ErrConflict, e.What)
 		}
 		return 0, state.ErrConflict
@@ -115,6 +125,75 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 		}
 	}
 	return 0, fmt.Errorf("write %s: consul did not return the new index", s.Key(service))
+}
+
+// IntentKey is where a service's rollback intent lives.
+func (s *Store) IntentKey(service string) string { return s.prefix + "services/" + service + "/intent" }
+
+var _ state.Intents = (*Store)(nil)
+
+// SaveIntent writes a rollback intent. It is not fenced: a replica that
+// lost the lock writes it so the leader carries its rollback out.
+func (s *Store) SaveIntent(ctx context.Context, service string, in model.Intent) error {
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(&api.KVPair{Key: s.IntentKey(service), Value: body}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("write %s to consul: %w", s.IntentKey(service), err)
+	}
+	return nil
+}
+
+// LoadIntent reads the standing intent, consistently.
+func (s *Store) LoadIntent(ctx context.Context, service string) (model.Intent, bool, error) {
+	pair, _, err := s.kv.Get(s.IntentKey(service), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return model.Intent{}, false, fmt.Errorf("read %s from consul: %w", s.IntentKey(service), err)
+	}
+	if pair == nil {
+		return model.Intent{}, false, nil
+	}
+	in, err := DecodeIntent(pair.Value)
+	return in, err == nil, err
+}
+
+// DeleteIntent removes a stale intent; fenced like a state write.
+func (s *Store) DeleteIntent(ctx context.Context, service string) error {
+	var ops api.TxnOps
+	if s.fence != nil {
+		f, ok := s.fence()
+		if !ok {
+			return state.ErrNotLeader
+		}
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
+	}
+	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: s.IntentKey(service)}})
+	ok, _, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", s.IntentKey(service), err)
+	}
+	if !ok {
+		return state.ErrNotLeader
+	}
+	return nil
+}
+
+// DecodeIntent parses a stored intent strictly.
+func DecodeIntent(b []byte) (model.Intent, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var in model.Intent
+	if err := dec.Decode(&in); err != nil {
+		return model.Intent{}, fmt.Errorf("invalid rollback intent: %w", err)
+	}
+	if err := in.Validate(); err != nil {
+		return model.Intent{}, fmt.Errorf("invalid rollback intent: %w", err)
+	}
+	return in, nil
 }
 
 // Decode parses a stored document strictly; anything odd is an error, never a default.

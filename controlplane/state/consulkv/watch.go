@@ -18,7 +18,10 @@ import (
 // the leader wrote. Corrupt documents are logged and skipped: the last
 // good state stays in force. A key that disappears is reported with found
 // false, so the leader can write the lost state back.
-func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service string, t model.Traffic, idx state.Index, found bool)) {
+//
+// Rollback intents under the same prefix go to onIntent (found false when
+// one is removed); onIntent may be nil.
+func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service string, t model.Traffic, idx state.Index, found bool), onIntent func(service string, in model.Intent, found bool)) {
 	prefix := s.prefix + "services/"
 	var index uint64
 	seen := map[string]uint64{}
@@ -47,25 +50,44 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 			present[p.Key] = true
 		}
 		for key := range seen {
-			if !present[key] {
-				delete(seen, key)
-				service, _ := strings.CutSuffix(strings.TrimPrefix(key, prefix), "/traffic")
+			if present[key] {
+				continue
+			}
+			delete(seen, key)
+			rest := strings.TrimPrefix(key, prefix)
+			if service, ok := strings.CutSuffix(rest, "/traffic"); ok {
 				log.Warn("stored traffic state disappeared", "key", key)
 				fn(service, model.Traffic{}, 0, false)
+			} else if service, ok := strings.CutSuffix(rest, "/intent"); ok && onIntent != nil {
+				onIntent(service, model.Intent{}, false)
 			}
 		}
 		for _, p := range pairs {
-			service, ok := strings.CutSuffix(strings.TrimPrefix(p.Key, prefix), "/traffic")
-			if !ok || seen[p.Key] == p.ModifyIndex {
+			if seen[p.Key] == p.ModifyIndex {
+				continue
+			}
+			seen[p.Key] = p.ModifyIndex
+			rest := strings.TrimPrefix(p.Key, prefix)
+			if service, ok := strings.CutSuffix(rest, "/intent"); ok {
+				in, err := DecodeIntent(p.Value)
+				if err != nil {
+					log.Error("rollback intent is invalid; ignoring it", "key", p.Key, "error", err)
+					continue
+				}
+				if onIntent != nil {
+					onIntent(service, in, true)
+				}
+				continue
+			}
+			service, ok := strings.CutSuffix(rest, "/traffic")
+			if !ok {
 				continue
 			}
 			t, err := Decode(p.Value)
 			if err != nil {
 				log.Error("stored traffic state is invalid; ignoring it", "key", p.Key, "error", err)
-				seen[p.Key] = p.ModifyIndex
 				continue
 			}
-			seen[p.Key] = p.ModifyIndex
 			fn(service, t, state.Index(p.ModifyIndex), true)
 		}
 		wait.Sleep(ctx, 100*time.Millisecond) // rate-limit: blocking queries can return at once
