@@ -142,7 +142,7 @@ func (w *World) checkOne(r *Replica, svc string) {
 	key := fmt.Sprintf("%s#%d/%s", r.id, r.inc, svc)
 	o := w.seen[key]
 	if o == nil {
-		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}}
+		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}, step: map[string]int{}}
 		w.seen[key] = o
 	}
 	// 4: the split moves only with a new generation. (A replica that gives
@@ -159,6 +159,14 @@ func (w *World) checkOne(r *Replica, svc string) {
 			share = st.Weights.Blue
 		}
 		id := svc + "/" + sw.ID
+		// 6: no step advances without a passing verdict at the step it leaves.
+		if prev, seen := o.step[id]; seen && sw.Step > prev && !isBack(sw.Phase) {
+			passed := slices.ContainsFunc(sw.Verdicts, func(v model.StepVerdict) bool { return v.Step == prev && v.Outcome == "pass" })
+			if !passed {
+				w.violate("%s advanced %s from step %d to %d without a passing verdict at step %d: %+v", r.id, id, prev, sw.Step, prev, sw.Verdicts)
+			}
+		}
+		o.step[id] = sw.Step
 		if isBack(sw.Phase) && w.decided[id] == nil {
 			w.decided[id] = &decision{by: r.id}
 			w.s.trace("%s decided %s for %s", r.id, sw.Phase, id)

@@ -105,6 +105,9 @@ func (p prometheus) Sample(_ context.Context, q fleetmetrics.Query) (judge.Sampl
 		return judge.Sample{Requests: math.NaN(), Errors: 0}, nil
 	}
 	s := judge.Sample{Requests: 2000, Errors: 20} // 1 % errors
+	if w.noTraffic {
+		s = judge.Sample{Requests: 10, Errors: 0} // below min_requests: insufficient
+	}
 	if q.Color == model.Green && (w.greenBad && q.Service == service || w.cacheBad && q.Service == cache) {
 		s.Errors = 400 // 20 %
 	}

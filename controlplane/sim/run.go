@@ -55,9 +55,10 @@ const (
 	PromOutage   FaultKind = "prometheus-down" // queries fail
 	PromNaN      FaultKind = "prometheus-nan"  // queries return NaN
 	Vanish       FaultKind = "vanish"          // a cache replacement leaves Consul, then returns
+	NoTraffic    FaultKind = "no-traffic"      // queries answer, with too few requests to judge
 )
 
-var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish}
+var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish, NoTraffic}
 
 // Random draws a run from seed.
 func Random(seed int64) Options {
@@ -90,6 +91,7 @@ type World struct {
 	opts     Options
 
 	promDown, promNaN, greenBad bool
+	noTraffic                   bool
 	grace                       time.Duration
 	ttl                         time.Duration
 	plan                        model.Plan
@@ -119,6 +121,7 @@ type decision struct {
 
 type observed struct {
 	unsaved bool
+	step    map[string]int // switch → step seen
 	gen     uint64
 	green   int
 	share   map[string]int  // switch ID → candidate share seen
@@ -395,6 +398,9 @@ func (w *World) inject(f Fault) {
 		case PromNaN:
 			w.promNaN = true
 			w.s.After(f.For, "prometheus sane", func() { w.promNaN = false })
+		case NoTraffic:
+			w.noTraffic = true
+			w.s.After(f.For, "traffic back", func() { w.noTraffic = false })
 		}
 		w.check()
 	})
@@ -439,7 +445,7 @@ func (w *World) crash(r *Replica) {
 
 // heal ends every fault: the run then converges.
 func (w *World) heal() {
-	w.consul.down, w.promDown, w.promNaN = false, false, false
+	w.consul.down, w.promDown, w.promNaN, w.noTraffic = false, false, false, false
 	clear(w.vanished)
 	for _, r := range w.replicas {
 		r.partitioned = false
