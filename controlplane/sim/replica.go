@@ -12,6 +12,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
+	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
@@ -93,6 +94,17 @@ func (pusher) MarkRouteGen(string, uint64)                                   {}
 func (pusher) WaitRoute(context.Context, string) xds.AckResult               { return xds.AckResult{} }
 func (pusher) RouteStatus(string) (subscribed, acked int)                    { return 0, 0 }
 
+// gates is the simulated gate webhook: 200, or 503 during a gate-fail fault.
+type gates struct{ w *World }
+
+func (g gates) Call(_ context.Context, gt model.Gate, p gate.Payload) model.GateResult {
+	res := model.GateResult{Gate: gt.Name, Stage: p.Stage, Step: p.Step - 1, Passed: true, Status: 200}
+	if g.w.gateFail {
+		res.Passed, res.Status, res.Detail = false, 503, "smoke test failed"
+	}
+	return res
+}
+
 // prometheus is the simulated Prometheus every replica queries.
 type prometheus struct{ w *World }
 
@@ -136,6 +148,7 @@ func (r *Replica) start() {
 	c.SetShrinkGrace(w.grace)
 	c.SetAnalysis(prometheus{w}, map[string]model.Plan{service: w.plan, cache: w.plan})
 	c.SetRolling(map[string]model.RollParams{cache: w.roll})
+	c.SetGates(gates{w})
 	r.ctrl = c
 	for _, svc := range services {
 		w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), r.id+" reads "+svc, x.live("read", func() { r.read(svc, w.truth(svc)) }))

@@ -29,13 +29,16 @@ type Options struct {
 	Abort time.Duration
 	// CacheBadAt: from then on the cache's green hosts fail (zero: never).
 	CacheBadAt time.Duration
+	// Gates: web's plan has a smoke gate at pre, step and post that rolls
+	// back when it fails.
+	Gates bool
 }
 
 // Fault is one injected failure.
 type Fault struct {
 	At      time.Duration
 	Kind    FaultKind
-	Replica int           // which replica, where it applies (-1: the leader then)
+	Replica int           // which replica, where it applies (-1: the leader then, -2: a follower then)
 	For     time.Duration // how long it lasts
 	Service string        // which service, for reads and keys ("": web)
 	Slot    int           // Vanish: which slot's replacement (1..4)
@@ -56,9 +59,10 @@ const (
 	PromNaN      FaultKind = "prometheus-nan"  // queries return NaN
 	Vanish       FaultKind = "vanish"          // a cache replacement leaves Consul, then returns
 	NoTraffic    FaultKind = "no-traffic"      // queries answer, with too few requests to judge
+	GateFail     FaultKind = "gate-fail"       // web's gate webhooks answer 503
 )
 
-var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish, NoTraffic}
+var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish, NoTraffic, GateFail}
 
 // Random draws a run from seed.
 func Random(seed int64) Options {
@@ -73,6 +77,7 @@ func Random(seed int64) Options {
 	if s.rng.Intn(4) == 0 {
 		o.CacheBadAt = s.jitter(2*time.Second, 15*time.Second)
 	}
+	o.Gates = s.rng.Intn(2) == 0
 	n := 2 + s.rng.Intn(5)
 	for range n {
 		f := Fault{At: s.jitter(500*time.Millisecond, 30*time.Second), Kind: kinds[s.rng.Intn(len(kinds))], Replica: s.rng.Intn(o.Replicas+1) - 1,
@@ -92,6 +97,7 @@ type World struct {
 
 	promDown, promNaN, greenBad bool
 	noTraffic                   bool
+	gateFail                    bool
 	grace                       time.Duration
 	ttl                         time.Duration
 	plan                        model.Plan
@@ -136,6 +142,10 @@ func New(seed int64, opts Options) *World {
 		Steps: []int{10, 50, 100}, Bake: model.Duration(2 * time.Second), Interval: model.Duration(500 * time.Millisecond),
 		Window: model.Duration(time.Second), MinRequests: 100, Confidence: 0.99, Margin: 0.1,
 		UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant,
+	}
+	if opts.Gates {
+		w.plan.Gates = []model.Gate{{Name: "smoke", URL: "http://smoke.sim/run", Stages: []string{model.GatePre, model.GateStep, model.GatePost},
+			Timeout: model.Duration(time.Second), OnFailure: model.GateRollback}}
 	}
 	w.roll = model.RollParams{MaxUnavailable: 1, MinAvailable: 3, DrainTimeout: model.Duration(400 * time.Millisecond),
 		Bake: model.Duration(800 * time.Millisecond), ReplaceTimeout: model.Duration(5 * time.Second), Interval: model.Duration(200 * time.Millisecond),
@@ -340,6 +350,13 @@ func (w *World) electionTick() {
 // inject schedules one fault and its end.
 func (w *World) inject(f Fault) {
 	pick := func() *Replica {
+		if f.Replica == -2 {
+			for _, r := range w.replicas {
+				if r.alive && r != w.leader() {
+					return r
+				}
+			}
+		}
 		if f.Replica < 0 || f.Replica >= len(w.replicas) {
 			if l := w.leader(); l != nil {
 				return l
@@ -398,6 +415,9 @@ func (w *World) inject(f Fault) {
 		case PromNaN:
 			w.promNaN = true
 			w.s.After(f.For, "prometheus sane", func() { w.promNaN = false })
+		case GateFail:
+			w.gateFail = true
+			w.s.After(f.For, "gates pass again", func() { w.gateFail = false })
 		case NoTraffic:
 			w.noTraffic = true
 			w.s.After(f.For, "traffic back", func() { w.noTraffic = false })
@@ -445,7 +465,7 @@ func (w *World) crash(r *Replica) {
 
 // heal ends every fault: the run then converges.
 func (w *World) heal() {
-	w.consul.down, w.promDown, w.promNaN, w.noTraffic = false, false, false, false
+	w.consul.down, w.promDown, w.promNaN, w.noTraffic, w.gateFail = false, false, false, false, false
 	clear(w.vanished)
 	for _, r := range w.replicas {
 		r.partitioned = false

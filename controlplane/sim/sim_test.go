@@ -89,7 +89,14 @@ func TestScenarios(t *testing.T) {
 			Replicas: 3, GreenBadAt: 3 * time.Second,
 			Faults: []Fault{{At: 3 * time.Second, Kind: Crash, Replica: -1, For: 2 * time.Second}},
 		}, "", ""},
-		{"follower with a stale empty read when the leader aborts back (seed 1455)", 1455, Random(1455), "", ""},
+		{"follower with a stale empty read when the leader aborts back (found as seed 1455)", 1455, Options{
+			Replicas: 3, Abort: 9100 * time.Millisecond,
+			Faults: []Fault{{At: 5750 * time.Millisecond, Kind: EmptyRead, Replica: -2, For: 5700 * time.Millisecond}},
+		}, "", ""},
+		{"a failing step gate rolls back for good", 9, Options{
+			Replicas: 2, Gates: true,
+			Faults: []Fault{{At: 2 * time.Second, Kind: GateFail, For: 20 * time.Second}, {At: 2500 * time.Millisecond, Kind: Partition, Replica: -1, For: 4 * time.Second}},
+		}, "", ""},
 		{"a cache replacement vanishes mid-roll: its old host returns in the same push", 7, Options{
 			Replicas: 2,
 			Faults:   []Fault{{At: 3500 * time.Millisecond, Kind: Vanish, Slot: 2, For: 3 * time.Second}},
@@ -114,11 +121,11 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 			st, _ := w.stored(service)
-			if tc.opts.GreenBadAt > 0 && (st.Rollout == nil || st.Rollout.Phase != model.RolloutRolledBack || st.GreenPercent != 0) {
+			if (tc.opts.GreenBadAt > 0 || tc.opts.Gates) && (st.Rollout == nil || st.Rollout.Phase != model.RolloutRolledBack || st.GreenPercent != 0) {
 				t.Fatalf("green failed but the switch ended %+v at green %d%%:\n%s", st.Rollout, st.GreenPercent, w.s.Trace())
 			}
 			for _, f := range tc.opts.Faults {
-				if f.Kind == DeleteKey && !slices.ContainsFunc(w.consul.history[service], func(e model.HistoryEntry) bool { return strings.Contains(e.Reason, "missing") }) {
+				if f.Kind == DeleteKey && !slices.ContainsFunc(w.consul.history[svcOf(f)], func(e model.HistoryEntry) bool { return strings.Contains(e.Reason, "missing") }) {
 					t.Fatalf("the deleted key was not written back with a history entry")
 				}
 			}

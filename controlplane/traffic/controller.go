@@ -89,7 +89,7 @@ type Controller struct {
 	epoch    uint64 // counts leadership changes: stale ticks see a new epoch
 
 	windows    map[string]*window.Schedule
-	gates      gate.Caller
+	gates      GateCaller
 	source     fleetmetrics.Source
 	plans      map[string]model.Plan
 	rollParams map[string]model.RollParams
@@ -103,7 +103,7 @@ type Controller struct {
 // New builds a controller for the configured services.
 func New(services []model.Service, envoyListenAddress string, store state.Store, pusher Pusher, log *slog.Logger, m *Metrics) *Controller {
 	c := &Controller{store: store, pusher: pusher, log: log, m: m, envoy: envoyListenAddress, services: map[string]*service{}, rt: newRealRuntime(),
-		leading: true, guard: membership.Guard{Grace: DefaultShrinkGrace}}
+		leading: true, guard: membership.Guard{Grace: DefaultShrinkGrace}, gates: gate.Caller{}}
 	for _, s := range services {
 		c.services[s.Name] = &service{cfg: s}
 		c.names = append(c.names, s.Name)
@@ -122,6 +122,18 @@ func (c *Controller) SetShrinkGrace(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.guard.Grace = d
+}
+
+// GateCaller calls one gate webhook (gate.Caller; the simulation fakes it).
+type GateCaller interface {
+	Call(ctx context.Context, g model.Gate, p gate.Payload) model.GateResult
+}
+
+// SetGates replaces the gate webhook caller.
+func (c *Controller) SetGates(g GateCaller) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gates = g
 }
 
 // SetAcks makes every "done" count the proxies of every replica.

@@ -95,7 +95,10 @@ func (c *Controller) callGates(ctx context.Context, name string, t model.Traffic
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = c.gates.Call(ctx, g, p)
+			c.mu.Lock()
+			caller := c.gates
+			c.mu.Unlock()
+			out[i] = caller.Call(ctx, g, p)
 			result := "passed"
 			if !out[i].Passed {
 				result = "failed"
