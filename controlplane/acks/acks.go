@@ -140,6 +140,9 @@ type ReplicaAcks struct {
 	Pending  []xds.ProxyInfo `json:"pending,omitempty"`
 	Unlisted int             `json:"unlisted,omitempty"`
 	Complete bool            `json:"complete"`
+	// Behind: the replica serves an older generation. It is not complete
+	// even with no proxies: one connecting now would get the old split.
+	Behind bool `json:"behind,omitempty"`
 	// Note explains a replica that is not there yet, e.g. one still
 	// serving an older generation.
 	Note string `json:"note,omitempty"`
@@ -219,9 +222,10 @@ func (ra *ReplicaAcks) finish(gen uint64) {
 	for i := range ra.Pending {
 		ra.Pending[i].Replica = ra.Replica
 	}
-	ra.Complete = len(ra.Pending) == 0 && ra.Unlisted == 0 && ra.Error == ""
+	ra.Behind = ra.Generation < gen
+	ra.Complete = len(ra.Pending) == 0 && ra.Unlisted == 0 && ra.Error == "" && !ra.Behind
 	ra.settled = ra.Complete
-	if !ra.Complete && ra.Unlisted == 0 && ra.Error == "" {
+	if !ra.Complete && ra.Unlisted == 0 && ra.Error == "" && !ra.Behind {
 		ra.settled = true
 		for _, p := range ra.Pending {
 			ra.settled = ra.settled && rejected(p, gen)
@@ -233,7 +237,7 @@ func (ra *ReplicaAcks) finish(gen uint64) {
 func localAcks(replica string, r xds.AckReport) ReplicaAcks {
 	ra := ReplicaAcks{Replica: replica, Local: true, Generation: r.Generation, Subscribed: r.Subscribed, Acked: r.Acked,
 		Pending: append([]xds.ProxyInfo(nil), r.Pending...)}
-	if r.Generation < r.Want && r.Subscribed > 0 {
+	if r.Generation < r.Want {
 		ra.Note = fmt.Sprintf("serves generation %d, not %d yet", r.Generation, r.Want)
 	}
 	ra.finish(r.Want)
@@ -247,9 +251,7 @@ func (r Report) For(gen uint64) ReplicaAcks {
 		// Not adopted yet: every subscribed proxy holds at most r.Generation.
 		ra.Pending = append([]xds.ProxyInfo(nil), r.Lagging...)
 		ra.Unlisted = max(r.Subscribed-len(r.Lagging), 0)
-		if r.Subscribed > 0 {
-			ra.Note = fmt.Sprintf("serves generation %d, not %d yet", r.Generation, gen)
-		}
+		ra.Note = fmt.Sprintf("serves generation %d, not %d yet", r.Generation, gen)
 	} else {
 		ra.Acked, ra.Unlisted = r.Acked, r.Unlisted
 		for _, p := range r.Lagging {
@@ -276,6 +278,9 @@ func combine(service string, gen uint64, replicas []ReplicaAcks, unconfirmed str
 		res.Pending = append(res.Pending, ra.Pending...)
 		res.Unlisted += ra.Unlisted
 		settled = settled && ra.settled
+		if ra.Behind && res.Unconfirmed == "" {
+			res.Unconfirmed = "replica " + ra.Replica + " " + ra.Note
+		}
 		if ra.Error != "" && res.Unconfirmed == "" {
 			res.Unconfirmed = "report of replica " + ra.Replica + ": " + ra.Error
 		}

@@ -34,7 +34,11 @@ func TestReportFor(t *testing.T) {
 		{name: "older generation counts lagging proxies that hold it", r: rep, gen: 6, acked: 3, pending: 2},
 		{name: "every proxy holds an old generation", r: rep, gen: 1, acked: 4, pending: 1},
 		{name: "newer than served: everyone pending", r: rep, gen: 8, pending: 3, unlisted: 2, note: "serves generation 7, not 8 yet"},
-		{name: "no proxies: complete even if behind", r: Report{Replica: "r3", Generation: 3}, gen: 9, complete: true, settled: true},
+		// A replica that serves an older generation is not there yet even
+		// with no proxies: one connecting now gets the old split. Found by
+		// the fault simulation (controlplane/sim seed 1658).
+		{name: "no proxies but behind: not complete", r: Report{Replica: "r3", Generation: 3}, gen: 9, note: "serves generation 3, not 9 yet"},
+		{name: "no proxies, current: complete", r: Report{Replica: "r3", Generation: 9}, gen: 9, complete: true, settled: true},
 		{name: "all acked", r: Report{Replica: "r4", Generation: 9, Subscribed: 4, Acked: 4}, gen: 9, acked: 4, complete: true, settled: true},
 		{name: "the rest rejected it", r: Report{Replica: "r5", Generation: 7, Subscribed: 2, Acked: 1, Lagging: []xds.ProxyInfo{{NodeID: "b", LastNACK: nack}}},
 			gen: 7, acked: 1, pending: 1, settled: true},
@@ -273,9 +277,10 @@ func TestAggregatorWaitsForEveryReplica(t *testing.T) {
 	if r2 := st.Replicas[1]; r2.Replica != "r2" || r2.Note != "serves generation 4, not 5 yet" || r2.Complete {
 		t.Errorf("r2 = %+v", r2)
 	}
-	if !st.Replicas[0].Local || !st.Replicas[2].Complete {
-		t.Errorf("replicas = %+v", st.Replicas)
+	if !st.Replicas[0].Local || st.Replicas[2].Complete || !st.Replicas[2].Behind {
+		t.Errorf("replicas = %+v; r3 (no proxies, generation 4) must be behind", st.Replicas)
 	}
+	putReport(kv, Report{Replica: "r3", Service: "web", Generation: 5})
 	putReport(kv, Report{Replica: "r2", Service: "web", Generation: 5, Subscribed: 1, Lagging: []xds.ProxyInfo{{NodeID: "f1", Generation: 4}}})
 	expectWaiting("r2 pushed 5, its proxy has not ACKed")
 	putReport(kv, Report{Replica: "r2", Service: "web", Generation: 5, Subscribed: 1, Acked: 1})

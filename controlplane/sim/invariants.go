@@ -139,6 +139,7 @@ func (w *World) checkOne(r *Replica, svc string) {
 	if !ok {
 		return
 	}
+	w.checkAcks(r, svc, ackStatus{st.Acks})
 	key := fmt.Sprintf("%s#%d/%s", r.id, r.inc, svc)
 	o := w.seen[key]
 	if o == nil {

@@ -11,6 +11,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
+	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/judge"
@@ -40,6 +41,9 @@ type Replica struct {
 	seen        map[string]uint64 // state watch: ModifyIndex seen per service
 	everServed  map[string]bool   // service/colour → it served members once
 	lastRead    map[string]model.Membership
+	proxies     []*proxy
+	routes      routes
+	publishing  bool                                       // a report write is scheduled
 	eds         map[string]*endpoint.ClusterLoadAssignment // cluster → last pushed
 }
 
@@ -78,7 +82,12 @@ func (x rt) Call(_ string, run func()) { run() }
 // every route at once. It keeps the endpoints pushed, for invariant 5.
 type pusher struct{ r *Replica }
 
-func (p pusher) Load(res translator.Resources) { _ = p.UpdateEndpoints(res.Endpoints) }
+func (p pusher) Load(res translator.Resources) {
+	_ = p.UpdateEndpoints(res.Endpoints)
+	for _, svc := range services {
+		p.r.push(svc, 0) // Publish marks each route's generation next
+	}
+}
 func (p pusher) UpdateService(res translator.Resources) error {
 	return p.UpdateEndpoints(res.Endpoints)
 }
@@ -89,10 +98,13 @@ func (p pusher) UpdateEndpoints(cla map[string]types.Resource) error {
 	p.r.w.checkEDS(p.r)
 	return nil
 }
-func (pusher) UpdateRouteGen(string, types.Resource, uint64) (uint64, error) { return 1, nil }
-func (pusher) MarkRouteGen(string, uint64)                                   {}
-func (pusher) WaitRoute(context.Context, string) xds.AckResult               { return xds.AckResult{} }
-func (pusher) RouteStatus(string) (subscribed, acked int)                    { return 0, 0 }
+func (p pusher) UpdateRouteGen(name string, _ types.Resource, gen uint64) (uint64, error) {
+	p.r.push(name, gen)
+	return p.r.routes.seq[name], nil
+}
+func (p pusher) MarkRouteGen(name string, gen uint64)          { p.r.mark(name, gen) }
+func (pusher) WaitRoute(context.Context, string) xds.AckResult { return xds.AckResult{} }
+func (pusher) RouteStatus(string) (subscribed, acked int)      { return 0, 0 }
 
 // gates is the simulated gate webhook: 200, or 503 during a gate-fail fault.
 type gates struct{ w *World }
@@ -138,6 +150,10 @@ func (r *Replica) start() {
 	r.everServed = map[string]bool{}
 	r.lastRead = map[string]model.Membership{}
 	r.eds = map[string]*endpoint.ClusterLoadAssignment{}
+	r.routes, r.publishing = newRoutes(), false
+	for _, p := range r.proxies {
+		p.connected = false
+	}
 	c := traffic.New([]model.Service{{Name: service, ListenerPort: 10000},
 		{Name: cache, ListenerPort: 10001, Strategy: model.StrategyRolling, Affinity: model.Affinity{Header: "x-session"}}},
 		"0.0.0.0", store{w.consul, r}, pusher{r}, quiet, traffic.NewMetrics(nil))
@@ -149,6 +165,7 @@ func (r *Replica) start() {
 	c.SetAnalysis(prometheus{w}, map[string]model.Plan{service: w.plan, cache: w.plan})
 	c.SetRolling(map[string]model.RollParams{cache: w.roll})
 	c.SetGates(gates{w})
+	c.SetAcks(simAcks{acks.NewAggregator(ackKV{r}, ackPrefix, r.id, r, quiet)})
 	r.ctrl = c
 	for _, svc := range services {
 		w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), r.id+" reads "+svc, x.live("read", func() { r.read(svc, w.truth(svc)) }))
@@ -179,6 +196,13 @@ func (r *Replica) load() {
 	}
 	r.published = true
 	r.w.s.trace("%s published", r.id)
+	for _, p := range r.proxies {
+		r.w.s.After(r.w.s.jitter(time.Millisecond, 200*time.Millisecond), "", x.live("connect", func() {
+			if !p.connected && !p.away {
+				r.connect(p)
+			}
+		}))
+	}
 	r.deliver()
 	if r.leading {
 		r.ctrl.Start()

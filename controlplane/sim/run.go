@@ -60,9 +60,11 @@ const (
 	Vanish       FaultKind = "vanish"          // a cache replacement leaves Consul, then returns
 	NoTraffic    FaultKind = "no-traffic"      // queries answer, with too few requests to judge
 	GateFail     FaultKind = "gate-fail"       // web's gate webhooks answer 503
+	Nack         FaultKind = "nack"            // a proxy rejects every route
+	Disconnect   FaultKind = "disconnect"      // a proxy's stream drops, then reconnects
 )
 
-var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish, NoTraffic, GateFail}
+var kinds = []FaultKind{ConsulOutage, Partition, Crash, Pause, DeleteKey, EmptyRead, HalvedRead, PromOutage, PromNaN, Vanish, NoTraffic, GateFail, Nack, Disconnect}
 
 // Random draws a run from seed.
 func Random(seed int64) Options {
@@ -112,6 +114,7 @@ type World struct {
 	termOf      map[uint64]string
 	seen        map[string]*observed // replica id#inc → last observation
 	lapse       map[string]time.Time // replica id → when it became unreachable
+	deadAt      map[string]time.Time // ACK report key → when its session's process died
 	switchID    string
 	promotedBad bool
 }
@@ -137,7 +140,7 @@ type observed struct {
 // New builds a world for opts with a seeded scheduler.
 func New(seed int64, opts Options) *World {
 	w := &World{s: newScheduler(seed), opts: opts, grace: 3 * time.Second, ttl: 2 * time.Second, vanished: map[string]bool{}, maxGen: map[string]uint64{},
-		decided: map[string]*decision{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}}
+		decided: map[string]*decision{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}, deadAt: map[string]time.Time{}}
 	w.plan = model.Plan{
 		Steps: []int{10, 50, 100}, Bake: model.Duration(2 * time.Second), Interval: model.Duration(500 * time.Millisecond),
 		Window: model.Duration(time.Second), MinRequests: 100, Confidence: 0.99, Margin: 0.1,
@@ -152,7 +155,11 @@ func New(seed int64, opts Options) *World {
 		Judged: true, UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback}
 	w.consul = newConsul(w)
 	for i := range opts.Replicas {
-		w.replicas = append(w.replicas, &Replica{w: w, id: fmt.Sprintf("r%d", i)})
+		r := &Replica{w: w, id: fmt.Sprintf("r%d", i)}
+		for j := range 2 {
+			r.proxies = append(r.proxies, &proxy{node: fmt.Sprintf("proxy-%d-%d", i, j)})
+		}
+		w.replicas = append(w.replicas, r)
 	}
 	return w
 }
@@ -289,6 +296,7 @@ func (w *World) operatorAbort() {
 func (w *World) electionTick() {
 	c := w.consul
 	now := w.s.Now()
+	changed := false
 	for _, r := range w.replicas {
 		ok := r.alive && !r.partitioned && !now.Before(r.pausedUntil)
 		if ok || c.down {
@@ -313,7 +321,7 @@ func (w *World) electionTick() {
 		}
 		if lapsed && now.Sub(at) >= w.ttl {
 			w.s.trace("session of %s invalidated", h)
-			c.holder = ""
+			c.holder, changed = "", true
 			delete(w.lapse, h+"#old")
 		}
 	}
@@ -324,8 +332,10 @@ func (w *World) electionTick() {
 		lost := c.holder != r.id || c.term != r.term
 		if c.reachable(r) && lost {
 			r.deposed()
+			changed = true
 		} else if at, gone := w.lapse[r.id]; gone && now.Sub(at) >= w.ttl {
 			r.deposed() // its lock monitor gives up
+			changed = true
 		}
 	}
 	if c.holder == "" && !c.down {
@@ -341,9 +351,12 @@ func (w *World) electionTick() {
 			c.holder, c.holderInc = r.id, r.inc
 			w.termOf[c.term] = r.id
 			r.elected(c.term)
+			changed = true
 		}
 	}
-	w.check()
+	if w.lapseReports() || changed {
+		w.check() // every other event checks after itself
+	}
 	w.s.After(100*time.Millisecond, "", w.electionTick)
 }
 
@@ -415,6 +428,23 @@ func (w *World) inject(f Fault) {
 		case PromNaN:
 			w.promNaN = true
 			w.s.After(f.For, "prometheus sane", func() { w.promNaN = false })
+		case Nack, Disconnect:
+			r := pick()
+			p := r.proxies[f.Slot%len(r.proxies)]
+			if f.Kind == Nack {
+				p.nacking = true
+				w.s.After(f.For, p.node+" accepts routes again", func() { p.nacking = false })
+				break
+			}
+			p.connected, p.away = false, true
+			r.schedulePublish()
+			inc := r.inc
+			w.s.After(f.For, p.node+" reconnects", func() {
+				p.away = false
+				if r.alive && r.inc == inc && r.published && !p.connected {
+					r.connect(p)
+				}
+			})
 		case GateFail:
 			w.gateFail = true
 			w.s.After(f.For, "gates pass again", func() { w.gateFail = false })
@@ -461,6 +491,9 @@ func (w *World) crash(r *Replica) {
 		}
 	}
 	r.alive, r.leading = false, false
+	for _, p := range r.proxies {
+		p.connected = false // its streams drop; they come back when it does
+	}
 }
 
 // heal ends every fault: the run then converges.
@@ -470,6 +503,9 @@ func (w *World) heal() {
 	for _, r := range w.replicas {
 		r.partitioned = false
 		r.pausedUntil = time.Time{}
+		for _, p := range r.proxies {
+			p.nacking = false
+		}
 		if !r.alive {
 			r.start()
 		} else {

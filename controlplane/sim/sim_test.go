@@ -93,6 +93,17 @@ func TestScenarios(t *testing.T) {
 			Replicas: 3, Abort: 9100 * time.Millisecond,
 			Faults: []Fault{{At: 5750 * time.Millisecond, Kind: EmptyRead, Replica: -2, For: 5700 * time.Millisecond}},
 		}, "", ""},
+		{"a restarted follower behind the leader's unsaved rollback is not counted done (seed 1658, frozen)", 1658, Options{
+			Replicas: 2, GreenBadAt: 5345203374,
+			Faults: []Fault{
+				{At: 1876200711, Kind: NoTraffic, Replica: 1, For: 2883505124, Service: cache, Slot: 2},
+				{At: 24492136768, Kind: PromOutage, Replica: -1, For: 5160417409, Service: service, Slot: 1},
+				{At: 3110457699, Kind: ConsulOutage, Replica: -1, For: 6626450556, Service: cache, Slot: 2},
+				{At: 9914416503, Kind: Crash, Replica: 1, For: 2444335390, Service: service, Slot: 2},
+				{At: 8619506221, Kind: HalvedRead, Replica: 1, For: 2265793999, Service: service, Slot: 3},
+				{At: 28286377215, Kind: Vanish, Replica: -1, For: 5910993619, Service: service, Slot: 2},
+			},
+		}, "", ""},
 		{"a failing step gate rolls back for good", 9, Options{
 			Replicas: 2, Gates: true,
 			Faults: []Fault{{At: 2 * time.Second, Kind: GateFail, For: 20 * time.Second}, {At: 2500 * time.Millisecond, Kind: Partition, Replica: -1, For: 4 * time.Second}},
@@ -130,5 +141,37 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A proxy on a follower that NACKs keeps the leader from reporting done,
+// and the leader's answer names it with its message (invariant 2).
+func TestSimFollowerNACKShowsInLeadersAnswer(t *testing.T) {
+	w := New(11, Options{Replicas: 3})
+	w.opts.Faults = []Fault{{At: 500 * time.Millisecond, Kind: Nack, Replica: -2, Slot: 0, For: 20 * time.Second}}
+	var seen bool
+	w.s.At(simStart.Add(8*time.Second), "probe", func() {
+		l := w.leader()
+		if l == nil {
+			return
+		}
+		st, ok := l.status(service)
+		if !ok || st.Acks == nil {
+			return
+		}
+		for _, p := range st.Acks.Pending {
+			if p.LastNACK != nil && strings.Contains(p.LastNACK.Message, "rejected") && p.Replica != l.id {
+				seen = true
+			}
+		}
+		if st.Acks.Complete {
+			t.Errorf("leader reports done while a follower's proxy NACKs: %+v", st.Acks)
+		}
+	})
+	if v := w.Run(); len(v) > 0 {
+		t.Fatalf("%v\n%s", v, w.s.Trace())
+	}
+	if !seen {
+		t.Fatalf("the leader's answer never named the follower's NACKing proxy:\n%s", w.s.Trace())
 	}
 }
