@@ -143,7 +143,7 @@ func (w *World) checkOne(r *Replica, svc string) {
 	key := fmt.Sprintf("%s#%d/%s", r.id, r.inc, svc)
 	o := w.seen[key]
 	if o == nil {
-		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}, step: map[string]int{}}
+		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}, step: map[string]int{}, slots: map[string][]model.SlotState{}}
 		w.seen[key] = o
 	}
 	// 4: the split moves only with a new generation. (A replica that gives
@@ -193,6 +193,7 @@ func (w *World) checkOne(r *Replica, svc string) {
 	}
 	if rl := st.Roll; rl != nil {
 		id := svc + "/" + rl.ID
+		w.checkRollVerdicts(r, id, rl, o)
 		if rollBack(rl.Phase) && w.decided[id] == nil {
 			w.decided[id] = &decision{by: r.id}
 			w.s.trace("%s decided %s for %s", r.id, rl.Phase, id)
@@ -307,6 +308,36 @@ func (w *World) final() {
 			if t.Roll != nil && t.Roll.ID == sid && !rollBack(t.Roll.Phase) {
 				w.violate("%s: roll %s ended %s although %s decided to roll it back", svc, sid, t.Roll.Phase, d.by)
 			}
+		}
+	}
+}
+
+// checkRollVerdicts (invariant 6 for rolls): while no verdict is possible
+// (Prometheus down, NaN, too little traffic — for longer than a round
+// takes), a judged roll going forward finishes no bake and, once any
+// replacement takes traffic, starts no new slot.
+func (w *World) checkRollVerdicts(r *Replica, id string, rl *model.Roll, o *observed) {
+	prev := o.slots[id]
+	o.slots[id] = make([]model.SlotState, len(rl.Slots))
+	for i, s := range rl.Slots {
+		o.slots[id][i] = s.State
+	}
+	if !rl.Params.Judged || rl.Phase != model.RollRolling || len(prev) != len(rl.Slots) ||
+		w.blindSince.IsZero() || w.s.Now().Sub(w.blindSince) < 100*time.Millisecond {
+		return
+	}
+	moving := false
+	for _, s := range prev {
+		if s != model.SlotPending {
+			moving = true
+		}
+	}
+	for i, s := range rl.Slots {
+		switch {
+		case prev[i] == model.SlotBaking && s.State == model.SlotReplaced:
+			w.violate("%s: %s finished the bake of slot %s without a verdict (metrics blind since %s)", r.id, id, s.Key, w.blindSince.Sub(simStart))
+		case moving && prev[i] == model.SlotPending && s.State == model.SlotDraining:
+			w.violate("%s: %s started slot %s without a verdict (metrics blind since %s)", r.id, id, s.Key, w.blindSince.Sub(simStart))
 		}
 	}
 }

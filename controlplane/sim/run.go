@@ -100,6 +100,7 @@ type World struct {
 	promDown, promNaN, greenBad bool
 	noTraffic                   bool
 	gateFail                    bool
+	blindSince                  time.Time // since when no verdict is possible (zero: metrics judge)
 	grace                       time.Duration
 	ttl                         time.Duration
 	plan                        model.Plan
@@ -129,6 +130,7 @@ type decision struct {
 }
 
 type observed struct {
+	slots   map[string][]model.SlotState // roll → slot states seen
 	unsaved bool
 	step    map[string]int // switch → step seen
 	gen     uint64
@@ -424,10 +426,12 @@ func (w *World) inject(f Fault) {
 			w.s.After(f.For, id+" registers again", func() { delete(w.vanished, id); w.readAll(cache) })
 		case PromOutage:
 			w.promDown = true
-			w.s.After(f.For, "prometheus back", func() { w.promDown = false })
+			w.promChanged()
+			w.s.After(f.For, "prometheus back", func() { w.promDown = false; w.promChanged() })
 		case PromNaN:
 			w.promNaN = true
-			w.s.After(f.For, "prometheus sane", func() { w.promNaN = false })
+			w.promChanged()
+			w.s.After(f.For, "prometheus sane", func() { w.promNaN = false; w.promChanged() })
 		case Nack, Disconnect:
 			r := pick()
 			p := r.proxies[f.Slot%len(r.proxies)]
@@ -450,7 +454,8 @@ func (w *World) inject(f Fault) {
 			w.s.After(f.For, "gates pass again", func() { w.gateFail = false })
 		case NoTraffic:
 			w.noTraffic = true
-			w.s.After(f.For, "traffic back", func() { w.noTraffic = false })
+			w.promChanged()
+			w.s.After(f.For, "traffic back", func() { w.noTraffic = false; w.promChanged() })
 		}
 		w.check()
 	})
@@ -499,6 +504,7 @@ func (w *World) crash(r *Replica) {
 // heal ends every fault: the run then converges.
 func (w *World) heal() {
 	w.consul.down, w.promDown, w.promNaN, w.noTraffic, w.gateFail = false, false, false, false, false
+	w.promChanged()
 	clear(w.vanished)
 	for _, r := range w.replicas {
 		r.partitioned = false
@@ -523,5 +529,16 @@ func (w *World) notifyWatchers() {
 		}
 		x := rt{r, r.inc}
 		w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), "", x.live("watch", r.deliver))
+	}
+}
+
+// promChanged records since when Prometheus cannot give a verdict.
+func (w *World) promChanged() {
+	blind := w.promDown || w.promNaN || w.noTraffic
+	switch {
+	case blind && w.blindSince.IsZero():
+		w.blindSince = w.s.Now()
+	case !blind:
+		w.blindSince = time.Time{}
 	}
 }
