@@ -285,7 +285,9 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 	case storedCreate:
 		return c.createMissing(ctx, s)
 	}
-	// storedAdopt
+	// storedAdopt. (A replica giving up an unsaved rollback for a stored
+	// end that came first may adopt the number its rollback used: that
+	// generation was never stored, so only its own ACK reports saw it.)
 	c.mu.Lock()
 	s.traffic, s.index, s.loaded, s.unsaved, s.storedGen = t, idx, true, false, t.Generation
 	pushed := c.pushed
