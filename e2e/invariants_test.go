@@ -177,9 +177,8 @@ func TestConfirmationCountsEveryReplica(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Acks.Acked != 3 || len(res.Acks.Pending) != 0 {
 		t.Fatalf("switch answer %s (%v); want 3 proxies ACKed, none pending", out, err)
 	}
-	for i, c := range h.clients {
+	for _, c := range h.clients {
 		c.WaitFor(t, 20*time.Second, func(n harness.Counts) bool { return n.Green > 0 })
-		_ = i
 	}
 	// A proxy on a follower rejects every route.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -346,10 +346,10 @@ func (c *Controller) Publish() error {
 // resumes a running switch or roll. The first round comes one interval
 // after takeover, so a takeover alone never moves traffic.
 func (c *Controller) Lead(ctx context.Context) {
-	c.Elected()
+	term := c.setLeading(true)
 	go func() {
 		<-ctx.Done()
-		c.Deposed()
+		c.deposeTerm(term) // never a later term the elector already started
 	}()
 	for ctx.Err() == nil {
 		if err := c.LoadState(ctx); err == nil {
@@ -369,12 +369,25 @@ func (c *Controller) Elected() { c.setLeading(true) }
 // Deposed: this replica no longer leads; rounds of its term are void.
 func (c *Controller) Deposed() { c.setLeading(false) }
 
-// setLeading records a leadership change; a new epoch voids scheduled rounds.
-func (c *Controller) setLeading(on bool) {
+// setLeading records a leadership change and returns its epoch; a new
+// epoch voids scheduled rounds.
+func (c *Controller) setLeading(on bool) uint64 {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.leading = on
 	c.epoch++
-	c.mu.Unlock()
+	return c.epoch
+}
+
+// deposeTerm ends the term that began at epoch, unless a later one began
+// meanwhile: the end of an old term must not depose a new one.
+func (c *Controller) deposeTerm(epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == epoch && c.leading {
+		c.leading = false
+		c.epoch++
+	}
 }
 
 // Start schedules the rounds of every running switch or roll.
