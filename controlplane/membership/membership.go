@@ -21,7 +21,8 @@ type Update struct {
 	AffinityHeader string
 }
 
-// Source watches fleets and calls fn on every change, until ctx ends.
+// Source watches the fleets of every configured service and calls fn
+// after the first read of each and on every change, until ctx ends.
 type Source interface {
-	Watch(ctx context.Context, service string, fn func(Update))
+	Run(ctx context.Context, fn func(Update))
 }

@@ -39,10 +39,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	client, err := consulClient(cfg.Consul)
+	consul, err := consulClients(cfg.Consul)
 	if err != nil {
 		return err
 	}
+	client := consul.Control
 	xdsServer := xds.NewServer(log, reg)
 	var services []model.Service
 	names := map[string]string{}
@@ -53,6 +54,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		names[s.Name] = s.ConsulService
 	}
 	store := consulkv.New(client, cfg.Consul.KVPrefix)
+	store.WatchVia(consul.Watch)
 	ctrl := traffic.New(services, cfg.Envoy.ListenAddress, store, xdsServer, log, traffic.NewMetrics(reg))
 	self := leader.Info{Replica: replicaID(), Admin: advertise(cfg.Admin.Listen)}
 	ctrl.SetReplica(self.Replica)
@@ -61,6 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ctrl.SetHistoryRetention(cfg.History.Retention)
 	elector := leader.New(client, leader.Options{
 		Key: cfg.Consul.KVPrefix + "leader", Self: self, SessionTTL: cfg.Leader.SessionTTL, LockDelay: cfg.Leader.LockDelay,
+		CheckTTL: cfg.Leader.CheckTTL,
 	}, log, reg)
 	store.SetFence(elector.Fence)
 	// Each replica publishes which generation its proxies hold; "done"
@@ -76,7 +79,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Leading bool                  `json:"leading"`
 			Consul  consulkv.Reachability `json:"consul"`
 			Note    string                `json:"note,omitempty"`
-		}{Replica: self.Replica, Leading: elector.Leading(), Consul: store.Reachability()}
+			// Election: term, the replica's check, the last takeover.
+			Election leader.Status `json:"election"`
+		}{Replica: self.Replica, Leading: elector.Leading(), Consul: store.Reachability(), Election: elector.Status()}
 		if !info.Consul.Reachable {
 			info.Note = "consul unreachable: this replica serves its last config and no switch advances"
 		}
@@ -134,11 +139,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}()
 	log.Info("admin API listening", "addr", adminLis.Addr().String())
 
-	members := consulsrc.New(client, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
+	members := consulsrc.New(consulsrc.APICatalog{Watch: consul.Watch, Read: consul.Read}, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
 		names, cfg.Consul.Wait, log, reg)
-	for _, s := range services {
-		go members.Watch(ctx, s.Name, ctrl.OnMembership)
-	}
+	members.Readers = consulReaders
+	go members.Run(ctx, ctrl.OnMembership)
 
 	// Campaign from the start: only the leader creates a missing initial state.
 	electorDone := make(chan struct{})
@@ -161,21 +165,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	leading := elector.Leading()
 	cancel()
 	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	_ = httpServer.Shutdown(shutdown)
 	xdsLis.Close()
-	// A leader releases the lock before exiting: otherwise the next leader
-	// waits for the session to expire (about twice its TTL). A replica still
-	// campaigning holds nothing, and Consul's lock wait does not see the
-	// stop until its blocking query returns, so it does not wait.
-	if leading {
-		select {
-		case <-electorDone:
-		case <-shutdown.Done():
-		}
+	// The elector releases the lock (a leader's successor leads at once,
+	// with no lock delay), destroys its session and deregisters its check
+	// before returning; its blocking queries end with ctx, so a follower
+	// returns at once too.
+	select {
+	case <-electorDone:
+	case <-shutdown.Done():
 	}
 	select { // our ACK reports leave with us
 	case <-ackAgg.Stopped():
@@ -217,14 +218,57 @@ func publishWhenComplete(ctx context.Context, ctrl *traffic.Controller, log *slo
 	}
 }
 
-func consulClient(c config.Consul) (*api.Client, error) {
-	ac := api.DefaultConfig()
+// Consul connections. Consul allows each client address 200 concurrent
+// HTTP connections by default, and a blocking query holds one for its
+// whole wait, so bg uses a fixed number whatever the number of services,
+// in three pools that cannot starve one another:
+const (
+	// consulWatchConns: the blocking queries on health/state/any,
+	// catalog/services, the traffic state folder and the ACK reports.
+	consulWatchConns = 4
+	// consulReaders: per-service membership reads.
+	consulReaders = 2
+	// consulControlConns: leader election (one blocking query on the lock
+	// key) and every write: state, history, sessions, ACK reports. Never
+	// queued behind a membership read.
+	consulControlConns = 2
+)
+
+// ConsulConnections is the most TCP connections bg opens to Consul.
+const ConsulConnections = consulWatchConns + consulReaders + consulControlConns
+
+// consulPools are Consul clients with separate, bounded connection pools.
+type consulPools struct {
+	Watch, Read, Control *api.Client
+}
+
+func consulClients(c config.Consul) (consulPools, error) {
+	var p consulPools
+	for _, x := range []struct {
+		client **api.Client
+		conns  int
+	}{{&p.Watch, consulWatchConns}, {&p.Read, consulReaders}, {&p.Control, consulControlConns}} {
+		client, err := consulClient(c, x.conns)
+		if err != nil {
+			return consulPools{}, err
+		}
+		*x.client = client
+	}
+	return p, nil
+}
+
+// consulClient returns a client whose transport opens at most conns
+// connections; further requests wait for one to be free.
+func consulClient(c config.Consul, conns int) (*api.Client, error) {
+	ac := api.DefaultConfig() // a fresh pooled transport per call
 	ac.Address = c.Address
 	if u, err := url.Parse(c.Address); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		ac.Address, ac.Scheme = u.Host, u.Scheme
 	}
 	ac.Token = c.Token
 	ac.Datacenter = c.Datacenter
+	ac.Transport.MaxConnsPerHost = conns
+	ac.Transport.MaxIdleConnsPerHost = conns
 	client, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)

@@ -72,6 +72,29 @@ func (s store) Load(_ context.Context, service string) (model.Traffic, state.Ind
 	return t, state.Index(st.idx), true, nil
 }
 
+// LoadAll implements state.Lister: one read of every state and intent, as
+// the real store does, so the simulation loads the way production does.
+func (s store) LoadAll(_ context.Context) (state.Snapshot, error) {
+	if !s.c.reachable(s.r) {
+		return state.Snapshot{}, errUnreachable
+	}
+	snap := state.Snapshot{Traffic: map[string]state.Stored{}, Intents: map[string]model.Intent{}, Invalid: map[string]error{}}
+	for service, st := range s.c.states {
+		t, err := consulkv.Decode(st.body)
+		if err != nil {
+			snap.Invalid[service] = err
+			continue
+		}
+		snap.Traffic[service] = state.Stored{Traffic: t, Index: state.Index(st.idx)}
+	}
+	for service, st := range s.c.intents {
+		if in, err := consulkv.DecodeIntent(st.body); err == nil {
+			snap.Intents[service] = in
+		}
+	}
+	return snap, nil
+}
+
 func (s store) Save(_ context.Context, service string, t model.Traffic, prev state.Index, e model.HistoryEntry) (state.Index, error) {
 	c := s.c
 	if err := t.Validate(); err != nil {

@@ -43,3 +43,26 @@ type Intents interface {
 	// DeleteIntent removes a stale intent (one naming no running switch or roll).
 	DeleteIntent(ctx context.Context, service string) error
 }
+
+// Stored is one service's stored state and its revision.
+type Stored struct {
+	Traffic model.Traffic
+	Index   Index
+}
+
+// Snapshot is every service's stored state and rollback intent, read at
+// once. A service with neither has no entry.
+type Snapshot struct {
+	Traffic map[string]Stored
+	Intents map[string]model.Intent
+	// Invalid holds the services whose stored state could not be decoded;
+	// loading them fails as a Load of that service would.
+	Invalid map[string]error
+}
+
+// Lister is a store that reads every service's state and intent in one
+// consistent read, so loading costs one request whatever the number of
+// services.
+type Lister interface {
+	LoadAll(ctx context.Context) (Snapshot, error)
+}

@@ -166,11 +166,13 @@ func (c *Controller) SetRuntime(rt Runtime) { c.rt = rt }
 func (c *Controller) now() time.Time { return c.rt.Now() }
 
 // LoadState reads every service's persisted traffic. Where none is stored,
-// the leader restores it (history) or creates it; others wait for it.
+// the leader restores it (history) or creates it; others wait for it. A
+// store that can (state.Lister) reads every service in one request.
 func (c *Controller) LoadState(ctx context.Context) error {
+	load, intent := c.loaders(ctx)
 	for _, name := range c.names {
 		s := c.services[name]
-		t, idx, found, err := c.store.Load(ctx, name)
+		t, idx, found, err := load(name)
 		c.mu.Lock()
 		c.loadErr = err
 		c.mu.Unlock()
@@ -179,7 +181,7 @@ func (c *Controller) LoadState(ctx context.Context) error {
 		}
 		c.call(s, func() {
 			if err = c.onStored(s, t, idx, found, true); err == nil {
-				c.loadIntent(ctx, s) // a new leader carries out a standing intent
+				c.applyIntent(s, intent) // a new leader carries out a standing intent
 			}
 		})
 		if err != nil {
@@ -190,6 +192,47 @@ func (c *Controller) LoadState(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stateLoader reads one service's stored state; intentLoader its standing
+// rollback intent.
+type (
+	stateLoader  func(service string) (model.Traffic, state.Index, bool, error)
+	intentLoader func(service string) (model.Intent, bool, error)
+)
+
+// intentOf reads one service's intent from the store, if it keeps intents.
+func (c *Controller) intentOf(ctx context.Context) intentLoader {
+	return func(service string) (model.Intent, bool, error) {
+		if is, ok := c.store.(state.Intents); ok {
+			return is.LoadIntent(ctx, service)
+		}
+		return model.Intent{}, false, nil
+	}
+}
+
+// loaders reads from one snapshot when the store can list, else service by service.
+func (c *Controller) loaders(ctx context.Context) (stateLoader, intentLoader) {
+	byService := func(service string) (model.Traffic, state.Index, bool, error) { return c.store.Load(ctx, service) }
+	intent := c.intentOf(ctx)
+	l, ok := c.store.(state.Lister)
+	if !ok {
+		return byService, intent
+	}
+	snap, err := l.LoadAll(ctx)
+	if err != nil {
+		return func(string) (model.Traffic, state.Index, bool, error) { return model.Traffic{}, 0, false, err }, intent
+	}
+	return func(service string) (model.Traffic, state.Index, bool, error) {
+			if err := snap.Invalid[service]; err != nil {
+				return model.Traffic{}, 0, false, err
+			}
+			st, found := snap.Traffic[service]
+			return st.Traffic, st.Index, found, nil
+		}, func(service string) (model.Intent, bool, error) {
+			in, found := snap.Intents[service]
+			return in, found, nil
+		}
 }
 
 // OnStored applies a state read by the watch (possibly written by another

@@ -422,11 +422,12 @@ func (c *Controller) onIntent(s *service, in model.Intent) {
 
 // loadIntent reads a standing intent and acts on it (leader only).
 func (c *Controller) loadIntent(ctx context.Context, s *service) {
-	is, ok := c.store.(state.Intents)
-	if !ok {
-		return
-	}
-	if in, found, err := is.LoadIntent(ctx, s.cfg.Name); err == nil && found {
+	c.applyIntent(s, c.intentOf(ctx))
+}
+
+// applyIntent acts on the service's standing intent, if load finds one.
+func (c *Controller) applyIntent(s *service, load intentLoader) {
+	if in, found, err := load(s.cfg.Name); err == nil && found {
 		c.onIntent(s, in)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/consul/api"
@@ -18,6 +19,7 @@ import (
 // and its history at PREFIX history/NAME/GENERATION.
 type Store struct {
 	kv     *api.KV
+	watch  *api.KV // the state watch's blocking queries; kv if nil
 	txn    *api.Txn
 	prefix string
 	fence  func() (Fence, bool)
@@ -48,6 +50,10 @@ func New(c *api.Client, prefix string) *Store {
 	return &Store{kv: c.KV(), txn: c.Txn(), prefix: prefix}
 }
 
+// WatchVia makes Watch's blocking queries use c (its own connection pool),
+// so they never hold a connection that writes need.
+func (s *Store) WatchVia(c *api.Client) { s.watch = c.KV() }
+
 // Key is where a service's state lives.
 func (s *Store) Key(service string) string { return s.prefix + "services/" + service + "/traffic" }
 
@@ -65,6 +71,35 @@ func (s *Store) Load(ctx context.Context, service string) (model.Traffic, state.
 		return model.Traffic{}, 0, false, fmt.Errorf("consul key %s: %w", s.Key(service), err)
 	}
 	return t, state.Index(pair.ModifyIndex), true, nil
+}
+
+var _ state.Lister = (*Store)(nil)
+
+// LoadAll reads every service's state and intent with one consistent,
+// recursive read of the services folder.
+func (s *Store) LoadAll(ctx context.Context) (state.Snapshot, error) {
+	prefix := s.prefix + "services/"
+	pairs, _, err := s.kv.List(prefix, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return state.Snapshot{}, fmt.Errorf("read %s from consul: %w", prefix, err)
+	}
+	snap := state.Snapshot{Traffic: map[string]state.Stored{}, Intents: map[string]model.Intent{}, Invalid: map[string]error{}}
+	for _, p := range pairs {
+		rest := strings.TrimPrefix(p.Key, prefix)
+		if service, ok := strings.CutSuffix(rest, "/traffic"); ok {
+			t, err := Decode(p.Value)
+			if err != nil {
+				snap.Invalid[service] = fmt.Errorf("consul key %s: %w", p.Key, err)
+				continue
+			}
+			snap.Traffic[service] = state.Stored{Traffic: t, Index: state.Index(p.ModifyIndex)}
+		} else if service, ok := strings.CutSuffix(rest, "/intent"); ok {
+			if in, err := DecodeIntent(p.Value); err == nil {
+				snap.Intents[service] = in
+			}
+		}
+	}
+	return snap, nil
 }
 
 // Save writes with check-and-set on prev, fenced by the leader lock when a

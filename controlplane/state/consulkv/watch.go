@@ -26,8 +26,12 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 	var index uint64
 	seen := map[string]uint64{}
 	backoff := 100 * time.Millisecond
+	kv := s.watch
+	if kv == nil {
+		kv = s.kv
+	}
 	for ctx.Err() == nil {
-		pairs, meta, err := s.kv.List(prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx))
+		pairs, meta, err := kv.List(prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
