@@ -17,7 +17,12 @@
 // stops waiting for its proxies; a replica that stops cleanly destroys its
 // session and its reports vanish at once. A key without a session is left
 // over and ignored. A replica writes a report only when it changes, at most
-// once per debounce interval (25 ms by default).
+// once per debounce interval (25 ms by default); the reports that changed
+// together are written in Consul transactions of up to 64 keys.
+//
+// The leader's concurrent waits share one blocking query on the whole
+// <kvprefix>acks/ tree, so a release waiting on many services holds one
+// Consul connection for them, not one each.
 //
 // A Report says which generation the replica's route serves (Generation),
 // how many of its proxies subscribe to the route, how many hold Generation,
@@ -62,6 +67,12 @@ const (
 type KV interface {
 	Acquire(p *api.KVPair, q *api.WriteOptions) (bool, *api.WriteMeta, error)
 	List(prefix string, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error)
+}
+
+// Txn is the part of Consul's transaction API the Publisher uses;
+// *api.Txn (client.Txn()) has it.
+type Txn interface {
+	Txn(txn api.TxnOps, q *api.QueryOptions) (bool, *api.TxnResponse, *api.QueryMeta, error)
 }
 
 // Sessions is the part of Consul's session API the Publisher uses;

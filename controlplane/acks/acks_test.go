@@ -105,7 +105,7 @@ func TestResultAckResult(t *testing.T) {
 func startPublisher(t *testing.T, kv *fakeConsul, src Source, replica string, services ...string) context.CancelFunc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := NewPublisher(kv, kv, src, PublisherOptions{Prefix: "bg/", Replica: replica, Services: services}, discard)
+	p := NewPublisher(kv, kv, kv, src, PublisherOptions{Prefix: "bg/", Replica: replica, Services: services}, discard)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -29,6 +30,13 @@ type Aggregator struct {
 	MinInterval time.Duration
 
 	stopped chan struct{} // closed when Start's publisher has finished
+
+	// The watch all concurrent Waits share (subscribe).
+	mu        sync.Mutex
+	waiters   map[chan snapshot]struct{}
+	stopWatch context.CancelFunc // ends the running watch; nil: none
+	watchDone chan struct{}      // closed when the latest watch has ended
+	latest    *snapshot          // the running watch's latest answer
 }
 
 // NewAggregator reads reports under prefix (e.g. "bg/"); replica is this
@@ -62,21 +70,21 @@ func (a *Aggregator) Status(ctx context.Context, service string, gen uint64) Res
 // Wait returns once every subscribed proxy of every live replica holds gen
 // (or later), or every proxy still pending rejected a route carrying gen or
 // later, or ctx ends; Result.Complete tells which. gen 0 means the
-// generation this replica's route serves. It holds one blocking query on
-// the service's reports and watches the local xDS server.
+// generation this replica's route serves. It watches the local xDS server
+// and the service's reports through the one blocking query on every
+// service's reports that all concurrent Waits share (see subscribe).
 func (a *Aggregator) Wait(ctx context.Context, service string, gen uint64) Result {
 	gen = a.resolve(service, gen)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var changed <-chan struct{}
 	if a.local != nil {
 		ch, stop := a.local.WatchAcks()
 		defer stop()
 		changed = ch
 	}
-	snaps := make(chan snapshot, 1)
-	go a.watch(ctx, Dir(a.prefix, service), snaps)
+	snaps, leave := a.subscribe()
+	defer leave()
 
+	dir := Dir(a.prefix, service)
 	var (
 		pairs api.KVPairs
 		err   error = errNotRead
@@ -91,7 +99,7 @@ func (a *Aggregator) Wait(ctx context.Context, service string, gen uint64) Resul
 		case <-changed:
 		case s := <-snaps:
 			if s.err == nil {
-				pairs, have = s.pairs, true
+				pairs, have = under(s.pairs, dir), true
 			}
 			err = s.err
 		case <-ctx.Done():
@@ -109,21 +117,91 @@ func (a *Aggregator) resolve(service string, gen uint64) uint64 {
 	return gen
 }
 
+// snapshot is one read of every service's reports (pairs, shared by every
+// waiter: read only) or its error.
 type snapshot struct {
 	pairs api.KVPairs
 	err   error
 }
 
-// watch runs blocking queries on dir and hands each answer (or error) to
-// out, replacing one not yet taken.
-func (a *Aggregator) watch(ctx context.Context, dir string, out chan snapshot) {
-	send := func(s snapshot) {
+// under picks the pairs under dir.
+func under(pairs api.KVPairs, dir string) api.KVPairs {
+	var out api.KVPairs
+	for _, p := range pairs {
+		if strings.HasPrefix(p.Key, dir) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// subscribe adds a waiter to the shared watch of prefix+"acks/", starting
+// the watch for the first one; leave removes it, stopping the watch with
+// the last one. The channel holds the latest snapshot not yet taken; a
+// waiter joining a running watch gets its latest snapshot at once (the
+// watch may be parked on a blocking query for a while). A new watch starts
+// its queries only once the one before it has ended, so at most one query
+// is ever in flight.
+func (a *Aggregator) subscribe() (snaps <-chan snapshot, leave func()) {
+	ch := make(chan snapshot, 1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.waiters == nil {
+		a.waiters = map[chan snapshot]struct{}{}
+	}
+	if len(a.waiters) == 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		prev, done := a.watchDone, make(chan struct{})
+		a.stopWatch, a.watchDone, a.latest = cancel, done, nil
+		go func() {
+			defer close(done)
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					return
+				}
+			}
+			a.watch(ctx)
+		}()
+	} else if a.latest != nil {
+		ch <- *a.latest
+	}
+	a.waiters[ch] = struct{}{}
+	return ch, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		delete(a.waiters, ch)
+		if len(a.waiters) == 0 && a.stopWatch != nil {
+			a.stopWatch()
+			a.stopWatch, a.latest = nil, nil
+		}
+	}
+}
+
+// publishSnapshot hands s to every waiter, replacing one not yet taken. A
+// stopped watch (ctx ended) hands nothing: its waiters are gone, and the
+// next watch's may already be there.
+func (a *Aggregator) publishSnapshot(ctx context.Context, s snapshot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	a.latest = &s
+	for ch := range a.waiters {
 		select {
-		case <-out:
+		case <-ch:
 		default:
 		}
-		out <- s
+		ch <- s
 	}
+}
+
+// watch runs blocking queries on every service's reports until ctx ends
+// and publishes each answer (or error).
+func (a *Aggregator) watch(ctx context.Context) {
+	tree := a.prefix + "acks/"
 	var index uint64
 	var last time.Time
 	backoff := 50 * time.Millisecond
@@ -132,12 +210,12 @@ func (a *Aggregator) watch(ctx context.Context, dir string, out chan snapshot) {
 			return
 		}
 		last = time.Now()
-		pairs, meta, err := a.kv.List(dir, (&api.QueryOptions{WaitIndex: index, WaitTime: a.WaitTime}).WithContext(ctx))
+		pairs, meta, err := a.kv.List(tree, (&api.QueryOptions{WaitIndex: index, WaitTime: a.WaitTime}).WithContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			send(snapshot{err: err})
+			a.publishSnapshot(ctx, snapshot{err: err})
 			wait.Sleep(ctx, backoff)
 			backoff = min(backoff*2, 2*time.Second)
 			continue
@@ -151,7 +229,7 @@ func (a *Aggregator) watch(ctx context.Context, dir string, out chan snapshot) {
 		default:
 			index = max(meta.LastIndex, 1)
 		}
-		send(snapshot{pairs: pairs})
+		a.publishSnapshot(ctx, snapshot{pairs: pairs})
 	}
 }
 

@@ -2,6 +2,7 @@ package acks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,10 +28,17 @@ type fakeConsul struct {
 	readErr  error
 	writeErr error
 	lists    int
+	// Lists in flight now and at most so far, and the prefixes asked.
+	listing, maxListing int
+	listed              map[string]int
+	txns                []int // ops per Txn call, in order
+	txnOK               int   // Txn calls that committed
+	// txnSilent: a rolled-back Txn names no failing op.
+	txnSilent bool
 }
 
 func newFakeConsul() *fakeConsul {
-	return &fakeConsul{kv: map[string]api.KVPair{}, sessions: map[string]api.SessionEntry{}, changed: make(chan struct{}), writes: map[string]int{}}
+	return &fakeConsul{kv: map[string]api.KVPair{}, sessions: map[string]api.SessionEntry{}, changed: make(chan struct{}), writes: map[string]int{}, listed: map[string]int{}}
 }
 
 func (f *fakeConsul) bumpLocked() {
@@ -57,7 +65,66 @@ func (f *fakeConsul) Acquire(p *api.KVPair, _ *api.WriteOptions) (bool, *api.Wri
 	return true, &api.WriteMeta{}, nil
 }
 
+// Txn models Consul's transactions of KVLock ops: at most 64 ops; every
+// failing op is named (OpIndex, What, in Consul's words) and one failure
+// rolls back the lot; a commit applies every op at one index.
+func (f *fakeConsul) Txn(ops api.TxnOps, _ *api.QueryOptions) (bool, *api.TxnResponse, *api.QueryMeta, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writeErr != nil {
+		return false, nil, nil, f.writeErr
+	}
+	if len(ops) > 64 {
+		return false, nil, nil, fmt.Errorf("Failed request: Transaction contains too many operations (%d > 64)", len(ops))
+	}
+	if body, _ := json.Marshal(ops); len(body) > 512<<10 {
+		return false, nil, nil, fmt.Errorf("Failed request: Request body too large, max size: %d bytes", 512<<10)
+	}
+	f.txns = append(f.txns, len(ops))
+	resp := &api.TxnResponse{}
+	for i, op := range ops {
+		kv := op.KV
+		switch {
+		case kv == nil || kv.Verb != api.KVLock:
+			resp.Errors = append(resp.Errors, &api.TxnError{OpIndex: i, What: "fake: only KV lock ops"})
+		case kv.Session == "":
+			resp.Errors = append(resp.Errors, &api.TxnError{OpIndex: i, What: "missing session"})
+		default:
+			if _, ok := f.sessions[kv.Session]; !ok {
+				resp.Errors = append(resp.Errors, &api.TxnError{OpIndex: i, What: fmt.Sprintf("invalid session %q", kv.Session)})
+			} else if cur, ok := f.kv[kv.Key]; ok && cur.Session != "" && cur.Session != kv.Session {
+				resp.Errors = append(resp.Errors, &api.TxnError{OpIndex: i, What: fmt.Sprintf("failed to lock key %q, lock is already held", kv.Key)})
+			}
+		}
+	}
+	if len(resp.Errors) > 0 {
+		if f.txnSilent {
+			resp.Errors = nil
+		}
+		return false, resp, &api.QueryMeta{}, nil
+	}
+	f.txnOK++
+	f.bumpLocked()
+	for _, op := range ops {
+		kv := op.KV
+		f.kv[kv.Key] = api.KVPair{Key: kv.Key, Value: append([]byte(nil), kv.Value...), Session: kv.Session, ModifyIndex: f.index}
+		f.writes[kv.Key]++
+		resp.Results = append(resp.Results, &api.TxnResult{KV: &api.KVPair{Key: kv.Key, Session: kv.Session, ModifyIndex: f.index}})
+	}
+	return true, resp, &api.QueryMeta{}, nil
+}
+
 func (f *fakeConsul) List(prefix string, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
+	f.mu.Lock()
+	f.listing++
+	f.maxListing = max(f.maxListing, f.listing)
+	f.listed[prefix]++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.listing--
+		f.mu.Unlock()
+	}()
 	ctx := q.Context()
 	var timeout <-chan time.Time
 	if q.WaitTime > 0 {
@@ -158,6 +225,19 @@ func (f *fakeConsul) put(p api.KVPair) {
 	f.bumpLocked()
 	p.ModifyIndex = f.index
 	f.kv[p.Key] = p
+}
+
+// listStats: Lists in flight now, at most at once so far, and in all.
+func (f *fakeConsul) listStats() (now, most, total int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.listing, f.maxListing, f.lists
+}
+
+func (f *fakeConsul) txnSizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.txns...)
 }
 
 func (f *fakeConsul) writeCount(key string) int {

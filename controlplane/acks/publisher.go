@@ -3,6 +3,7 @@ package acks
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,9 +31,11 @@ type PublisherOptions struct {
 }
 
 // Publisher writes this replica's reports, one per service, whenever they
-// change, under a Consul session of its own.
+// change, under a Consul session of its own. Changed reports are written
+// together, up to maxTxnOps per Consul transaction.
 type Publisher struct {
 	kv       KV
+	txn      Txn // nil: one Acquire per report
 	sessions Sessions
 	src      Source
 	o        PublisherOptions
@@ -42,15 +45,16 @@ type Publisher struct {
 	written map[string][]byte // last report written per service in this session, At zeroed
 }
 
-// NewPublisher builds a publisher; Run starts it.
-func NewPublisher(kv KV, sessions Sessions, src Source, o PublisherOptions, log *slog.Logger) *Publisher {
+// NewPublisher builds a publisher; Run starts it. txn (client.Txn()) writes
+// changed reports in batches; nil writes them one Acquire each.
+func NewPublisher(kv KV, txn Txn, sessions Sessions, src Source, o PublisherOptions, log *slog.Logger) *Publisher {
 	if o.SessionTTL < 10*time.Second {
 		o.SessionTTL = DefaultSessionTTL
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = DefaultDebounce
 	}
-	return &Publisher{kv: kv, sessions: sessions, src: src, o: o, log: log, written: map[string][]byte{}}
+	return &Publisher{kv: kv, txn: txn, sessions: sessions, src: src, o: o, log: log, written: map[string][]byte{}}
 }
 
 // errSessionLost: Consul no longer knows our session; its keys are gone.
@@ -175,10 +179,30 @@ func (p *Publisher) destroy() {
 	p.session = ""
 }
 
+// change is one service's report that differs from the last one written.
+type change struct {
+	svc  string
+	key  string
+	body []byte // the report as written, At set
+	same []byte // the report with At zeroed, what p.written compares
+	rep  Report
+}
+
+// Consul's limits on one transaction: at most 64 operations (maxTxnOps in
+// Consul's txn endpoint), and a request body of at most 512 KiB
+// (limits.txn_max_req_len). txnBudget keeps a batch's estimated body well
+// under the latter; a single report larger than it goes alone.
+const (
+	maxTxnOps = 64
+	txnBudget = 384 << 10
+)
+
 // publish writes every service's report that differs from the last one
-// written. The first error is returned after trying every service.
+// written, in transactions of up to maxTxnOps reports (one raft write
+// each). The first error is returned after trying every service; a lost
+// session ends it at once (every other write would fail too).
 func (p *Publisher) publish(ctx context.Context) error {
-	var first error
+	var todo []change
 	for _, svc := range p.o.Services {
 		rep := NewReport(p.o.Replica, svc, p.src.RouteAcks(svc, 0), p.o.MaxListed)
 		same, err := json.Marshal(rep)
@@ -193,13 +217,113 @@ func (p *Publisher) publish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ok, _, err := p.kv.Acquire(&api.KVPair{Key: Key(p.o.Prefix, svc, p.o.Replica), Value: body, Session: p.session},
+		todo = append(todo, change{svc: svc, key: Key(p.o.Prefix, svc, p.o.Replica), body: body, same: same, rep: rep})
+	}
+	if p.txn == nil {
+		return p.acquireEach(ctx, todo)
+	}
+	var first error
+	for len(todo) > 0 {
+		n, size := 0, 0
+		for n < len(todo) && n < maxTxnOps {
+			opSize := base64.StdEncoding.EncodedLen(len(todo[n].body)) + len(todo[n].key) + len(p.session) + 128
+			if n > 0 && size+opSize > txnBudget {
+				break
+			}
+			n, size = n+1, size+opSize
+		}
+		err := p.writeBatch(ctx, todo[:n])
+		if errors.Is(err, errSessionLost) {
+			return err
+		}
+		first = cmpErr(first, err)
+		todo = todo[n:]
+	}
+	return first
+}
+
+// writeBatch acquires a batch of keys in one transaction. Consul rolls a
+// transaction back as a whole when one op fails and names every failing op
+// (TxnResponse.Errors, by OpIndex); those are reported and the rest is
+// written again without them, so one bad key does not hold back the others.
+func (p *Publisher) writeBatch(ctx context.Context, batch []change) error {
+	var first error
+	for len(batch) > 0 {
+		ops := make(api.TxnOps, len(batch))
+		for i, c := range batch {
+			ops[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: c.key, Value: c.body, Session: p.session}}
+		}
+		ok, resp, _, err := p.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+		switch {
+		case err != nil && isInvalidSession(err):
+			return fmt.Errorf("%w: %v", errSessionLost, err)
+		case err != nil:
+			keys := batch[0].key
+			if len(batch) > 1 {
+				keys = fmt.Sprintf("%d reports (%s, …)", len(batch), batch[0].key)
+			}
+			return cmpErr(first, fmt.Errorf("write %s: %w", keys, err))
+		case ok:
+			for _, c := range batch {
+				p.landed(c)
+			}
+			return first
+		}
+
+		// Rolled back: find the ops that failed.
+		failed := map[int]string{}
+		if resp != nil {
+			for _, e := range resp.Errors {
+				if e == nil || e.OpIndex < 0 || e.OpIndex >= len(batch) {
+					continue
+				}
+				if isInvalidSession(errors.New(e.What)) {
+					return fmt.Errorf("%w: write %s: %s", errSessionLost, batch[e.OpIndex].key, e.What)
+				}
+				if w, dup := failed[e.OpIndex]; dup {
+					e.What = w + "; " + e.What
+				}
+				failed[e.OpIndex] = e.What
+			}
+		}
+		if len(failed) == 0 {
+			// Rolled back without saying why: one write per key tells.
+			err := p.acquireEach(ctx, batch)
+			if errors.Is(err, errSessionLost) {
+				return err
+			}
+			return cmpErr(first, err)
+		}
+		rest := make([]change, 0, len(batch)-len(failed))
+		for i, c := range batch {
+			what, bad := failed[i]
+			if !bad {
+				rest = append(rest, c)
+				continue
+			}
+			if strings.Contains(what, "lock is already held") {
+				first = cmpErr(first, p.heldErr(c.key))
+			} else {
+				first = cmpErr(first, fmt.Errorf("write %s: %s", c.key, what))
+			}
+		}
+		batch = rest
+	}
+	return first
+}
+
+// acquireEach writes changes one Acquire each (no transaction API, or a
+// transaction that failed without naming an op).
+func (p *Publisher) acquireEach(ctx context.Context, todo []change) error {
+	var first error
+	for _, c := range todo {
+		ok, _, err := p.kv.Acquire(&api.KVPair{Key: c.key, Value: c.body, Session: p.session},
 			(&api.WriteOptions{}).WithContext(ctx))
 		switch {
 		case err != nil && isInvalidSession(err):
 			return fmt.Errorf("%w: %v", errSessionLost, err)
 		case err != nil:
-			first = cmpErr(first, fmt.Errorf("write %s: %w", Key(p.o.Prefix, svc, p.o.Replica), err))
+			first = cmpErr(first, fmt.Errorf("write %s: %w", c.key, err))
 			continue
 		case !ok:
 			// Another session holds the key (a second replica with our id?)
@@ -207,13 +331,22 @@ func (p *Publisher) publish(ctx context.Context) error {
 			if alive, rerr := p.renew(ctx); rerr == nil && !alive {
 				return errSessionLost
 			}
-			first = cmpErr(first, fmt.Errorf("write %s: key held by another session (two replicas named %q?)", Key(p.o.Prefix, svc, p.o.Replica), p.o.Replica))
+			first = cmpErr(first, p.heldErr(c.key))
 			continue
 		}
-		p.written[svc] = same
-		p.log.Debug("ACK report written", "service", svc, "generation", rep.Generation, "subscribed", rep.Subscribed, "acked", rep.Acked)
+		p.landed(c)
 	}
 	return first
+}
+
+func (p *Publisher) heldErr(key string) error {
+	return fmt.Errorf("write %s: key held by another session (two replicas named %q?)", key, p.o.Replica)
+}
+
+// landed records a report Consul accepted.
+func (p *Publisher) landed(c change) {
+	p.written[c.svc] = c.same
+	p.log.Debug("ACK report written", "service", c.svc, "generation", c.rep.Generation, "subscribed", c.rep.Subscribed, "acked", c.rep.Acked)
 }
 
 func cmpErr(first, err error) error {
@@ -224,7 +357,8 @@ func cmpErr(first, err error) error {
 }
 
 // isInvalidSession: Consul answers an Acquire with a session it does not
-// know with HTTP 500 "invalid session".
+// know with HTTP 500 "invalid session", and fails such an op in a
+// transaction with the same words in its TxnError.
 func isInvalidSession(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "invalid session")
 }

@@ -24,7 +24,7 @@ func Start(ctx context.Context, client *api.Client, prefix, replica string, srv 
 		return nil, errors.New("acks: the KV prefix must end in '/'")
 	}
 	log = log.With("component", "acks")
-	pub := NewPublisher(client.KV(), client.Session(), srv, PublisherOptions{
+	pub := NewPublisher(client.KV(), client.Txn(), client.Session(), srv, PublisherOptions{
 		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...),
 	}, log)
 	agg := NewAggregator(client.KV(), prefix, replica, srv, log)
