@@ -18,11 +18,14 @@ import (
 // of every live replica holds it. The answering replica's own proxies come
 // from its xDS server directly; other replicas' from their reports in KV.
 type Aggregator struct {
-	kv     KV
-	prefix string
-	self   string
-	local  Source // nil: every replica, this one too, is read from KV
-	log    *slog.Logger
+	kv KV
+	// watchKV carries the shared blocking query (kv if nil), so it never
+	// holds a connection that Status or a write needs.
+	watchKV KV
+	prefix  string
+	self    string
+	local   Source // nil: every replica, this one too, is read from KV
+	log     *slog.Logger
 
 	// WaitTime bounds one blocking query; MinInterval spaces queries so a
 	// busy prefix cannot make Wait spin.
@@ -210,7 +213,11 @@ func (a *Aggregator) watch(ctx context.Context) {
 			return
 		}
 		last = time.Now()
-		pairs, meta, err := a.kv.List(tree, (&api.QueryOptions{WaitIndex: index, WaitTime: a.WaitTime}).WithContext(ctx))
+		kv := a.watchKV
+		if kv == nil {
+			kv = a.kv
+		}
+		pairs, meta, err := kv.List(tree, (&api.QueryOptions{WaitIndex: index, WaitTime: a.WaitTime}).WithContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return

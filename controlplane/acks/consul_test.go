@@ -91,7 +91,7 @@ func startReplica(t *testing.T, c *api.Client, id string, mode adssim.RouteMode)
 		defer close(served)
 		_ = srv.Serve(ctx, lis)
 	}()
-	agg, err := acks.Start(ctx, c, "bgtest/", id, srv, []string{"web"}, log)
+	agg, err := acks.Start(ctx, c, c, "bgtest/", id, srv, []string{"web"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

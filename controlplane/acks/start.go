@@ -16,7 +16,9 @@ import (
 // Consul: the publisher retries in the background. After cancelling ctx,
 // wait on the Aggregator's Stopped (bounded) so a clean shutdown removes
 // this replica's reports at once instead of after its session's TTL.
-func Start(ctx context.Context, client *api.Client, prefix, replica string, srv *xds.Server, services []string, log *slog.Logger) (*Aggregator, error) {
+// watch carries the Aggregator's one blocking query and client everything
+// else (they may be the same client).
+func Start(ctx context.Context, client, watch *api.Client, prefix, replica string, srv *xds.Server, services []string, log *slog.Logger) (*Aggregator, error) {
 	if replica == "" || strings.Contains(replica, "/") {
 		return nil, errors.New("acks: the replica id must be non-empty and contain no '/'")
 	}
@@ -28,6 +30,7 @@ func Start(ctx context.Context, client *api.Client, prefix, replica string, srv 
 		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...),
 	}, log)
 	agg := NewAggregator(client.KV(), prefix, replica, srv, log)
+	agg.watchKV = watch.KV()
 	agg.stopped = make(chan struct{})
 	go func() {
 		defer close(agg.stopped)
