@@ -1,13 +1,19 @@
 // Package adssim is a simulated SotW ADS client that behaves like grpc-go's
-// xDS client: LDS for one service, then RDS for the route its listener names,
-// optionally CDS and EDS, ACKing (or NACKing) every response. It uses one
-// goroutine per stream and no polling, so thousands fit in one process.
+// xDS client: LDS for its services, then RDS for the routes their listeners
+// name, optionally CDS and EDS, ACKing (or NACKing) every response. It uses
+// one goroutine per stream and no polling, so thousands fit in one process.
+//
+// A client follows one service (Options.Service) or several on the same
+// stream (Options.Services), as a grpc-go process does: it keeps one ADS
+// stream per xDS server and puts the names of every xds:/// target its
+// channels dialled into that stream's requests.
 package adssim
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +42,12 @@ const (
 
 // Options configure one simulated client.
 type Options struct {
-	Service   string // listener requested over LDS
+	Service string // listener requested over LDS
+	// Services, when set, replaces Service: the one stream follows each of
+	// them (LDS names all, RDS every route they name, CDS and EDS the union
+	// of what those routes use), as a grpc-go process with a channel per
+	// service does. State's single-service fields describe Services[0].
+	Services  []string
 	NodeID    string
 	UserAgent string // "gRPC Go" (default) or "envoy"
 	Clusters  bool   // follow the route to CDS and EDS, as grpc-go does
@@ -44,12 +55,20 @@ type Options struct {
 	Delay     time.Duration // before answering a route: a slow client
 	// Conn is shared with other clients when set; otherwise the client dials its own.
 	Conn *grpc.ClientConn
-	// OnRoute runs on the receive goroutine after a route was ACKed.
+	// OnRoute runs on the receive goroutine after a route was ACKed, once
+	// per followed service the route belongs to.
 	OnRoute func(prev, next Weights)
+	// OnServiceRoute is OnRoute with the service named.
+	OnServiceRoute func(service string, prev, next Weights)
+	// OnReady runs once on the receive goroutine, after the ACK that first
+	// gave the client every service's full chain (see State.Ready).
+	OnReady func()
 }
 
 // State is what the client holds; a copy is handed to predicates.
 type State struct {
+	// Listener, RouteName, RouteVersion and Weights are about the first
+	// (or only) service.
 	Listener     *listener.Listener
 	RouteName    string
 	RouteVersion string // version of the last accepted route response
@@ -58,27 +77,48 @@ type State struct {
 	Listeners, Routes, Clusters, Endpoints int
 	NACKs                                  int
 	Err                                    error // why the stream ended; nil while open
+	// Services is each followed service's state, by name.
+	Services map[string]ServiceState
+	// Ready: every service has its full chain ACKed: its listener, its
+	// route with a usable split and, when following clusters, each cluster
+	// the route uses and the endpoints of each EDS cluster.
+	Ready bool
+}
+
+// ServiceState is what a client holds for one service.
+type ServiceState struct {
+	RouteName    string
+	RouteVersion string // version of the last accepted response that held the route
+	Weights      Weights
+	Ready        bool // full chain, as State.Ready
 }
 
 // Client is one ADS stream.
 type Client struct {
-	opts    Options
-	conn    *grpc.ClientConn
-	ownConn bool
-	stream  discoveryStream
-	cancel  context.CancelFunc
-	done    chan struct{}
-	mode    atomic.Int32
+	opts     Options
+	services []string
+	conn     *grpc.ClientConn
+	ownConn  bool
+	stream   discoveryStream
+	cancel   context.CancelFunc
+	done     chan struct{}
+	mode     atomic.Int32
 
 	mu     sync.Mutex
 	state  State
 	notify chan struct{} // closed on the next change; nil when nobody waits
 
 	// Owned by the receive goroutine.
-	sentNode bool
-	acked    map[string]string // last accepted version by type
-	nonces   map[string]string // last received nonce by type
-	names    map[string][]string
+	sentNode      bool
+	readyFired    bool
+	acked         map[string]string   // last accepted version by type
+	nonces        map[string]string   // last received nonce by type
+	names         map[string][]string // subscribed names by type
+	listenerRoute map[string]string   // service -> route its listener names
+	routeClusters map[string][]string // route -> clusters it uses (accepted)
+	routeWeights  map[string]Weights  // route -> accepted split
+	clusterEDS    map[string]string   // cluster held -> EDS name ("" if not EDS)
+	endpoints     map[string]struct{} // load assignments held, by cluster name
 }
 
 type discoveryStream = discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
@@ -89,8 +129,25 @@ func Dial(ctx context.Context, target string, opts Options) (*Client, error) {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "gRPC Go"
 	}
-	c := &Client{opts: opts, conn: opts.Conn, done: make(chan struct{}),
-		acked: map[string]string{}, nonces: map[string]string{}, names: map[string][]string{}}
+	services := []string{opts.Service}
+	if len(opts.Services) > 0 {
+		services = nil
+		seen := map[string]bool{}
+		for _, s := range opts.Services {
+			if !seen[s] {
+				seen[s] = true
+				services = append(services, s)
+			}
+		}
+	}
+	c := &Client{opts: opts, services: services, conn: opts.Conn, done: make(chan struct{}),
+		acked: map[string]string{}, nonces: map[string]string{}, names: map[string][]string{},
+		listenerRoute: map[string]string{}, routeClusters: map[string][]string{}, routeWeights: map[string]Weights{},
+		clusterEDS: map[string]string{}, endpoints: map[string]struct{}{}}
+	c.state.Services = make(map[string]ServiceState, len(services))
+	for _, s := range services {
+		c.state.Services[s] = ServiceState{}
+	}
 	c.mode.Store(int32(opts.Routes))
 	if c.conn == nil {
 		conn, err := NewConn(target)
@@ -104,7 +161,7 @@ func Dial(ctx context.Context, target string, opts Options) (*Client, error) {
 	stop := context.AfterFunc(ctx, cancel)
 	stream, err := discovery.NewAggregatedDiscoveryServiceClient(c.conn).StreamAggregatedResources(sctx)
 	if err == nil {
-		err = c.request(stream, resource.ListenerType, []string{opts.Service}, nil)
+		err = c.request(stream, resource.ListenerType, sortedCopy(services), nil)
 	}
 	if !stop() || err != nil {
 		cancel()
@@ -132,6 +189,12 @@ func (c *Client) Close() {
 	}
 }
 
+// NodeID is the node id the client sent.
+func (c *Client) NodeID() string { return c.opts.NodeID }
+
+// Services lists the services the client follows.
+func (c *Client) Services() []string { return append([]string(nil), c.services...) }
+
 // SetRoutes changes how later route responses are answered.
 func (c *Client) SetRoutes(m RouteMode) { c.mode.Store(int32(m)) }
 
@@ -139,7 +202,14 @@ func (c *Client) SetRoutes(m RouteMode) { c.mode.Store(int32(m)) }
 func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state
+	return c.copyState()
+}
+
+// copyState copies the state, its map included; c.mu is held.
+func (c *Client) copyState() State {
+	s := c.state
+	s.Services = maps.Clone(c.state.Services)
+	return s
 }
 
 // WaitFor blocks until pred holds, the stream ends or ctx ends. It wakes
@@ -147,7 +217,7 @@ func (c *Client) State() State {
 func (c *Client) WaitFor(ctx context.Context, pred func(State) bool) error {
 	for {
 		c.mu.Lock()
-		s := c.state
+		s := c.copyState()
 		if pred(s) {
 			c.mu.Unlock()
 			return nil
@@ -164,14 +234,25 @@ func (c *Client) WaitFor(ctx context.Context, pred func(State) bool) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("adssim %s: %w (state %+v)", c.opts.NodeID, ctx.Err(), summary(s))
+			return fmt.Errorf("adssim %s: %w (state %+v)", c.opts.NodeID, ctx.Err(), Summary(s))
 		}
 	}
 }
 
-func summary(s State) string {
-	return fmt.Sprintf("route %q version %q weights %+v responses lds=%d rds=%d cds=%d eds=%d nacks=%d",
+// Summary describes a state in one line, for error messages.
+func Summary(s State) string {
+	out := fmt.Sprintf("route %q version %q weights %+v responses lds=%d rds=%d cds=%d eds=%d nacks=%d",
 		s.RouteName, s.RouteVersion, s.Weights, s.Listeners, s.Routes, s.Clusters, s.Endpoints, s.NACKs)
+	if len(s.Services) > 1 {
+		ready := 0
+		for _, ss := range s.Services {
+			if ss.Ready {
+				ready++
+			}
+		}
+		out += fmt.Sprintf(" services ready %d/%d", ready, len(s.Services))
+	}
+	return out
 }
 
 func (c *Client) update(f func(*State)) {
@@ -237,32 +318,86 @@ func (c *Client) handle(resp *discovery.DiscoveryResponse) error {
 	case resource.ClusterType:
 		return c.onCluster(resp)
 	case resource.EndpointType:
-		c.update(func(s *State) { s.Endpoints++ })
-		return c.answer(resp, nil)
+		return c.onEndpoints(resp)
 	}
 	return c.answer(resp, fmt.Errorf("unexpected type %s", resp.GetTypeUrl()))
 }
 
 func (c *Client) onListener(resp *discovery.DiscoveryResponse) error {
-	l, route, err := findListener(resp, c.opts.Service, c.opts.UserAgent != "envoy")
+	type found struct {
+		l     *listener.Listener
+		route string
+	}
+	got := map[string]found{}
+	var err error
+	for _, svc := range c.services {
+		l, route, ferr := findListener(resp, svc, c.opts.UserAgent != "envoy")
+		if ferr != nil {
+			err = ferr
+			break
+		}
+		if l != nil {
+			got[svc] = found{l, route}
+		}
+	}
+	if err == nil {
+		for svc, f := range got {
+			c.listenerRoute[svc] = f.route
+		}
+	}
+	ready := c.readiness()
 	c.update(func(s *State) {
 		s.Listeners++
-		if err == nil {
-			s.Listener, s.RouteName = l, route
-		} else {
+		if err != nil {
 			s.NACKs++
+			return
 		}
+		if f, ok := got[c.services[0]]; ok {
+			s.Listener, s.RouteName = f.l, f.route
+		}
+		for svc, f := range got {
+			ss := s.Services[svc]
+			ss.RouteName = f.route
+			s.Services[svc] = ss
+		}
+		c.setReady(s, ready)
 	})
-	if err != nil || l == nil {
+	if err != nil || len(got) == 0 {
 		return c.answer(resp, err)
 	}
 	if err := c.answer(resp, nil); err != nil {
 		return err
 	}
-	if old := c.names[resource.RouteType]; len(old) != 1 || old[0] != route {
-		return c.request(c.stream, resource.RouteType, []string{route}, nil)
+	c.fireReady(ready)
+	if routes := c.wantedRoutes(); !equal(routes, c.names[resource.RouteType]) {
+		return c.request(c.stream, resource.RouteType, routes, nil)
 	}
 	return nil
+}
+
+// wantedRoutes lists, sorted, the routes the held listeners name.
+func (c *Client) wantedRoutes() []string {
+	set := map[string]struct{}{}
+	for _, r := range c.listenerRoute {
+		set[r] = struct{}{}
+	}
+	return sorted(set)
+}
+
+// servicesOf lists the followed services whose listener names route, in order.
+func (c *Client) servicesOf(route string) []string {
+	var out []string
+	for _, svc := range c.services {
+		if c.listenerRoute[svc] == route {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+type routeUpdate struct {
+	service string
+	prev, w Weights
 }
 
 func (c *Client) onRoute(resp *discovery.DiscoveryResponse) error {
@@ -280,38 +415,68 @@ func (c *Client) onRoute(resp *discovery.DiscoveryResponse) error {
 			return c.stream.Context().Err()
 		}
 	}
-	var name string
-	if n := c.names[resource.RouteType]; len(n) == 1 {
-		name = n[0]
-	}
-	rc, err := findRoute(resp, name)
-	var w Weights
-	if err == nil && rc != nil {
-		w, err = weightsOf(rc, c.opts.Service)
+	held, err := findRoutes(resp, c.names[resource.RouteType])
+	weights := map[string]Weights{}
+	for name, rc := range held {
+		if err != nil {
+			break
+		}
+		svcs := c.servicesOf(name)
+		if len(svcs) == 0 {
+			continue
+		}
+		weights[name], err = weightsOf(rc, svcs[0])
 	}
 	if err == nil && mode == Reject {
 		err = fmt.Errorf("adssim: rejecting route version %s", resp.GetVersionInfo())
 	}
-	var prev Weights
-	c.update(func(s *State) {
-		switch {
-		case err != nil:
-			s.NACKs++
-		case rc != nil:
-			prev, s.Weights, s.RouteVersion = s.Weights, w, resp.GetVersionInfo()
-		default:
-			s.RouteVersion = resp.GetVersionInfo()
+	var updates []routeUpdate
+	if err == nil {
+		for name, w := range weights {
+			c.routeWeights[name] = w
+			c.routeClusters[name] = clustersOf(held[name])
 		}
+	}
+	ready := c.readiness()
+	c.update(func(s *State) {
+		if err != nil {
+			s.NACKs++
+			return
+		}
+		s.RouteVersion = resp.GetVersionInfo()
+		for name, w := range weights {
+			for _, svc := range c.servicesOf(name) {
+				ss := s.Services[svc]
+				updates = append(updates, routeUpdate{svc, ss.Weights, w})
+				ss.Weights, ss.RouteVersion = w, resp.GetVersionInfo()
+				s.Services[svc] = ss
+				if svc == c.services[0] {
+					s.Weights = w
+				}
+			}
+		}
+		c.setReady(s, ready)
 	})
-	if sendErr := c.answer(resp, err); sendErr != nil || err != nil || rc == nil {
+	if sendErr := c.answer(resp, err); sendErr != nil || err != nil || len(weights) == 0 {
 		return sendErr
 	}
-	if c.opts.OnRoute != nil {
-		c.opts.OnRoute(prev, w)
+	for _, u := range updates {
+		if c.opts.OnRoute != nil {
+			c.opts.OnRoute(u.prev, u.w)
+		}
+		if c.opts.OnServiceRoute != nil {
+			c.opts.OnServiceRoute(u.service, u.prev, u.w)
+		}
 	}
+	c.fireReady(ready)
 	if c.opts.Clusters {
-		names := clustersOf(rc)
-		if !equal(names, c.names[resource.ClusterType]) {
+		set := map[string]struct{}{}
+		for _, r := range c.wantedRoutes() {
+			for _, cl := range c.routeClusters[r] {
+				set[cl] = struct{}{}
+			}
+		}
+		if names := sorted(set); !equal(names, c.names[resource.ClusterType]) {
 			return c.request(c.stream, resource.ClusterType, names, nil)
 		}
 	}
@@ -319,20 +484,120 @@ func (c *Client) onRoute(resp *discovery.DiscoveryResponse) error {
 }
 
 func (c *Client) onCluster(resp *discovery.DiscoveryResponse) error {
-	names, err := edsNames(resp)
+	held, err := clustersIn(resp)
+	if err == nil {
+		// CDS is full state in SotW: what is not in the response is gone.
+		c.clusterEDS = held
+	}
+	ready := c.readiness()
 	c.update(func(s *State) {
 		s.Clusters++
 		if err != nil {
 			s.NACKs++
+			return
 		}
+		c.setReady(s, ready)
 	})
 	if sendErr := c.answer(resp, err); sendErr != nil || err != nil {
 		return sendErr
 	}
-	if !equal(names, c.names[resource.EndpointType]) {
+	c.fireReady(ready)
+	set := map[string]struct{}{}
+	for _, eds := range held {
+		if eds != "" {
+			set[eds] = struct{}{}
+		}
+	}
+	if names := sorted(set); !equal(names, c.names[resource.EndpointType]) {
 		return c.request(c.stream, resource.EndpointType, names, nil)
 	}
 	return nil
+}
+
+func (c *Client) onEndpoints(resp *discovery.DiscoveryResponse) error {
+	names, err := loadAssignmentsIn(resp)
+	if err == nil {
+		// EDS is not full state: a response carries the changed ones only.
+		for _, n := range names {
+			c.endpoints[n] = struct{}{}
+		}
+	}
+	ready := c.readiness()
+	c.update(func(s *State) {
+		s.Endpoints++
+		if err != nil {
+			s.NACKs++
+			return
+		}
+		c.setReady(s, ready)
+	})
+	if sendErr := c.answer(resp, err); sendErr != nil || err != nil {
+		return sendErr
+	}
+	c.fireReady(ready)
+	return nil
+}
+
+// readiness says, per followed service, whether the client holds its full
+// chain; called on the receive goroutine after the held maps changed.
+func (c *Client) readiness() map[string]bool {
+	out := make(map[string]bool, len(c.services))
+	for _, svc := range c.services {
+		out[svc] = c.chainOf(svc)
+	}
+	return out
+}
+
+func (c *Client) chainOf(svc string) bool {
+	r, ok := c.listenerRoute[svc]
+	if !ok {
+		return false
+	}
+	if _, ok := c.routeWeights[r]; !ok {
+		return false
+	}
+	if !c.opts.Clusters {
+		return true
+	}
+	for _, cl := range c.routeClusters[r] {
+		eds, ok := c.clusterEDS[cl]
+		if !ok {
+			return false
+		}
+		if eds == "" {
+			continue
+		}
+		if _, ok := c.endpoints[eds]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// setReady records readiness in the state; c.mu is held.
+func (c *Client) setReady(s *State, ready map[string]bool) {
+	all := true
+	for svc, ok := range ready {
+		ss := s.Services[svc]
+		ss.Ready = ok
+		s.Services[svc] = ss
+		all = all && ok
+	}
+	s.Ready = all
+}
+
+// fireReady runs OnReady once, after the ACK that made every chain complete.
+func (c *Client) fireReady(ready map[string]bool) {
+	if c.readyFired || c.opts.OnReady == nil {
+		return
+	}
+	for _, ok := range ready {
+		if !ok {
+			return
+		}
+	}
+	c.readyFired = true
+	c.opts.OnReady()
 }
 
 func equal(a, b []string) bool {

@@ -65,3 +65,85 @@ func TestFleetOnSharedConns(t *testing.T) {
 		t.Errorf("server sees %d streams, want 20", n)
 	}
 }
+
+// Clients following several services on one stream each get every chain,
+// and a route change reaches exactly the subscribers of its service.
+func TestFleetFollowsSeveralServicesPerStream(t *testing.T) {
+	names := []string{"a", "b", "c", "d"}
+	var v model.View
+	for i, n := range names {
+		v.Services = append(v.Services, model.ServiceView{
+			Service: model.Service{Name: n, ListenerPort: 10000 + i, Protocol: model.ProtocolHTTP2},
+			Membership: model.Membership{
+				Blue:  model.Fleet{Endpoints: []model.Endpoint{{ID: n + "-b", Address: "10.0.0.1", Port: 80 + i}}},
+				Green: model.Fleet{Endpoints: []model.Endpoint{{ID: n + "-g", Address: "10.0.1.1", Port: 80 + i}}},
+			},
+			Traffic: webTraffic(0),
+		})
+	}
+	srv := xds.NewServer(slog.New(slog.DiscardHandler), nil)
+	srv.Load(translator.Translate(v))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	served := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, lis); close(served) }()
+	defer func() { cancel(); <-served }()
+
+	// Client i follows names[i%4] and names[(i+1)%4]: 4 clients per service.
+	f, err := adssim.StartFleet(ctx, lis.Addr().String(), adssim.FleetOptions{
+		Options:    adssim.Options{NodeID: "multi", Clusters: true},
+		Size:       8,
+		Conns:      2,
+		ServicesOf: func(i int) []string { return []string{names[i%4], names[(i+1)%4]} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Wait(ctx, adssim.Weights{Blue: 100}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if got := f.Subscribers(n); got != 4 {
+			t.Errorf("%s has %d subscribers, want 4", n, got)
+		}
+	}
+	for _, c := range f.Clients {
+		s := c.State()
+		if !s.Ready || len(s.Services) != 2 || s.NACKs != 0 || s.Listeners != 1 {
+			t.Errorf("%s: %s", c.NodeID(), adssim.Summary(s))
+		}
+	}
+
+	if _, err := srv.UpdateRoute("b", translator.Route("b", webTraffic(100))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WaitService(ctx, "b", adssim.Weights{Green: 100}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f.Clients {
+		s := c.State()
+		for svc, ss := range s.Services {
+			want := adssim.Weights{Blue: 100}
+			if svc == "b" {
+				want = adssim.Weights{Green: 100}
+			}
+			if ss.Weights != want || !ss.Ready || ss.RouteName != svc {
+				t.Errorf("%s %s: %+v, want weights %+v", c.NodeID(), svc, ss, want)
+			}
+		}
+	}
+	if n := f.Holding("a", adssim.Weights{Blue: 100}); n != 4 {
+		t.Errorf("%d subscribers of a hold blue, want 4", n)
+	}
+	if n := len(srv.Proxies()); n != 8 {
+		t.Errorf("server sees %d streams, want 8", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -68,18 +69,24 @@ func findListener(resp *discovery.DiscoveryResponse, name string, api bool) (*li
 	return nil, "", nil
 }
 
-// findRoute returns the named route configuration, nil if absent.
-func findRoute(resp *discovery.DiscoveryResponse, name string) (*route.RouteConfiguration, error) {
+// findRoutes returns the wanted route configurations the response holds,
+// by name; each resource is decoded once.
+func findRoutes(resp *discovery.DiscoveryResponse, wanted []string) (map[string]*route.RouteConfiguration, error) {
+	want := make(map[string]bool, len(wanted))
+	for _, n := range wanted {
+		want[n] = true
+	}
+	out := map[string]*route.RouteConfiguration{}
 	for _, a := range resp.GetResources() {
 		rc := &route.RouteConfiguration{}
 		if err := a.UnmarshalTo(rc); err != nil {
 			return nil, fmt.Errorf("route: %w", err)
 		}
-		if rc.GetName() == name {
-			return rc, nil
+		if want[rc.GetName()] {
+			out[rc.GetName()] = rc
 		}
 	}
-	return nil, nil
+	return out, nil
 }
 
 // weightsOf reads the first weighted_clusters action of the route.
@@ -125,24 +132,37 @@ func clustersOf(rc *route.RouteConfiguration) []string {
 	return sorted(set)
 }
 
-// edsNames lists, sorted, the EDS service names of the clusters received.
-func edsNames(resp *discovery.DiscoveryResponse) ([]string, error) {
-	set := map[string]struct{}{}
+// clustersIn returns the clusters of a response, each with the EDS name
+// its endpoints are fetched under ("" for a cluster that is not EDS).
+func clustersIn(resp *discovery.DiscoveryResponse) (map[string]string, error) {
+	out := map[string]string{}
 	for _, a := range resp.GetResources() {
 		cl := &cluster.Cluster{}
 		if err := a.UnmarshalTo(cl); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
-		if cl.GetType() != cluster.Cluster_EDS {
-			continue
+		eds := ""
+		if cl.GetType() == cluster.Cluster_EDS {
+			if eds = cl.GetEdsClusterConfig().GetServiceName(); eds == "" {
+				eds = cl.GetName()
+			}
 		}
-		name := cl.GetEdsClusterConfig().GetServiceName()
-		if name == "" {
-			name = cl.GetName()
-		}
-		set[name] = struct{}{}
+		out[cl.GetName()] = eds
 	}
-	return sorted(set), nil
+	return out, nil
+}
+
+// loadAssignmentsIn lists the cluster names of the load assignments of a response.
+func loadAssignmentsIn(resp *discovery.DiscoveryResponse) ([]string, error) {
+	out := make([]string, 0, len(resp.GetResources()))
+	for _, a := range resp.GetResources() {
+		cla := &endpoint.ClusterLoadAssignment{}
+		if err := a.UnmarshalTo(cla); err != nil {
+			return nil, fmt.Errorf("endpoints: %w", err)
+		}
+		out = append(out, cla.GetClusterName())
+	}
+	return out, nil
 }
 
 func sorted(set map[string]struct{}) []string {
@@ -150,6 +170,12 @@ func sorted(set map[string]struct{}) []string {
 	for n := range set {
 		out = append(out, n)
 	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedCopy(names []string) []string {
+	out := append([]string(nil), names...)
 	sort.Strings(out)
 	return out
 }
