@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,8 @@ type Options struct {
 	Log            *slog.Logger
 	// Leader, when set, forwards commands to the leading replica.
 	Leader LeaderFunc
+	// Pprof serves Go's runtime profiles at /debug/pprof/.
+	Pprof bool
 }
 
 // Handler builds the admin API.
@@ -60,6 +63,11 @@ func Handler(c Controller, o Options) http.Handler {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "waiting_for": c.Missing()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	if o.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.StatusAll())
 	})

@@ -588,3 +588,19 @@ func TestWrongMethodChangesNothing(t *testing.T) {
 		t.Errorf("controller was called: %v", calls)
 	}
 }
+
+func TestPprofOnlyWhenEnabledAndBehindToken(t *testing.T) {
+	off := newRig(t, "s3cret")
+	if resp, _ := off.do(t, "GET", "/debug/pprof/heap", "Bearer s3cret", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("pprof off: GET /debug/pprof/heap = %d, want 404", resp.StatusCode)
+	}
+	on := &rig{ctrl: newFake(), gatherer: &countingGatherer{reg: prometheus.NewRegistry()}}
+	on.srv = httptest.NewServer(Handler(on.ctrl, Options{Token: "s3cret", Pprof: true, Gatherer: on.gatherer, Log: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(on.srv.Close)
+	if resp, _ := on.do(t, "GET", "/debug/pprof/heap", "", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("pprof without token = %d, want 401", resp.StatusCode)
+	}
+	if resp, body := on.do(t, "GET", "/debug/pprof/heap?debug=1", "Bearer s3cret", ""); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Errorf("pprof with token = %d %.80q", resp.StatusCode, body)
+	}
+}

@@ -50,6 +50,8 @@ type Admin struct {
 	Listen string `mapstructure:"listen"`
 	// Token is the bearer token; required unless Listen is loopback.
 	Token string `mapstructure:"token"`
+	// Pprof serves Go's profiles at /debug/pprof/ (behind the token).
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // Envoy holds settings of the listeners sent to Envoy.

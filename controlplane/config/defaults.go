@@ -30,6 +30,7 @@ var defaults = map[string]any{
 	"xds.listen":             "127.0.0.1:18000",
 	"admin.listen":           "127.0.0.1:9090",
 	"admin.token":            "",
+	"admin.pprof":            false,
 	"envoy.listen_address":   "0.0.0.0",
 	"switch.timeout":         30 * time.Second,
 	"prometheus.address":     "", // empty: progressive switches unavailable

@@ -138,6 +138,8 @@ func TestLoadEnvReachesEveryKey(t *testing.T) {
 				val = "7s"
 			case int:
 				val = "77"
+			case bool:
+				val = "true"
 			}
 			t.Setenv(env, val)
 			c, err := Load("", nil)
