@@ -18,6 +18,7 @@ import (
 // fakeConsul is an in-memory KV with sessions (behavior delete) and
 // blocking List queries, enough for the Publisher and Aggregator.
 type fakeConsul struct {
+	renewals int
 	mu       sync.Mutex
 	index    uint64
 	kv       map[string]api.KVPair
@@ -179,6 +180,7 @@ func (f *fakeConsul) Create(se *api.SessionEntry, _ *api.WriteOptions) (string, 
 func (f *fakeConsul) Renew(id string, _ *api.WriteOptions) (*api.SessionEntry, *api.WriteMeta, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.renewals++
 	e, ok := f.sessions[id]
 	if !ok {
 		return nil, &api.WriteMeta{}, nil
@@ -263,6 +265,7 @@ type fakeProxy struct {
 // fakeSource is an xDS server reduced to what RouteAcks computes.
 type fakeSource struct {
 	mu      sync.Mutex
+	reads   int // RouteAcks calls
 	served  map[string]uint64
 	proxies map[string][]fakeProxy
 	subs    map[chan struct{}]struct{}
@@ -288,6 +291,7 @@ func (s *fakeSource) set(route string, served uint64, proxies ...fakeProxy) {
 func (s *fakeSource) RouteAcks(route string, gen uint64) xds.AckReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reads++
 	rep := xds.AckReport{Route: route, Want: gen, Generation: s.served[route]}
 	if gen == 0 {
 		rep.Want = rep.Generation

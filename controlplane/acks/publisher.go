@@ -1,8 +1,8 @@
 package acks
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -42,7 +42,11 @@ type Publisher struct {
 	log      *slog.Logger
 
 	session string
-	written map[string][]byte // last report written per service in this session, At zeroed
+	// written is a digest of the last report written per service in this
+	// session, At zeroed: 32 bytes a service instead of the whole report.
+	written map[string][sha256.Size]byte
+	// renewEvery is how often the session is renewed (SessionTTL/3).
+	renewEvery time.Duration
 }
 
 // NewPublisher builds a publisher; Run starts it. txn (client.Txn()) writes
@@ -54,7 +58,8 @@ func NewPublisher(kv KV, txn Txn, sessions Sessions, src Source, o PublisherOpti
 	if o.Debounce <= 0 {
 		o.Debounce = DefaultDebounce
 	}
-	return &Publisher{kv: kv, txn: txn, sessions: sessions, src: src, o: o, log: log, written: map[string][]byte{}}
+	return &Publisher{kv: kv, txn: txn, sessions: sessions, src: src, o: o, log: log,
+		written: map[string][sha256.Size]byte{}, renewEvery: o.SessionTTL / 3}
 }
 
 // errSessionLost: Consul no longer knows our session; its keys are gone.
@@ -67,14 +72,19 @@ func (p *Publisher) Run(ctx context.Context) {
 	defer stop()
 	defer p.destroy()
 
-	renewEvery := p.o.SessionTTL / 3
+	renewEvery := p.renewEvery
 	renew := time.NewTimer(renewEvery)
 	defer renew.Stop()
 	backoff := 100 * time.Millisecond
 	var notBefore time.Time // after a failed write: the next attempt
 	lastRenew := time.Now()
+	// quiet skips one publish: after a renewal, when nothing changed and
+	// nothing failed, there is nothing to write (building 1,000 reports to
+	// find that out was most of an idle replica's CPU).
+	quiet := false
 	for ctx.Err() == nil {
 		if p.session == "" {
+			quiet = false
 			if err := p.createSession(ctx); err != nil {
 				if ctx.Err() != nil {
 					return
@@ -88,7 +98,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			renew.Reset(renewEvery)
 		}
 		var retry <-chan time.Time
-		switch err := p.publish(ctx); {
+		switch err := p.publishUnless(ctx, quiet); {
 		case err == nil:
 			backoff, notBefore = 100*time.Millisecond, time.Time{}
 		case ctx.Err() != nil:
@@ -103,6 +113,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			retry = time.After(backoff)
 			backoff = min(backoff*2, 5*time.Second)
 		}
+		quiet = false
 
 		select {
 		case <-ctx.Done():
@@ -119,6 +130,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			switch {
 			case ok:
 				lastRenew, next = time.Now(), renewEvery
+				quiet = notBefore.IsZero() // the last publish wrote everything
 			case err == nil:
 				p.log.Warn("ACK report session expired; creating a new one", "session", p.session)
 				p.session = ""
@@ -147,7 +159,7 @@ func (p *Publisher) createSession(ctx context.Context) error {
 		return err
 	}
 	p.session = id
-	p.written = map[string][]byte{}
+	p.written = map[string][sha256.Size]byte{}
 	p.log.Debug("ACK report session created", "session", id)
 	return nil
 }
@@ -197,6 +209,13 @@ const (
 	txnBudget = 384 << 10
 )
 
+func (p *Publisher) publishUnless(ctx context.Context, quiet bool) error {
+	if quiet {
+		return nil
+	}
+	return p.publish(ctx)
+}
+
 // publish writes every service's report that differs from the last one
 // written, in transactions of up to maxTxnOps reports (one raft write
 // each). The first error is returned after trying every service; a lost
@@ -209,7 +228,7 @@ func (p *Publisher) publish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if bytes.Equal(same, p.written[svc]) {
+		if w, ok := p.written[svc]; ok && w == sha256.Sum256(same) {
 			continue
 		}
 		rep.At = time.Now().UTC()
@@ -345,7 +364,7 @@ func (p *Publisher) heldErr(key string) error {
 
 // landed records a report Consul accepted.
 func (p *Publisher) landed(c change) {
-	p.written[c.svc] = c.same
+	p.written[c.svc] = sha256.Sum256(c.same)
 	p.log.Debug("ACK report written", "service", c.svc, "generation", c.rep.Generation, "subscribed", c.rep.Subscribed, "acked", c.rep.Acked)
 }
 

@@ -332,10 +332,13 @@ func (b *bench) phase(s *server) (m Measurements) {
 	}
 	b.logf("%s: idle RSS %s, CPU %v in %v, %d goroutines", s.name, mib(m.IdleRSS), m.IdleCPU, m.Window.Round(time.Millisecond), m.Goroutines)
 
-	b.switches(s, fleet, &m)
 	if b.o.PprofDir != "" {
-		m.Heap = b.heap(s)
+		// After the idle measurements, so profiling does not count in them.
+		m.Heap = b.profile(s, "heap.pb.gz", "/debug/pprof/heap", 0)
+		b.profile(s, "goroutines.txt", "/debug/pprof/goroutine?debug=1", 0)
+		b.profile(s, "idle-cpu.pb.gz", fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(int(b.o.Idle.Seconds()), 1)), b.o.Idle)
 	}
+	b.switches(s, fleet, &m)
 	return m
 }
 
@@ -367,7 +370,12 @@ func (b *bench) waitReady(s *server) error {
 
 // get fetches one admin path with the token.
 func (b *bench) get(ctx context.Context, s *server, path string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return b.getWithin(ctx, s, path, 0)
+}
+
+// getWithin is get with a timeout of 10 s plus extra.
+func (b *bench) getWithin(ctx context.Context, s *server, path string, extra time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second+extra)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.adminURL+path, nil)
 	if err != nil {
@@ -530,23 +538,25 @@ func (b *bench) switches(s *server, fleet *adssim.Fleet, m *Measurements) {
 		median(m.Switches).Round(time.Microsecond), slices.Max(append([]time.Duration{0}, m.Switches...)).Round(time.Microsecond))
 }
 
-// heap saves the server's heap profile under PprofDir, or says why not.
-func (b *bench) heap(s *server) string {
-	code, body, err := b.get(context.Background(), s, "/debug/pprof/heap")
+// profile saves one of the server's profiles under PprofDir as
+// NAME-file, or says why not. extra lengthens the request's timeout (a CPU
+// profile takes as long as it samples).
+func (b *bench) profile(s *server, file, path string, extra time.Duration) string {
+	code, body, err := b.getWithin(context.Background(), s, path, extra)
 	switch {
 	case err != nil:
 		return "not fetched: " + err.Error()
 	case code != http.StatusOK:
-		return fmt.Sprintf("not served (/debug/pprof/heap: HTTP %d)", code)
+		return fmt.Sprintf("not served (%s: HTTP %d)", path, code)
 	}
 	if err := os.MkdirAll(b.o.PprofDir, 0o755); err != nil {
 		return "not saved: " + err.Error()
 	}
-	path := filepath.Join(b.o.PprofDir, s.name+"-heap.pb.gz")
-	if err := os.WriteFile(path, body, 0o644); err != nil {
+	out := filepath.Join(b.o.PprofDir, s.name+"-"+file)
+	if err := os.WriteFile(out, body, 0o644); err != nil {
 		return "not saved: " + err.Error()
 	}
-	return path
+	return out
 }
 
 // sampler counts a process's connections to a port every 200 ms.

@@ -123,7 +123,7 @@ type bgConfig struct {
 func writeBGConfig(t harness.TB, c bgConfig) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "consul:\n  address: %s\nxds:\n  listen: %s\nadmin:\n  listen: %s\n  token: %s\n",
+	fmt.Fprintf(&b, "consul:\n  address: %s\nxds:\n  listen: %s\nadmin:\n  listen: %s\n  token: %s\n  pprof: true\n",
 		c.ConsulAddr, c.XDSAddr, c.AdminAddr, c.Token)
 	fmt.Fprintf(&b, "switch:\n  timeout: %s\nleader:\n  lock_delay: 1s\nservices:\n", c.SwitchTimeout)
 	for i := range c.Services {
