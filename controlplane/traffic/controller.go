@@ -109,7 +109,25 @@ func New(services []model.Service, envoyListenAddress string, store state.Store,
 		c.names = append(c.names, s.Name)
 	}
 	sort.Strings(c.names)
+	if m != nil {
+		m.state.source(c.metricState)
+	}
 	return c
+}
+
+// metricState copies what the state gauges export, for every loaded service.
+func (c *Controller) metricState() []serviceState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]serviceState, 0, len(c.names))
+	for _, name := range c.names {
+		s := c.services[name]
+		if !s.loaded {
+			continue
+		}
+		out = append(out, serviceState{service: name, traffic: s.traffic, members: s.membership})
+	}
+	return out
 }
 
 // DefaultShrinkGrace is how long a fleet that lost more than half its
@@ -307,7 +325,6 @@ func (c *Controller) guardFleets(s *service, read model.Membership) bool {
 	s.guarded = next
 	served := next.Served
 	s.membership = &served
-	c.m.setMembers(s.cfg.Name, served)
 	c.m.held.Observe(s.cfg.Name, next)
 	if !at.IsZero() && (s.recheckAt.IsZero() || at.Before(s.recheckAt)) {
 		s.recheckAt = at

@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"math"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,13 +30,12 @@ var switchPhases = []string{
 
 // Metrics are the traffic series.
 type Metrics struct {
-	members         *prometheus.GaugeVec
-	weight          *prometheus.GaugeVec
-	generation      *prometheus.GaugeVec
+	// state exports each service's weights, generation, phase, step and
+	// members when scraped, read from the controller: stored series cost
+	// about 400 bytes each, and these are a dozen per service.
+	state           *stateCollector
 	analyses        *prometheus.CounterVec
 	rollbackSeconds *prometheus.HistogramVec
-	phase           *prometheus.GaugeVec
-	stepPercent     *prometheus.GaugeVec
 	steps           *prometheus.CounterVec
 	rollbacks       *prometheus.CounterVec
 	overrides       *prometheus.CounterVec
@@ -48,15 +48,7 @@ type Metrics struct {
 // NewMetrics registers the traffic series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bg_service_weight_percent", Help: "Share of a service's traffic sent to each colour.",
-		}, []string{"service", "color"}),
-		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bg_fleet_members", Help: "Passing instances per service, colour and version (Consul meta version).",
-		}, []string{"service", "color", "version"}),
-		generation: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bg_service_generation", Help: "Generation of a service's traffic state.",
-		}, []string{"service"}),
+		state: &stateCollector{},
 		analyses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bg_analyses_total", Help: "Analyses of running switches, by service and outcome (pass, fail, insufficient, invalid, unavailable).",
 		}, []string{"service", "outcome"}),
@@ -64,14 +56,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name:    "bg_rollback_confirm_seconds",
 			Help:    "Time from the analysis that failed a switch to every proxy ACKing the flip back.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-		}, []string{"service"}),
-		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bg_switch_phase",
-			Help: "1 for the phase of a service's last progressive switch or roll (the later one), 0 for every other phase; phase \"none\" before any.",
-		}, []string{"service", "phase"}),
-		stepPercent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bg_switch_step_percent",
-			Help: "Candidate share planned at the current step of a service's last progressive switch; 0 before any.",
 		}, []string{"service"}),
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bg_switch_steps_total", Help: "Steps entered by progressive switches, the first step included.",
@@ -96,34 +80,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.held = membership.NewHeldMetrics(reg)
 	if reg != nil {
-		reg.MustRegister(m.members, m.weight, m.generation, m.analyses, m.rollbackSeconds,
-			m.phase, m.stepPercent, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)
+		reg.MustRegister(m.state, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)
 	}
 	return m
 }
 
-// setWeights exports a service's current state. It also creates the
-// service's counters at zero, so rates and increases exist before the
-// first event.
-func (m *Metrics) setWeights(service string, t model.Traffic) {
-	for _, c := range model.Colors {
-		m.weight.WithLabelValues(service, string(c)).Set(float64(t.Percent(c)))
-	}
-	m.generation.WithLabelValues(service).Set(float64(t.Generation))
-	// Only the current phase has a series (value 1): ten series per service,
-	// nine of them 0, were a third of bg's heap at 1,000 services.
-	cur := lastPhase(t)
-	for _, p := range switchPhases {
-		if p != cur {
-			m.phase.DeleteLabelValues(service, p)
-		}
-	}
-	m.phase.WithLabelValues(service, cur).Set(1)
-	step := 0.0
-	if r := t.Rollout; r != nil && r.Step >= 0 && r.Step < len(r.Plan.Steps) {
-		step = float64(r.Percent())
-	}
-	m.stepPercent.WithLabelValues(service).Set(step)
+// setWeights creates the service's counters at zero, so rates and
+// increases exist before the first event. (Its state gauges come from the
+// controller at scrape time.)
+func (m *Metrics) setWeights(service string, _ model.Traffic) {
 	m.steps.WithLabelValues(service)
 	m.overrides.WithLabelValues(service)
 	m.windowRefusals.WithLabelValues(service)
@@ -225,19 +190,84 @@ func (m *Metrics) setErrorRatios(service string, v judge.Verdict) {
 	}
 }
 
-// setMembers publishes how many passing instances of each version serve each colour.
-func (m *Metrics) setMembers(service string, ms model.Membership) {
-	m.members.DeletePartialMatch(prometheus.Labels{"service": service})
-	for _, c := range model.Colors {
-		count := map[string]int{}
-		for _, e := range ms.Fleet(c).Endpoints {
-			count[e.Version]++
+// serviceState is what the state collector exports for one service.
+type serviceState struct {
+	service string
+	traffic model.Traffic
+	members *model.Membership // nil before the first read
+}
+
+var (
+	weightDesc = prometheus.NewDesc("bg_service_weight_percent", "Share of a service's traffic sent to each colour.",
+		[]string{"service", "color"}, nil)
+	membersDesc = prometheus.NewDesc("bg_fleet_members", "Passing instances per service, colour and version (Consul meta version).",
+		[]string{"service", "color", "version"}, nil)
+	generationDesc = prometheus.NewDesc("bg_service_generation", "Generation of a service's traffic state.",
+		[]string{"service"}, nil)
+	phaseDesc = prometheus.NewDesc("bg_switch_phase",
+		"1, with the phase of a service's last progressive switch or roll (the later one) as label; phase \"none\" before any.",
+		[]string{"service", "phase"}, nil)
+	stepDesc = prometheus.NewDesc("bg_switch_step_percent",
+		"Candidate share planned at the current step of a service's last progressive switch; 0 before any.",
+		[]string{"service"}, nil)
+)
+
+// stateCollector reads every loaded service's state when scraped.
+type stateCollector struct {
+	mu   sync.Mutex
+	read func() []serviceState
+}
+
+func (c *stateCollector) source(read func() []serviceState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.read = read
+}
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{weightDesc, membersDesc, generationDesc, phaseDesc, stepDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	read := c.read
+	c.mu.Unlock()
+	if read == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, st := range read() {
+		t, svc := st.traffic, st.service
+		for _, col := range model.Colors {
+			gauge(weightDesc, float64(t.Percent(col)), svc, string(col))
 		}
-		if len(count) == 0 {
-			m.members.WithLabelValues(service, string(c), "").Set(0)
+		gauge(generationDesc, float64(t.Generation), svc)
+		gauge(phaseDesc, 1, svc, lastPhase(t))
+		step := 0.0
+		if r := t.Rollout; r != nil && r.Step >= 0 && r.Step < len(r.Plan.Steps) {
+			step = float64(r.Percent())
 		}
-		for v, n := range count {
-			m.members.WithLabelValues(service, string(c), v).Set(float64(n))
+		gauge(stepDesc, step, svc)
+		if st.members == nil {
+			continue
+		}
+		for _, col := range model.Colors {
+			count := map[string]int{}
+			for _, e := range st.members.Fleet(col).Endpoints {
+				count[e.Version]++
+			}
+			if len(count) == 0 {
+				gauge(membersDesc, 0, svc, string(col), "")
+			}
+			for v, n := range count {
+				gauge(membersDesc, float64(n), svc, string(col), v)
+			}
 		}
 	}
 }

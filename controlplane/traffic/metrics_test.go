@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -10,21 +11,53 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// Each service has one bg_switch_phase series, its current phase: at
-// 1,000 services a 0/1 series per phase cost 9,000 idle series.
-func TestPhaseHasOneSeriesPerService(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	m.setWeights("web", model.Traffic{})
-	m.setWeights("api", model.Traffic{})
-	if n := testutil.CollectAndCount(m.phase); n != 2 {
-		t.Fatalf("%d phase series for 2 services, want 2", n)
+// The state gauges are read from the controller when scraped: one
+// bg_switch_phase series per service (its current phase), weights,
+// generation, step and members, and nothing stored per service.
+func TestStateGaugesAtScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	web := model.Traffic{Generation: 7, GreenPercent: 25, Stable: model.Blue,
+		Rollout: &model.Rollout{Phase: model.RolloutProgressing, StartedAt: time.Now(), Step: 0,
+			Plan: model.Plan{Steps: []int{25, 100}}}}
+	members := &model.Membership{Blue: model.Fleet{Endpoints: []model.Endpoint{{ID: "b1", Version: "v1"}, {ID: "b2", Version: "v1"}}}}
+	state := []serviceState{{service: "web", traffic: web, members: members}, {service: "api", traffic: model.Traffic{Generation: 1}}}
+	m.state.source(func() []serviceState { return state })
+
+	want := `
+# HELP bg_switch_phase 1, with the phase of a service's last progressive switch or roll (the later one) as label; phase "none" before any.
+# TYPE bg_switch_phase gauge
+bg_switch_phase{phase="none",service="api"} 1
+bg_switch_phase{phase="progressing",service="web"} 1
+# HELP bg_fleet_members Passing instances per service, colour and version (Consul meta version).
+# TYPE bg_fleet_members gauge
+bg_fleet_members{color="blue",service="web",version="v1"} 2
+bg_fleet_members{color="green",service="web",version=""} 0
+# HELP bg_switch_step_percent Candidate share planned at the current step of a service's last progressive switch; 0 before any.
+# TYPE bg_switch_step_percent gauge
+bg_switch_step_percent{service="api"} 0
+bg_switch_step_percent{service="web"} 25
+# HELP bg_service_generation Generation of a service's traffic state.
+# TYPE bg_service_generation gauge
+bg_service_generation{service="api"} 1
+bg_service_generation{service="web"} 7
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "bg_switch_phase", "bg_fleet_members", "bg_switch_step_percent", "bg_service_generation"); err != nil {
+		t.Fatal(err)
 	}
-	running := model.Traffic{Rollout: &model.Rollout{Phase: model.RolloutProgressing, StartedAt: time.Now()}}
-	m.setWeights("web", running)
-	if n := testutil.CollectAndCount(m.phase); n != 2 {
-		t.Fatalf("%d phase series after a phase change, want 2", n)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP bg_service_weight_percent Share of a service's traffic sent to each colour.
+# TYPE bg_service_weight_percent gauge
+bg_service_weight_percent{color="blue",service="api"} 100
+bg_service_weight_percent{color="blue",service="web"} 75
+bg_service_weight_percent{color="green",service="api"} 0
+bg_service_weight_percent{color="green",service="web"} 25
+`), "bg_service_weight_percent"); err != nil {
+		t.Fatal(err)
 	}
-	if v := testutil.ToFloat64(m.phase.WithLabelValues("web", string(model.RolloutProgressing))); v != 1 {
-		t.Errorf("web progressing = %v, want 1", v)
+	// A phase change replaces the series, it does not add one.
+	state[0].traffic.Rollout.Phase = model.RolloutPromoted
+	if n := testutil.CollectAndCount(m.state, "bg_switch_phase"); n != 2 {
+		t.Fatalf("%d phase series for 2 services after a phase change, want 2", n)
 	}
 }

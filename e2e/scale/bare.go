@@ -21,6 +21,7 @@ import (
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/translator"
+	"github.com/bgctl/bg/controlplane/xds"
 )
 
 // BareOptions configure the bare reference server.
@@ -34,8 +35,8 @@ type BareOptions struct {
 // resources bg would serve for View(n), built by bg's translator, in
 // go-control-plane's LinearCaches (the cache bg uses too) behind its stock
 // ADS server, with no bg logic: no Consul, no traffic controller, no ACK
-// tracking, no callbacks. Only proxyless gRPC listeners are served, as the
-// bench's proxies are all gRPC clients.
+// tracking, no callbacks. It holds both listener flavours, as bg does, so
+// the memory compared is for the same resources.
 //
 // POST /switch?service=S&to=green replaces S's route in the cache with the
 // one a `bg switch S --to green --instant` produces, and returns at once.
@@ -44,18 +45,30 @@ func ServeBare(ctx context.Context, o BareOptions) error {
 	defer cancel()
 	v := View(o.Services)
 	res := translator.Translate(v)
-	lds := cache.NewLinearCache(resource.ListenerType)
+	// The same resources bg holds: listeners for both flavours (Envoy's
+	// with their HTTP connection managers, grpc-go's API listeners), each
+	// node answered with its flavour's, as any server for both must.
+	ldsGRPC := cache.NewLinearCache(resource.ListenerType)
+	ldsEnvoy := cache.NewLinearCache(resource.ListenerType)
 	rds := cache.NewLinearCache(resource.RouteType)
 	cds := cache.NewLinearCache(resource.ClusterType)
 	eds := cache.NewLinearCache(resource.EndpointType)
-	lds.SetResources(res.Listeners[model.FlavourGRPC])
+	ldsGRPC.SetResources(res.Listeners[model.FlavourGRPC])
+	ldsEnvoy.SetResources(res.Listeners[model.FlavourEnvoy])
 	rds.SetResources(res.Routes)
 	cds.SetResources(res.Clusters)
 	eds.SetResources(res.Endpoints)
 	mux := &cache.MuxCache{
-		Classify: func(r *cache.Request) string { return r.GetTypeUrl() },
+		Classify: func(r *cache.Request) string {
+			if r.GetTypeUrl() == resource.ListenerType {
+				return resource.ListenerType + "/" + string(xds.FlavourOf(r.GetNode()))
+			}
+			return r.GetTypeUrl()
+		},
 		Caches: map[string]cache.Cache{
-			resource.ListenerType: lds, resource.RouteType: rds, resource.ClusterType: cds, resource.EndpointType: eds,
+			resource.ListenerType + "/" + string(model.FlavourGRPC):  ldsGRPC,
+			resource.ListenerType + "/" + string(model.FlavourEnvoy): ldsEnvoy,
+			resource.RouteType: rds, resource.ClusterType: cds, resource.EndpointType: eds,
 		},
 	}
 	services := map[string]model.Service{}

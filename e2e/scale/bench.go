@@ -107,9 +107,11 @@ type Measurements struct {
 	// ACKed the new weights; SwitchCalls: until the request returned (bg
 	// answers once it has seen every ACK; the bare server at once).
 	Switches, SwitchCalls []time.Duration
-	Goroutines            int // go_goroutines at the end of the idle window; -1 unknown
-	ConsulConns           int // max ESTABLISHED to Consul's HTTP port over the phase; -1 n/a
-	ConsulConnsIdle       int // the same, at the end of the idle window
+	Goroutines            int   // go_goroutines at the end of the idle window; -1 unknown
+	HeapInuse, StackInuse int64 // go_memstats_{heap,stack}_inuse_bytes then; 0 unknown
+	HeapRetained          int64 // heap idle but not yet returned to the OS
+	ConsulConns           int   // max ESTABLISHED to Consul's HTTP port over the phase; -1 n/a
+	ConsulConnsIdle       int   // the same, at the end of the idle window
 	Heap                  string
 }
 
@@ -460,32 +462,48 @@ func (b *bench) idle(s *server, pid int, m *Measurements) error {
 			m.ConsulConnsIdle = n
 		}
 	}
-	if n, err := b.goroutines(s); err != nil {
-		b.note("%s: goroutines not read: %v", s.name, err)
-	} else {
-		m.Goroutines = n
+	v, err := b.runtimeMetrics(s, "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes",
+		"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes")
+	if err != nil {
+		b.note("%s: runtime metrics not read: %v", s.name, err)
+		return nil
 	}
+	m.Goroutines, m.HeapInuse, m.StackInuse = int(v[0]), int64(v[1]), int64(v[2])
+	m.HeapRetained = int64(v[3] - v[4])
 	return nil
 }
 
-// goroutines reads go_goroutines from the server's /metrics.
-func (b *bench) goroutines(s *server) (int, error) {
+// runtimeMetrics reads unlabelled series from the server's /metrics, in
+// the order asked.
+func (b *bench) runtimeMetrics(s *server, names ...string) ([]float64, error) {
 	code, body, err := b.get(context.Background(), s, "/metrics")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if code != http.StatusOK {
-		return 0, fmt.Errorf("/metrics: HTTP %d", code)
+		return nil, fmt.Errorf("/metrics: HTTP %d", code)
 	}
+	found := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int(f), err
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			found[name] = f
 		}
 	}
-	return 0, errors.New("/metrics has no go_goroutines")
+	out := make([]float64, len(names))
+	for i, n := range names {
+		f, ok := found[n]
+		if !ok {
+			return nil, fmt.Errorf("/metrics has no %s", n)
+		}
+		out[i] = f
+	}
+	return out, nil
 }
 
 // switches times each switch from the request until every subscriber of

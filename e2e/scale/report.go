@@ -22,6 +22,9 @@ func (r Result) Table() string {
 	durRow("time to ready", r.BG.Ready, r.Bare.Ready)
 	durRow(fmt.Sprintf("all %d proxies with full chains", o.Proxies), r.BG.Chains, r.Bare.Chains)
 	row("idle RSS", fmtBytes(r.BG.IdleRSS), fmtBytes(r.Bare.IdleRSS), ratio(float64(r.BG.IdleRSS), float64(r.Bare.IdleRSS)))
+	row("  of which Go heap in use", fmtBytes(r.BG.HeapInuse), fmtBytes(r.Bare.HeapInuse), ratio(float64(r.BG.HeapInuse), float64(r.Bare.HeapInuse)))
+	row("  of which free heap not yet returned to the OS", fmtBytes(r.BG.HeapRetained), fmtBytes(r.Bare.HeapRetained), ratio(float64(r.BG.HeapRetained), float64(r.Bare.HeapRetained)))
+	row("  of which goroutine stacks", fmtBytes(r.BG.StackInuse), fmtBytes(r.Bare.StackInuse), ratio(float64(r.BG.StackInuse), float64(r.Bare.StackInuse)))
 	bgCPU, bareCPU := cpuPer30s(r.BG), cpuPer30s(r.Bare)
 	row("idle CPU (s per 30 s)", fmtCPU(bgCPU), fmtCPU(bareCPU), ratio(bgCPU, bareCPU))
 	row(fmt.Sprintf("switch → all subscribers, median (max) of %d", o.Switches),

@@ -129,6 +129,7 @@ func (s *Source) followChecks(ctx context.Context, up chan<- struct{}) {
 			s.q.resync(s.all)
 		}
 		prev = &v
+		checks = nil // the view is all that is kept: the answer is MBs at 1,000 services
 		s.markCurrent()
 	})
 }
@@ -152,6 +153,7 @@ func (s *Source) followServices(ctx context.Context, up chan<- struct{}) {
 			}
 		}
 		prev = v
+		services = nil
 	})
 }
 
