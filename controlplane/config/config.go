@@ -115,8 +115,16 @@ type Service struct {
 
 // Leader configures the election of the one replica that acts.
 type Leader struct {
-	// SessionTTL bounds how long a dead leader blocks others (Consul's minimum is 10s).
+	// CheckTTL is the TTL of each replica's own Consul check, which its
+	// lock session is bound to; the replica passes it every CheckTTL/4. A
+	// dead or paused leader's session ends at most this long after its last
+	// heartbeat.
+	CheckTTL time.Duration `mapstructure:"check_ttl"`
+	// SessionTTL is the session's own TTL, only a backstop behind the check
+	// (Consul's minimum is 10s and it may take twice as long to act on it).
 	SessionTTL time.Duration `mapstructure:"session_ttl"`
-	// LockDelay: Consul refuses the lock this long after a leader's session ends.
+	// LockDelay: Consul refuses the lock this long after a leader's session
+	// is invalidated (not after a clean release). Never 0: Consul would
+	// apply its 15s default.
 	LockDelay time.Duration `mapstructure:"lock_delay"`
 }

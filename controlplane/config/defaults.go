@@ -16,6 +16,18 @@ const DefaultHistoryRetention = 1000
 // delays a deliberate scale-down of more than half only briefly.
 const DefaultShrinkGrace = 30 * time.Second
 
+// DefaultCheckTTL and DefaultLockDelay put a dead leader's successor in
+// charge about 2–2.5 s after the crash: the check turns critical 1.5–2 s
+// after the last heartbeat (one every 500 ms), then the lock delay runs.
+// Writes are fenced in Consul, so the lock delay guards nothing stored; it
+// only gives an old leader that is slow, not dead, time to notice (it stops
+// on its own once its check is unconfirmed for the TTL). A check TTL below
+// 2 s risks failovers from a busy agent or a GC pause.
+const (
+	DefaultCheckTTL  = 2 * time.Second
+	DefaultLockDelay = 500 * time.Millisecond
+)
+
 // defaults lists every scalar key. Viper only applies env to keys it knows,
 // so this table is also what makes each key overridable by BG_* variables.
 var defaults = map[string]any{
@@ -36,8 +48,9 @@ var defaults = map[string]any{
 	"prometheus.address":     "", // empty: progressive switches unavailable
 	"log.level":              "info",
 	"history.retention":      DefaultHistoryRetention,
+	"leader.check_ttl":       DefaultCheckTTL,
 	"leader.session_ttl":     10 * time.Second,
-	"leader.lock_delay":      5 * time.Second,
+	"leader.lock_delay":      DefaultLockDelay,
 
 	"membership.shrink_grace": DefaultShrinkGrace,
 }

@@ -58,7 +58,7 @@ func TestLoadDefaultsOnly(t *testing.T) {
 		Envoy:      Envoy{ListenAddress: "0.0.0.0"},
 		Switch:     Switch{Timeout: 30 * time.Second},
 		Log:        Log{Level: "info"},
-		Leader:     Leader{SessionTTL: 10 * time.Second, LockDelay: 5 * time.Second},
+		Leader:     Leader{CheckTTL: 2 * time.Second, SessionTTL: 10 * time.Second, LockDelay: 500 * time.Millisecond},
 		History:    History{Retention: 1000},
 		Membership: Membership{ShrinkGrace: 30 * time.Second},
 	}

@@ -46,12 +46,7 @@ func (c *Config) Validate() error {
 	if !slices.Contains(logLevels, c.Log.Level) {
 		es.add("log.level", "%q: must be one of %s", c.Log.Level, strings.Join(logLevels, ", "))
 	}
-	if c.Leader.SessionTTL < 10*time.Second || c.Leader.SessionTTL > 24*time.Hour {
-		es.add("leader.session_ttl", "%s: must be between 10s (Consul's minimum) and 24h", c.Leader.SessionTTL)
-	}
-	if c.Leader.LockDelay < 0 || c.Leader.LockDelay > time.Minute {
-		es.add("leader.lock_delay", "%s: must be between 0 and 1m", c.Leader.LockDelay)
-	}
+	c.validateLeader(&es)
 	if r := c.History.Retention; r < minRetention {
 		es.add("history.retention", "%d: must be at least %d entries per service", r, minRetention)
 	}
@@ -108,5 +103,27 @@ func (c *Config) validateListeners(es *Errors) {
 	}
 	if c.Admin.Token == "" && !isLoopback(aHost) {
 		es.add("admin.token", "required when admin.listen is not loopback (%s)", c.Admin.Listen)
+	}
+}
+
+// validateLeader checks the election timings.
+func (c *Config) validateLeader(es *Errors) {
+	l := c.Leader
+	if l.SessionTTL < 10*time.Second || l.SessionTTL > 24*time.Hour {
+		es.add("leader.session_ttl", "%s: must be between 10s (Consul's minimum) and 24h", l.SessionTTL)
+	}
+	switch {
+	case l.CheckTTL < time.Second || l.CheckTTL > time.Minute:
+		es.add("leader.check_ttl", "%s: must be between 1s and 1m (the replica passes its check every check_ttl/4)", l.CheckTTL)
+	case l.CheckTTL >= l.SessionTTL:
+		es.add("leader.check_ttl", "%s: must be shorter than leader.session_ttl (%s), which is only the backstop", l.CheckTTL, l.SessionTTL)
+	}
+	switch {
+	case l.LockDelay == 0:
+		es.add("leader.lock_delay", "0s: must not be zero, Consul would apply its 15s default; use 1ms for practically none")
+	case l.LockDelay < 0 || l.LockDelay > time.Minute:
+		es.add("leader.lock_delay", "%s: must be between 1ms and 1m (Consul's maximum)", l.LockDelay)
+	case l.LockDelay < time.Millisecond:
+		es.add("leader.lock_delay", "%s: must be at least 1ms (Consul reads a number under 1000 as seconds)", l.LockDelay)
 	}
 }
