@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/wait"
 
-	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -40,7 +38,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	consul, err := consulClients(cfg.Consul)
+	consul, err := consulClients(cfg.Consul, reg)
 	if err != nil {
 		return err
 	}
@@ -118,7 +116,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	httpServer := &http.Server{
 		Handler: admin.Handler(ctrl, admin.Options{
-			Token: cfg.Admin.Token, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
+			Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
 			Leader: func(ctx context.Context) (string, bool, error) {
 				if elector.Leading() {
 					return "", true, nil
@@ -222,62 +220,4 @@ func publishWhenComplete(ctx context.Context, ctrl *traffic.Controller, log *slo
 			return ctx.Err()
 		}
 	}
-}
-
-// Consul connections. Consul allows each client address 200 concurrent
-// HTTP connections by default, and a blocking query holds one for its
-// whole wait, so bg uses a fixed number whatever the number of services,
-// in three pools that cannot starve one another:
-const (
-	// consulWatchConns: the blocking queries on health/state/any,
-	// catalog/services, the traffic state folder and the ACK reports.
-	consulWatchConns = 4
-	// consulReaders: per-service membership reads.
-	consulReaders = 2
-	// consulControlConns: leader election (one blocking query on the lock
-	// key) and every write: state, history, sessions, ACK reports. Never
-	// queued behind a membership read.
-	consulControlConns = 2
-)
-
-// ConsulConnections is the most TCP connections bg opens to Consul.
-const ConsulConnections = consulWatchConns + consulReaders + consulControlConns
-
-// consulPools are Consul clients with separate, bounded connection pools.
-type consulPools struct {
-	Watch, Read, Control *api.Client
-}
-
-func consulClients(c config.Consul) (consulPools, error) {
-	var p consulPools
-	for _, x := range []struct {
-		client **api.Client
-		conns  int
-	}{{&p.Watch, consulWatchConns}, {&p.Read, consulReaders}, {&p.Control, consulControlConns}} {
-		client, err := consulClient(c, x.conns)
-		if err != nil {
-			return consulPools{}, err
-		}
-		*x.client = client
-	}
-	return p, nil
-}
-
-// consulClient returns a client whose transport opens at most conns
-// connections; further requests wait for one to be free.
-func consulClient(c config.Consul, conns int) (*api.Client, error) {
-	ac := api.DefaultConfig() // a fresh pooled transport per call
-	ac.Address = c.Address
-	if u, err := url.Parse(c.Address); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		ac.Address, ac.Scheme = u.Host, u.Scheme
-	}
-	ac.Token = c.Token
-	ac.Datacenter = c.Datacenter
-	ac.Transport.MaxConnsPerHost = conns
-	ac.Transport.MaxIdleConnsPerHost = conns
-	client, err := api.NewClient(ac)
-	if err != nil {
-		return nil, fmt.Errorf("consul client: %w", err)
-	}
-	return client, nil
 }

@@ -175,7 +175,7 @@ func (b *bench) run() {
 	b.logf("consul at %s", consul.HTTPAddr())
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(o.Services)*50*time.Millisecond)
-	err := register(ctx, consul.HTTPAddr(), Instances(o.Services))
+	err := Register(ctx, consul.HTTPAddr(), Instances(o.Services))
 	cancel()
 	if err != nil {
 		b.t.Fatalf("scale: %v", err)
@@ -232,7 +232,7 @@ func (b *bench) startBG(bin, consulAddr string) *server {
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b.t))
 	admin := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b.t))
 	const token = "bg-scale-secret"
-	cfg := writeBGConfig(b.t, bgConfig{ConsulAddr: consulAddr, XDSAddr: xdsAddr, AdminAddr: admin, Token: token,
+	cfg := WriteBGConfig(b.t, BGConfig{ConsulAddr: consulAddr, XDSAddr: xdsAddr, AdminAddr: admin, Token: token,
 		Services: b.o.Services, SwitchTimeout: b.o.switchTimeout().String()})
 	port, err := strconv.Atoi(consulAddr[strings.LastIndexByte(consulAddr, ':')+1:])
 	if err != nil {
@@ -300,9 +300,9 @@ func (b *bench) phase(s *server) (m Measurements) {
 	defer s.stop()
 	pid := s.pid()
 	if s.consulPort != 0 {
-		smp := startSampler(pid, s.consulPort)
+		smp := SampleConnections(pid, s.consulPort, 200*time.Millisecond)
 		defer func() {
-			m.ConsulConns = smp.stop()
+			m.ConsulConns = smp.Stop()
 			if smp.err != nil && m.ConsulConns < 0 {
 				b.note("%s: Consul connections not sampled: %v", s.name, smp.err)
 			}
@@ -577,19 +577,21 @@ func (b *bench) profile(s *server, file, path string, extra time.Duration) strin
 	return out
 }
 
-// sampler counts a process's connections to a port every 200 ms.
-type sampler struct {
+// Sampler counts a process's established connections to a port at a
+// fixed interval and keeps the most it saw.
+type Sampler struct {
 	stopc chan struct{}
 	done  chan struct{}
 	max   int
 	err   error
 }
 
-func startSampler(pid, port int) *sampler {
-	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{}), max: -1}
+// SampleConnections samples pid's connections to port every interval until Stop.
+func SampleConnections(pid, port int, every time.Duration) *Sampler {
+	s := &Sampler{stopc: make(chan struct{}), done: make(chan struct{}), max: -1}
 	go func() {
 		defer close(s.done)
-		tick := time.NewTicker(200 * time.Millisecond)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			if n, err := establishedTo(pid, port); err != nil {
@@ -609,12 +611,15 @@ func startSampler(pid, port int) *sampler {
 	return s
 }
 
-// stop ends sampling and returns the maximum seen (-1 if none); call it once.
-func (s *sampler) stop() int {
+// Stop ends sampling and returns the maximum seen (-1 if none); call it once.
+func (s *Sampler) Stop() int {
 	close(s.stopc)
 	<-s.done
 	return s.max
 }
+
+// Err is the first sampling error, if any (read after Stop).
+func (s *Sampler) Err() error { return s.err }
 
 func median(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {

@@ -110,17 +110,17 @@ func ServicesOf(i, k, n int) []string {
 	return out
 }
 
-// bgConfig is what varies in the bench's `bg serve` config.
-type bgConfig struct {
+// BGConfig is what varies in the bench's `bg serve` config.
+type BGConfig struct {
 	ConsulAddr, XDSAddr, AdminAddr, Token string
 	Services                              int
 	SwitchTimeout                         string
 }
 
-// writeBGConfig writes a config with n http2 services and returns its
+// WriteBGConfig writes a config with n http2 services and returns its
 // path. Everything else is bg's default except what the e2e configs also
 // set (a short lock delay, so a restart is not held up).
-func writeBGConfig(t harness.TB, c bgConfig) string {
+func WriteBGConfig(t harness.TB, c BGConfig) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "consul:\n  address: %s\nxds:\n  listen: %s\nadmin:\n  listen: %s\n  token: %s\n  pprof: true\n",

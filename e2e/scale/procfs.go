@@ -92,13 +92,16 @@ const tcpEstablished = "01"
 // establishedTo counts the process's ESTABLISHED TCP connections whose
 // remote port is port: its socket inodes (from /proc/PID/fd) matched
 // against /proc/PID/net/tcp{,6}, which list every socket of its network
-// namespace.
+// namespace. Each inode counts once: the kernel writes those files in
+// chunks, and a socket table that changes between two chunks can list a
+// socket twice.
 func establishedTo(pid, port int) (int, error) {
 	inodes, err := socketInodes(pid)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
+	seen := map[uint64]bool{}
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, name))
 		if err != nil {
@@ -125,7 +128,8 @@ func establishedTo(pid, port int) (int, error) {
 				continue
 			}
 			ino, err := strconv.ParseUint(fs[9], 10, 64)
-			if err == nil && inodes[ino] {
+			if err == nil && inodes[ino] && !seen[ino] {
+				seen[ino] = true
 				n++
 			}
 		}

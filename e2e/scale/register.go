@@ -15,13 +15,13 @@ import (
 // single-node raft busy (it batches concurrent applies).
 const registerParallel = 16
 
-// register puts every instance into Consul's catalog. It uses the catalog
+// Register puts every instance into Consul's catalog. It uses the catalog
 // API (PUT /v1/catalog/register), one instance and its passing check per
 // call, on external nodes: no agent runs the checks or syncs the nodes
 // (anti-entropy only touches the agent's own node), so 2,000 instances cost
 // 2,000 raft writes and nothing after. bg reads them through the same
 // health API as agent-registered ones.
-func register(ctx context.Context, consulAddr string, insts []Instance) error {
+func Register(ctx context.Context, consulAddr string, insts []Instance) error {
 	cfg := api.DefaultConfig()
 	cfg.Address, cfg.Scheme = consulAddr, "http"
 	cfg.Transport.MaxIdleConnsPerHost = registerParallel // reuse, don't churn, connections

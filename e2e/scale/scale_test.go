@@ -19,7 +19,7 @@ import (
 // builds: the two servers serve the same world.
 func TestConfigMatchesView(t *testing.T) {
 	const n = 12
-	path := writeBGConfig(t, bgConfig{ConsulAddr: "127.0.0.1:8500", XDSAddr: "127.0.0.1:18000", AdminAddr: "127.0.0.1:9090",
+	path := WriteBGConfig(t, BGConfig{ConsulAddr: "127.0.0.1:8500", XDSAddr: "127.0.0.1:18000", AdminAddr: "127.0.0.1:9090",
 		Token: "x", Services: n, SwitchTimeout: "40s"})
 	cfg, err := config.Load(path, nil)
 	if err != nil {
