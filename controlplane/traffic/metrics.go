@@ -36,6 +36,7 @@ type Metrics struct {
 	state           *stateCollector
 	analyses        *prometheus.CounterVec
 	rollbackSeconds *prometheus.HistogramVec
+	stateWrite      prometheus.Histogram
 	steps           *prometheus.CounterVec
 	rollbacks       *prometheus.CounterVec
 	overrides       *prometheus.CounterVec
@@ -49,6 +50,11 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		state: &stateCollector{},
+		stateWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bg_state_write_seconds",
+			Help:    "Time to store a traffic state in Consul (one fenced transaction), the step before every push.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
 		analyses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bg_analyses_total", Help: "Analyses of running switches, by service and outcome (pass, fail, insufficient, invalid, unavailable).",
 		}, []string{"service", "outcome"}),
@@ -80,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.held = membership.NewHeldMetrics(reg)
 	if reg != nil {
-		reg.MustRegister(m.state, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)
+		reg.MustRegister(m.state, m.stateWrite, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)
 	}
 	return m
 }

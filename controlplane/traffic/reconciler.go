@@ -75,7 +75,9 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 			next.Generation = s.storedGen + 1
 		}
 		c.mu.Unlock()
+		began := time.Now()
 		newIdx, err := c.store.Save(ctx, name, next, idx, c.entry(ctx, cur, next))
+		c.m.stateWrite.Observe(time.Since(began).Seconds())
 		switch {
 		case err == nil:
 			c.mu.Lock()

@@ -107,11 +107,13 @@ type Measurements struct {
 	// ACKed the new weights; SwitchCalls: until the request returned (bg
 	// answers once it has seen every ACK; the bare server at once).
 	Switches, SwitchCalls []time.Duration
-	Goroutines            int   // go_goroutines at the end of the idle window; -1 unknown
-	HeapInuse, StackInuse int64 // go_memstats_{heap,stack}_inuse_bytes then; 0 unknown
-	HeapRetained          int64 // heap idle but not yet returned to the OS
-	ConsulConns           int   // max ESTABLISHED to Consul's HTTP port over the phase; -1 n/a
-	ConsulConnsIdle       int   // the same, at the end of the idle window
+	Goroutines            int           // go_goroutines at the end of the idle window; -1 unknown
+	HeapInuse, StackInuse int64         // go_memstats_{heap,stack}_inuse_bytes then; 0 unknown
+	HeapRetained          int64         // heap idle but not yet returned to the OS
+	LiveHeap              int64         // heap in use right after a forced GC; 0 unknown
+	StateWrite            time.Duration // bg: mean Consul write per switch (bg_state_write_seconds); 0 unknown
+	ConsulConns           int           // max ESTABLISHED to Consul's HTTP port over the phase; -1 n/a
+	ConsulConnsIdle       int           // the same, at the end of the idle window
 	Heap                  string
 }
 
@@ -470,6 +472,14 @@ func (b *bench) idle(s *server, pid int, m *Measurements) error {
 	}
 	m.Goroutines, m.HeapInuse, m.StackInuse = int(v[0]), int64(v[1]), int64(v[2])
 	m.HeapRetained = int64(v[3] - v[4])
+	// What each holds live: the heap in use right after a collection
+	// (the profile endpoint collects first when asked with gc=1). Idle
+	// RSS also depends on where each process is in its GC cycle.
+	if code, _, err := b.get(context.Background(), s, "/debug/pprof/heap?gc=1"); err == nil && code == http.StatusOK {
+		if v, err := b.runtimeMetrics(s, "go_memstats_heap_inuse_bytes"); err == nil {
+			m.LiveHeap = int64(v[0])
+		}
+	}
 	return nil
 }
 
@@ -510,6 +520,15 @@ func (b *bench) runtimeMetrics(s *server, names ...string) ([]float64, error) {
 // the service ACKed the new weights (counted by the proxies, for both
 // servers alike), and checks the request's own answer.
 func (b *bench) switches(s *server, fleet *adssim.Fleet, m *Measurements) {
+	// bg stores each switch in Consul before it pushes; its own histogram
+	// says how long that took, over these switches only.
+	writes := []string{"bg_state_write_seconds_sum", "bg_state_write_seconds_count"}
+	w0, werr := b.runtimeMetrics(s, writes...)
+	defer func() {
+		if w1, err := b.runtimeMetrics(s, writes...); err == nil && werr == nil && w1[1] > w0[1] {
+			m.StateWrite = time.Duration((w1[0] - w0[0]) / (w1[1] - w0[1]) * float64(time.Second))
+		}
+	}()
 	colour := map[string]model.Color{}
 	subs := make([]int, 0, len(b.switched))
 	for j, svc := range b.switched {

@@ -25,10 +25,14 @@ func (r Result) Table() string {
 	row("  of which Go heap in use", fmtBytes(r.BG.HeapInuse), fmtBytes(r.Bare.HeapInuse), ratio(float64(r.BG.HeapInuse), float64(r.Bare.HeapInuse)))
 	row("  of which free heap not yet returned to the OS", fmtBytes(r.BG.HeapRetained), fmtBytes(r.Bare.HeapRetained), ratio(float64(r.BG.HeapRetained), float64(r.Bare.HeapRetained)))
 	row("  of which goroutine stacks", fmtBytes(r.BG.StackInuse), fmtBytes(r.Bare.StackInuse), ratio(float64(r.BG.StackInuse), float64(r.Bare.StackInuse)))
+	row("Go heap in use right after a GC (live data)", fmtBytes(r.BG.LiveHeap), fmtBytes(r.Bare.LiveHeap), ratio(float64(r.BG.LiveHeap), float64(r.Bare.LiveHeap)))
 	bgCPU, bareCPU := cpuPer30s(r.BG), cpuPer30s(r.Bare)
 	row("idle CPU (s per 30 s)", fmtCPU(bgCPU), fmtCPU(bareCPU), ratio(bgCPU, bareCPU))
 	row(fmt.Sprintf("switch → all subscribers, median (max) of %d", o.Switches),
 		medMax(r.BG.Switches), medMax(r.Bare.Switches), medMaxRatio(r.BG.Switches, r.Bare.Switches))
+	if r.BG.StateWrite > 0 {
+		row("  of which storing the state in Consul first (mean)", fmtDur(r.BG.StateWrite), "— (stores nothing)", "—")
+	}
 	row("switch request answered, median (max)",
 		medMax(r.BG.SwitchCalls), medMax(r.Bare.SwitchCalls), medMaxRatio(r.BG.SwitchCalls, r.Bare.SwitchCalls))
 	row("goroutines", fmtCount(r.BG.Goroutines), fmtCount(r.Bare.Goroutines), ratio(float64(r.BG.Goroutines), float64(r.Bare.Goroutines)))
