@@ -308,19 +308,25 @@ func (h *haStack) history(t *testing.T, after uint64) []historyEntry {
 }
 
 // storedTerm is the leader term recorded in the stored traffic state.
-func (h *haStack) storedTerm(t *testing.T) uint64 {
+func (h *haStack) storedTerm(t *testing.T) uint64 { return h.stored(t).Term }
+
+// storedHead is the part of the stored traffic state the HA tests read.
+type storedHead struct {
+	Term       uint64 `json:"term"`
+	Generation uint64 `json:"generation"`
+}
+
+func (h *haStack) stored(t *testing.T) storedHead {
 	t.Helper()
 	pair, _, err := h.consul.Client().KV().Get("bg/services/"+service+"/traffic", nil)
 	if err != nil || pair == nil {
 		t.Fatalf("read stored state: %v", err)
 	}
-	var st struct {
-		Term uint64 `json:"term"`
-	}
+	var st storedHead
 	if err := json.Unmarshal(pair.Value, &st); err != nil {
 		t.Fatal(err)
 	}
-	return st.Term
+	return st
 }
 
 // maxKillTakeover bounds kill -9 → another replica leads. With the
@@ -513,17 +519,7 @@ func TestHighAvailability(t *testing.T) {
 		}
 		t.Cleanup(resume)
 		time.Sleep(200 * time.Millisecond) // a write already in flight lands
-		pair, _, err := h.consul.Client().KV().Get("bg/services/"+service+"/traffic", nil)
-		if err != nil || pair == nil {
-			t.Fatalf("stored state: %v", err)
-		}
-		var stored struct {
-			Generation uint64 `json:"generation"`
-		}
-		if err := json.Unmarshal(pair.Value, &stored); err != nil {
-			t.Fatal(err)
-		}
-		gen0 := stored.Generation
+		gen0 := h.stored(t).Generation
 		next, at := h.takeover(t, 30*time.Second, old)
 		took := at.Sub(stoppedAt)
 		if took > maxKillTakeover {

@@ -489,19 +489,9 @@ func (c *Client) onCluster(resp *discovery.DiscoveryResponse) error {
 		// CDS is full state in SotW: what is not in the response is gone.
 		c.clusterEDS = held
 	}
-	ready := c.readiness()
-	c.update(func(s *State) {
-		s.Clusters++
-		if err != nil {
-			s.NACKs++
-			return
-		}
-		c.setReady(s, ready)
-	})
-	if sendErr := c.answer(resp, err); sendErr != nil || err != nil {
+	if ok, sendErr := c.record(resp, err, func(s *State) { s.Clusters++ }); !ok {
 		return sendErr
 	}
-	c.fireReady(ready)
 	set := map[string]struct{}{}
 	for _, eds := range held {
 		if eds != "" {
@@ -522,9 +512,17 @@ func (c *Client) onEndpoints(resp *discovery.DiscoveryResponse) error {
 			c.endpoints[n] = struct{}{}
 		}
 	}
+	_, sendErr := c.record(resp, err, func(s *State) { s.Endpoints++ })
+	return sendErr
+}
+
+// record counts a CDS or EDS response, answers it (ACK, or NACK when err is
+// set) and reports readiness; ok is false when it was rejected or the
+// answer could not be sent (sendErr).
+func (c *Client) record(resp *discovery.DiscoveryResponse, err error, count func(*State)) (ok bool, sendErr error) {
 	ready := c.readiness()
 	c.update(func(s *State) {
-		s.Endpoints++
+		count(s)
 		if err != nil {
 			s.NACKs++
 			return
@@ -532,10 +530,10 @@ func (c *Client) onEndpoints(resp *discovery.DiscoveryResponse) error {
 		c.setReady(s, ready)
 	})
 	if sendErr := c.answer(resp, err); sendErr != nil || err != nil {
-		return sendErr
+		return false, sendErr
 	}
 	c.fireReady(ready)
-	return nil
+	return true, nil
 }
 
 // readiness says, per followed service, whether the client holds its full

@@ -28,17 +28,9 @@ func TestFleetOnSharedConns(t *testing.T) {
 		},
 		Traffic: webTraffic(0),
 	}}}))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	served := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, lis); close(served) }()
-	defer func() { cancel(); <-served }()
+	addr, ctx := serve(t, srv)
 
-	f, err := adssim.StartFleet(ctx, lis.Addr().String(), adssim.FleetOptions{
+	f, err := adssim.StartFleet(ctx, addr, adssim.FleetOptions{
 		Options: adssim.Options{Service: "web", NodeID: "sim", Clusters: true},
 		Size:    20,
 		Conns:   3,
@@ -83,18 +75,10 @@ func TestFleetFollowsSeveralServicesPerStream(t *testing.T) {
 	}
 	srv := xds.NewServer(slog.New(slog.DiscardHandler), nil)
 	srv.Load(translator.Translate(v))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	served := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, lis); close(served) }()
-	defer func() { cancel(); <-served }()
+	addr, ctx := serve(t, srv)
 
 	// Client i follows names[i%4] and names[(i+1)%4]: 4 clients per service.
-	f, err := adssim.StartFleet(ctx, lis.Addr().String(), adssim.FleetOptions{
+	f, err := adssim.StartFleet(ctx, addr, adssim.FleetOptions{
 		Options:    adssim.Options{NodeID: "multi", Clusters: true},
 		Size:       8,
 		Conns:      2,
@@ -146,4 +130,19 @@ func TestFleetFollowsSeveralServicesPerStream(t *testing.T) {
 	if n := len(srv.Proxies()); n != 8 {
 		t.Errorf("server sees %d streams, want 8", n)
 	}
+}
+
+// serve runs srv on a loopback port until the test ends; ctx ends then too
+// (or after 20 s).
+func serve(t *testing.T, srv *xds.Server) (string, context.Context) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	served := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, lis); close(served) }()
+	t.Cleanup(func() { cancel(); <-served })
+	return lis.Addr().String(), ctx
 }

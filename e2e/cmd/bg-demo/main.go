@@ -35,18 +35,17 @@ func main() {
 	workers := flag.Int("workers", 2, "concurrent callers per client")
 	flag.Parse()
 
-	r, err := newRunner()
+	r, err := harness.NewRunner("bg-demo")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bg-demo: %v\n", err)
 		os.Exit(1)
 	}
-	r.handleSignals()
 	d := &demo{r: r, bgShown: *bgFlag}
 	d.run(*clients, *workers)
 }
 
 type demo struct {
-	r       *runner
+	r       *harness.Runner
 	bgShown string // as typed, for the printed commands
 	bgBin   string
 	admin   string
@@ -117,7 +116,7 @@ func (d *demo) run(nClients, workers int) {
 	}
 	fmt.Print("\n== cleaning up ... ")
 	start := time.Now()
-	r.close()
+	r.Close()
 	fmt.Printf("done (%v)\n", time.Since(start).Round(time.Millisecond))
 	if r.Failed() {
 		fmt.Println("FAIL: see the errors above")
@@ -196,7 +195,7 @@ func (d *demo) cli(show bool, args ...string) string {
 // would print or check next is about processes being torn down. The signal
 // handler exits the program.
 func (d *demo) parkIfClosing() {
-	if d.r.closing.Load() {
+	if d.r.Closing() {
 		select {}
 	}
 }

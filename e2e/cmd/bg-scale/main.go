@@ -20,6 +20,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/bgctl/bg/e2e/harness"
 	"github.com/bgctl/bg/e2e/scale"
 )
 
@@ -47,7 +48,7 @@ func main() {
 	}
 	o.BareBin = self
 
-	r, err := scale.NewRunner()
+	r, err := harness.NewRunner("bg-scale")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bg-scale: %v\n", err)
 		os.Exit(1)

@@ -1,4 +1,4 @@
-package scale
+package harness
 
 import (
 	"fmt"
@@ -9,10 +9,9 @@ import (
 	"syscall"
 )
 
-// Runner implements harness.TB outside `go test`, for the bg-scale
-// command: cleanups run newest first at Close, on Fatalf and on
-// SIGINT/SIGTERM, so no Consul or bg is left running. (e2e/cmd/bg-demo has
-// its own copy in package main.)
+// Runner implements TB outside `go test`, for the demo and bench commands:
+// cleanups run newest first at Close, on Fatalf and on SIGINT/SIGTERM, so
+// no Consul or bg is left running.
 type Runner struct {
 	root string // parent of every TempDir
 
@@ -23,9 +22,10 @@ type Runner struct {
 	closing  atomic.Bool
 }
 
-// NewRunner makes a runner whose temp dirs live under one new directory.
-func NewRunner() (*Runner, error) {
-	root, err := os.MkdirTemp("", "bg-scale-")
+// NewRunner makes a runner whose temp dirs live under one new directory,
+// named after the command.
+func NewRunner(name string) (*Runner, error) {
+	root, err := os.MkdirTemp("", name+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +87,11 @@ func (r *Runner) TempDir() string {
 	}
 	return d
 }
+
+// Closing reports whether the cleanups have begun (a signal arrived or
+// the command is ending): what a command would print or check next is
+// about processes being torn down.
+func (r *Runner) Closing() bool { return r.closing.Load() }
 
 func (r *Runner) Failed() bool {
 	r.mu.Lock()
