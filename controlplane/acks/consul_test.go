@@ -77,6 +77,12 @@ type replica struct {
 
 func startReplica(t *testing.T, c *api.Client, id string, mode adssim.RouteMode) *replica {
 	t.Helper()
+	return startReplicaWithCheck(t, c, id, mode, "")
+}
+
+// startReplicaWithCheck binds the replica's report session to checkID.
+func startReplicaWithCheck(t *testing.T, c *api.Client, id string, mode adssim.RouteMode, checkID string) *replica {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	srv := xds.NewServer(log, nil)
 	srv.Load(route(0))
@@ -91,7 +97,7 @@ func startReplica(t *testing.T, c *api.Client, id string, mode adssim.RouteMode)
 		defer close(served)
 		_ = srv.Serve(ctx, lis)
 	}()
-	agg, err := acks.Start(ctx, c, c, "bgtest/", id, srv, []string{"web"}, log)
+	agg, err := acks.Start(ctx, c, c, "bgtest/", id, checkID, srv, []string{"web"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,4 +270,56 @@ func TestReportSurvivesSessionLoss(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A replica's reports are bound to its own check: when the check turns
+// critical (the process died and stopped passing it), Consul deletes them
+// at once, not after the session's TTL.
+func TestReportsVanishWithTheReplicasCheck(t *testing.T) {
+	requireConsul(t)
+	consul := harness.StartConsul(t)
+	c := consul.Client()
+	const checkID = "bg-control-plane-r1-alive"
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "bg-control-plane-r1", Name: "bg-control-plane",
+		Check: &api.AgentServiceCheck{CheckID: checkID, TTL: "1m", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+	startReplicaWithCheck(t, c, "r1", adssim.Accept, checkID)
+	key := acks.Key("bgtest/", "web", "r1")
+	var pair *api.KVPair
+	deadline := time.Now().Add(10 * time.Second)
+	for pair == nil {
+		if p, _, err := c.KV().Get(key, nil); err == nil && p != nil && p.Session != "" {
+			pair = p
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no report at %s", key)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	se, _, err := c.Session().Info(pair.Session, nil)
+	if err != nil || se == nil {
+		t.Fatalf("session %s: %v", pair.Session, err)
+	}
+	bound := false
+	for _, sc := range se.ServiceChecks {
+		bound = bound || sc.ID == checkID
+	}
+	if !bound {
+		t.Fatalf("report session %+v is not bound to check %s", se, checkID)
+	}
+	if err := c.Agent().UpdateTTL(checkID, "replica gone", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	failed := time.Now()
+	for {
+		p, _, err := c.KV().Get(key, nil)
+		if err == nil && (p == nil || p.Session != pair.Session) {
+			break
+		}
+		if time.Since(failed) > 2*time.Second {
+			t.Fatalf("report still held by session %s 2 s after its check turned critical", pair.Session)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("report gone %v after the replica's check turned critical", time.Since(failed).Round(time.Millisecond))
 }

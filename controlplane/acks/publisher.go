@@ -28,6 +28,11 @@ type PublisherOptions struct {
 	Debounce time.Duration
 	// MaxListed caps the lagging proxies listed per report.
 	MaxListed int
+	// CheckID, if set, is this replica's own TTL check on its Consul agent
+	// (the leader election's): the session is bound to it and serfHealth,
+	// so a replica that dies loses its reports within the check's TTL, not
+	// the session's (≥ 10 s, which Consul may take twice as long to act on).
+	CheckID string
 }
 
 // Publisher writes this replica's reports, one per service, whenever they
@@ -147,14 +152,19 @@ func (p *Publisher) Run(ctx context.Context) {
 }
 
 func (p *Publisher) createSession(ctx context.Context) error {
-	id, _, err := p.sessions.Create(&api.SessionEntry{
+	se := &api.SessionEntry{
 		Name:     "bg-acks/" + p.o.Replica,
 		TTL:      p.o.SessionTTL.String(),
 		Behavior: api.SessionBehaviorDelete,
 		// The Go client drops a zero lock delay and Consul then applies
 		// 15 s; only this replica ever takes these keys, so keep it tiny.
 		LockDelay: time.Millisecond,
-	}, (&api.WriteOptions{}).WithContext(ctx))
+	}
+	if p.o.CheckID != "" {
+		se.NodeChecks = []string{"serfHealth"}
+		se.ServiceChecks = []api.ServiceCheck{{ID: p.o.CheckID}}
+	}
+	id, _, err := p.sessions.Create(se, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,9 @@ import (
 // wait on the Aggregator's Stopped (bounded) so a clean shutdown removes
 // this replica's reports at once instead of after its session's TTL.
 // watch carries the Aggregator's one blocking query and client everything
-// else (they may be the same client).
-func Start(ctx context.Context, client, watch *api.Client, prefix, replica string, srv *xds.Server, services []string, log *slog.Logger) (*Aggregator, error) {
+// else (they may be the same client). checkID, if set, is the replica's own
+// Consul check that its report session is bound to (PublisherOptions.CheckID).
+func Start(ctx context.Context, client, watch *api.Client, prefix, replica, checkID string, srv *xds.Server, services []string, log *slog.Logger) (*Aggregator, error) {
 	if replica == "" || strings.Contains(replica, "/") {
 		return nil, errors.New("acks: the replica id must be non-empty and contain no '/'")
 	}
@@ -27,7 +28,7 @@ func Start(ctx context.Context, client, watch *api.Client, prefix, replica strin
 	}
 	log = log.With("component", "acks")
 	pub := NewPublisher(client.KV(), client.Txn(), client.Session(), srv, PublisherOptions{
-		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...),
+		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...), CheckID: checkID,
 	}, log)
 	agg := NewAggregator(client.KV(), prefix, replica, srv, log)
 	agg.watchKV = watch.KV()

@@ -98,8 +98,11 @@ func (m *Metrics) setWeights(service string, _ model.Traffic) {
 	m.steps.WithLabelValues(service)
 	m.overrides.WithLabelValues(service)
 	m.windowRefusals.WithLabelValues(service)
-	// bg_rollbacks_total{reason} appears with a service's first rollback of
-	// that cause (five zero series per service cost more than they tell).
+	// Every reason starts at zero: a series born at 1 shows no increase(),
+	// and the dashboard's rollback annotation would miss the first one.
+	for _, cause := range model.Causes {
+		m.rollbacks.WithLabelValues(service, string(cause))
+	}
 }
 
 // lastPhase is the phase of the later of the last switch and the last roll.

@@ -61,3 +61,19 @@ bg_service_weight_percent{color="green",service="web"} 25
 		t.Fatalf("%d phase series for 2 services after a phase change, want 2", n)
 	}
 }
+
+// Counters start at zero for every reason: a series born at 1 shows no
+// increase(), and the dashboard's rollback annotation would miss the first
+// rollback (e2e TestDashboardQueries found it).
+func TestCountersStartAtZero(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	m.setWeights("web", model.Traffic{})
+	if n := testutil.CollectAndCount(m.rollbacks); n != len(model.Causes) {
+		t.Errorf("%d bg_rollbacks_total series for one service, want one per cause (%d)", n, len(model.Causes))
+	}
+	for _, c := range []prometheus.Collector{m.steps, m.overrides, m.windowRefusals} {
+		if n := testutil.CollectAndCount(c); n != 1 {
+			t.Errorf("%d series, want 1", n)
+		}
+	}
+}
