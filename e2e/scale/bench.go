@@ -472,9 +472,11 @@ func (b *bench) idle(s *server, pid int, m *Measurements) error {
 	}
 	m.Goroutines, m.HeapInuse, m.StackInuse = int(v[0]), int64(v[1]), int64(v[2])
 	m.HeapRetained = int64(v[3] - v[4])
-	// What each holds live: the heap in use right after a collection
-	// (the profile endpoint collects first when asked with gc=1). Idle
-	// RSS also depends on where each process is in its GC cycle.
+	// The heap in use right after a collection (the profile endpoint
+	// collects first when asked with gc=1): live objects plus the free
+	// space in spans that still hold one. Idle RSS also depends on where
+	// each process is in its GC cycle; the live objects alone are in the
+	// heap profiles (-pprof).
 	if code, _, err := b.get(context.Background(), s, "/debug/pprof/heap?gc=1"); err == nil && code == http.StatusOK {
 		if v, err := b.runtimeMetrics(s, "go_memstats_heap_inuse_bytes"); err == nil {
 			m.LiveHeap = int64(v[0])

@@ -25,7 +25,7 @@ func (r Result) Table() string {
 	row("  of which Go heap in use", fmtBytes(r.BG.HeapInuse), fmtBytes(r.Bare.HeapInuse), ratio(float64(r.BG.HeapInuse), float64(r.Bare.HeapInuse)))
 	row("  of which free heap not yet returned to the OS", fmtBytes(r.BG.HeapRetained), fmtBytes(r.Bare.HeapRetained), ratio(float64(r.BG.HeapRetained), float64(r.Bare.HeapRetained)))
 	row("  of which goroutine stacks", fmtBytes(r.BG.StackInuse), fmtBytes(r.Bare.StackInuse), ratio(float64(r.BG.StackInuse), float64(r.Bare.StackInuse)))
-	row("Go heap in use right after a GC (live data)", fmtBytes(r.BG.LiveHeap), fmtBytes(r.Bare.LiveHeap), ratio(float64(r.BG.LiveHeap), float64(r.Bare.LiveHeap)))
+	row("Go heap in use right after a GC", fmtBytes(r.BG.LiveHeap), fmtBytes(r.Bare.LiveHeap), ratio(float64(r.BG.LiveHeap), float64(r.Bare.LiveHeap)))
 	bgCPU, bareCPU := cpuPer30s(r.BG), cpuPer30s(r.Bare)
 	row("idle CPU (s per 30 s)", fmtCPU(bgCPU), fmtCPU(bareCPU), ratio(bgCPU, bareCPU))
 	row(fmt.Sprintf("switch → all subscribers, median (max) of %d", o.Switches),
