@@ -17,7 +17,7 @@ import (
 // Consul connections. Consul allows each client address 200 concurrent
 // HTTP connections by default, and a blocking query holds one for its
 // whole wait, so bg uses a fixed number whatever the number of services,
-// in three pools that cannot starve one another:
+// in three sets, each with its own limit, that cannot starve one another:
 const (
 	// consulWatchConns: the blocking queries on health/state/any,
 	// catalog/services, the traffic state folder and the ACK reports.
@@ -33,28 +33,29 @@ const (
 // ConsulConnections is the most TCP connections bg opens to Consul.
 const ConsulConnections = consulWatchConns + consulReaders + consulControlConns
 
-// consulPools are Consul clients with separate, bounded connection pools.
-type consulPools struct {
+// consulClientSet is one Consul client per use, each with its own bounded
+// set of connections.
+type consulClientSet struct {
 	Watch, Read, Control *api.Client
 }
 
-func consulClients(c config.Consul, reg prometheus.Registerer) (consulPools, error) {
+func consulClients(c config.Consul, reg prometheus.Registerer) (consulClientSet, error) {
 	open := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "bg_consul_connections",
-		Help: "Open TCP connections to Consul, by pool (watch: blocking queries; read: membership reads; control: election and writes).",
-	}, []string{"pool"})
+		Help: "Open TCP connections to Consul, by use (watch: blocking queries; read: membership reads; control: election and writes).",
+	}, []string{"use"})
 	if reg != nil {
 		reg.MustRegister(open)
 	}
-	var p consulPools
+	var p consulClientSet
 	for _, x := range []struct {
 		client **api.Client
-		pool   string
+		use    string
 		conns  int
 	}{{&p.Watch, "watch", consulWatchConns}, {&p.Read, "read", consulReaders}, {&p.Control, "control", consulControlConns}} {
-		client, err := consulClient(c, x.conns, open.WithLabelValues(x.pool))
+		client, err := consulClient(c, x.conns, open.WithLabelValues(x.use))
 		if err != nil {
-			return consulPools{}, err
+			return consulClientSet{}, err
 		}
 		*x.client = client
 	}
