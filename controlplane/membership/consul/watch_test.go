@@ -25,7 +25,7 @@ type fakeConsul struct {
 	raft      uint64
 	checksIdx uint64
 	svcIdx    uint64
-	nodes     map[string]string                         // node → serfHealth status
+	nodes     map[string]string                       // node → serfHealth status
 	instances map[string]map[string]*api.ServiceEntry // service → id → entry
 	changed   chan struct{}
 
@@ -362,7 +362,11 @@ func TestWatchInstanceAdded(t *testing.T) {
 	f := twoServices()
 	_, r := startSource(t, f, "web", "api")
 	f.register("api", "api-g2", "n4", "green", "v2", api.HealthPassing)
-	eventually(t, "api-g2 added", func() bool { u, _ := r.get("api"); _, g := ids(u); return slices.Equal(g, []string{"api-g1", "api-g2"}) })
+	eventually(t, "api-g2 added", func() bool {
+		u, _ := r.get("api")
+		_, g := ids(u)
+		return slices.Equal(g, []string{"api-g1", "api-g2"})
+	})
 }
 
 func TestWatchTagsChanged(t *testing.T) {
