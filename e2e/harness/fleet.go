@@ -42,11 +42,16 @@ type BackendOptions struct {
 }
 
 // PromQL templates (fleetmetrics/prometheus syntax) for the backends' own
-// counters. No `or vector(0)`: both counters exist at 0 from the start, so
-// an empty result really means "not scraped".
+// counters: the counters themselves, per series (one per backend instance),
+// which bg reads at two instants and differences. Both counters and the
+// histogram exist at 0 from a backend's first scrape, so no series really
+// means "not scraped".
 const (
-	AppRequestsTemplate = `sum(increase(bg_demo_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
-	AppErrorsTemplate   = `sum(increase(bg_demo_errors_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+	AppRequestsTemplate = `bg_demo_requests_total{service="{{.Service}}",color="{{.Color}}"}`
+	AppErrorsTemplate   = `bg_demo_errors_total{service="{{.Service}}",color="{{.Color}}"}`
+	// AppLatencyTemplate selects the UnaryCall handling-time histogram's
+	// buckets, in seconds.
+	AppLatencyTemplate = `bg_demo_request_duration_seconds_bucket{service="{{.Service}}",color="{{.Color}}"}`
 )
 
 // Backend is a gRPC TestService instance on 127.0.0.1. UnaryCall answers
