@@ -33,8 +33,9 @@ func coreServer(t *testing.T, stored *model.Traffic) (string, *traffic.Controlle
 	}
 	svc := model.Service{Name: "web", ListenerPort: 10000, Protocol: model.ProtocolHTTP2}
 	hour := model.Duration(time.Hour)
-	plan := model.Plan{Steps: []int{50, 100}, Bake: hour, Interval: hour, Window: hour, MinRequests: 10, Confidence: 0.99,
-		UnavailableBudget: hour, OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant}
+	plan := model.Plan{Steps: []int{50, 100}, Bake: hour, Interval: hour, MinRequests: 10, Confidence: 0.99,
+		UnavailableBudget: hour, OnUnavailable: model.OnUnavailableRollback,
+		InsufficientBudget: hour, OnInsufficient: model.OnUnavailableRollback, Rollback: model.RollbackInstant}
 	c := traffic.New([]model.Service{svc}, "0.0.0.0", store, xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
 	c.SetAnalysis(nil, map[string]model.Plan{"web": plan})
 	c.OnMembership(membership.Update{Service: "web", Membership: model.Membership{

@@ -36,7 +36,8 @@ type fakeController struct {
 	ops      []string
 	actors   []string // traffic.ActorFrom of each change's context
 	history  []model.HistoryEntry
-	limits   []int // the limit of each History call
+	limits   []int                 // the limit of each History call
+	dryRun   *traffic.DryRunReport // DryRun's answer; nil: just service and colour
 }
 
 func newFake() *fakeController {
@@ -110,6 +111,9 @@ func (f *fakeController) Promote(ctx context.Context, req traffic.Request) (traf
 
 func (f *fakeController) DryRun(ctx context.Context, req traffic.Request) (traffic.DryRunReport, error) {
 	_, err := f.apply(ctx, "dry-run", req)
+	if f.dryRun != nil {
+		return *f.dryRun, err
+	}
 	return traffic.DryRunReport{Service: req.Service, To: req.To}, err
 }
 
@@ -207,6 +211,9 @@ func TestUsageErrors(t *testing.T) {
 		{"status two services", []string{"status", "web", "api"}, "SERVICE"},
 		{"plan flags with --instant", []string{"switch", "web", "--to", "green", "--instant", "--steps", "10,100"}, "--instant"},
 		{"bad --steps", []string{"switch", "web", "--to", "green", "--steps", "10,half"}, "--steps"},
+		// The analysis window is retired with its flag.
+		{"--window retired", []string{"switch", "web", "--to", "green", "--window", "2m"}, "window"},
+		{"--window retired on a dry run", []string{"switch", "web", "--to", "green", "--dry-run", "--window", "2m"}, "window"},
 		{"unknown flag", []string{"switch", "web", "--instant", "--colour", "green"}, "colour"},
 		{"bad duration", []string{"switch", "web", "--instant", "--to", "green", "--timeout", "soon"}, "soon"},
 	}

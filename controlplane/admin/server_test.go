@@ -370,6 +370,11 @@ func TestChangeBodyValidation(t *testing.T) {
 		{"timeout over 1h", "switch", `{"to":"green","timeout":"61m"}`, "timeout"},
 		{"bare number timeout", "switch", `{"to":"green","timeout":"30"}`, "timeout"},
 		{"huge body", "switch", huge, "too large"},
+		// The analysis window is retired: refused by name, never ignored.
+		{"window retired", "switch", `{"to":"green","window":"2m"}`, "window: retired"},
+		{"window retired with other plan fields", "switch", `{"to":"green","steps":[10,100],"bake":"1s","window":"1m"}`, "window: retired"},
+		{"window retired on dry run", "switch", `{"to":"green","dry_run":true,"window":"2m"}`, "window: retired"},
+		{"window on abort", "abort", `{"window":"2m"}`, "window: not allowed except on switch"},
 		{"to on abort", "abort", `{"to":"blue"}`, "not allowed"},
 		{"unknown field on abort", "abort", `{"stable":"blue"}`, "unknown field"},
 		{"bad timeout on abort", "abort", `{"timeout":"2h"}`, "timeout"},
@@ -421,6 +426,10 @@ func TestChangeRequestReachesController(t *testing.T) {
 			traffic.Request{Service: "web", Timeout: 7 * time.Second}},
 		{"abort with reason", "abort", `{"reason":"bad canary","timeout":"250ms"}`,
 			traffic.Request{Service: "web", Reason: "bad canary", Timeout: 250 * time.Millisecond}},
+		// The plan fields that remain still reach the controller.
+		{"switch with plan overrides", "switch", `{"to":"green","steps":[10,100],"bake":"30s","interval":"2s"}`,
+			traffic.Request{Service: "web", To: model.Green, Timeout: 7 * time.Second, Plan: traffic.PlanOverrides{
+				Steps: []int{10, 100}, Bake: ptr(30 * time.Second), Interval: ptr(2 * time.Second)}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -604,3 +613,5 @@ func TestPprofOnlyWhenEnabledAndBehindToken(t *testing.T) {
 		t.Errorf("pprof with token = %d %.80q", resp.StatusCode, body)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +50,8 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	checkHasFields(t, "services[0]", first, Service{})
 	analysis, _ := first["analysis"].(map[string]any)
 	checkHasFields(t, "services[0].analysis", analysis, Analysis{})
+	latency, _ := analysis["latency"].(map[string]any)
+	checkHasFields(t, "services[0].analysis.latency", latency, Latency{})
 	rolling, _ := first["rolling"].(map[string]any)
 	checkHasFields(t, "services[0].rolling", rolling, Rolling{})
 	affinity, _ := first["affinity"].(map[string]any)
@@ -69,8 +74,8 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 		{Name: "sessions", ConsulService: "sessions", Port: 10002, Protocol: "http2", Strategy: "rolling",
 			Analysis: func() Analysis {
 				a := DefaultAnalysis()
-				a.Requests = `sum(increase(app_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
-				a.Errors = `sum(increase(app_errors_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+				a.Requests = `app_requests_total{service="{{.Service}}",color="{{.Color}}"}`
+				a.Errors = `app_errors_total{service="{{.Service}}",color="{{.Color}}"}`
 				return a
 			}(),
 			Rolling: func() Rolling { r := DefaultRolling(); r.DrainTimeout = 20 * time.Second; return r }(), Affinity: Affinity{Header: "x-session"}},
@@ -80,14 +85,64 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	}
 }
 
+// retiredKeys are still decoded (so that validation can say how to
+// migrate) but must not appear in the examples.
+var retiredKeys = map[string]bool{"window": true}
+
 func checkHasFields(t *testing.T, at string, m map[string]any, of any) {
 	t.Helper()
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(of)) {
-		if f.Tag.Get("mapstructure") == "-" {
+		key := f.Tag.Get("mapstructure")
+		if key == "-" {
 			continue // derived by Load, not a key
 		}
-		if _, ok := m[f.Tag.Get("mapstructure")]; !ok {
-			t.Errorf("configs/bg.yaml %s lacks %s", at, f.Tag.Get("mapstructure"))
+		_, ok := m[key]
+		switch {
+		case retiredKeys[key] && ok:
+			t.Errorf("configs/bg.yaml %s has the retired key %s", at, key)
+		case !retiredKeys[key] && !ok:
+			t.Errorf("configs/bg.yaml %s lacks %s", at, key)
 		}
+	}
+}
+
+// No example uses a retired key or a windowed template: each would fail
+// validation, and users copy them.
+func TestExamplesHaveNoWindow(t *testing.T) {
+	for _, name := range append(slices.Clone(examples), composeExample) {
+		b, err := os.ReadFile(examplePath(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			code, _, _ := strings.Cut(line, "#")
+			for _, bad := range []string{"window:", ".Window", "increase(", "rate("} {
+				if strings.Contains(code, bad) {
+					t.Errorf("%s:%d: %s", name, i+1, strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+}
+
+// composeExample is docker-compose.yml's bg config; compose passes the admin
+// token in the environment, which the test does too.
+const composeExample = "compose/bg.yaml"
+
+func TestComposeExampleLoadsAndValidates(t *testing.T) {
+	t.Setenv("BG_ADMIN_TOKEN", "test-token")
+	c, err := Load(examplePath(composeExample), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate:\n%v", err)
+	}
+	a := c.Services[0].Analysis
+	if a.Requests != DefaultRequestsQuery || a.Errors != DefaultErrorsQuery || a.Window != 0 {
+		t.Errorf("compose analysis: requests %q errors %q window %v; want the default counters, no window", a.Requests, a.Errors, a.Window)
+	}
+	if a.InsufficientBudget != 5*time.Minute || a.OnInsufficient != OnUnavailableRollback || a.Latency != DefaultLatency() {
+		t.Errorf("compose analysis: %+v", a)
 	}
 }

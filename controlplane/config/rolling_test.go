@@ -11,8 +11,8 @@ import (
 // Per-colour PromQL: the app's own counters labelled by colour, which tell
 // a roll's new hosts from its old ones inside one cluster.
 const (
-	colourRequests = `sum(increase(app_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
-	colourErrors   = `sum(increase(app_errors_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+	colourRequests = `app_requests_total{service="{{.Service}}",color="{{.Color}}"}`
+	colourErrors   = `app_errors_total{service="{{.Service}}",color="{{.Color}}"}`
 )
 
 // rollingWith makes services[1] a rolling service judged on Prometheus
@@ -37,15 +37,19 @@ func TestValidateRollingQueries(t *testing.T) {
 		{"blue-green, prometheus, default queries", func(c *Config) { c.Prometheus.Address = "http://prometheus:9090" }, "", ""},
 		{"rolling, prometheus, default requests", rollingWith(DefaultRequestsQuery, colourErrors), "services[1].analysis.requests", perCluster},
 		{"rolling, prometheus, default errors", rollingWith(colourRequests, DefaultErrorsQuery), "services[1].analysis.errors", "default reads Envoy's per-cluster stats"},
-		{"rolling, prometheus, by .Cluster", rollingWith(`sum(increase(app_requests_total{cluster="{{.Cluster}}"}[{{.Window}}]))`, colourErrors),
+		{"rolling, prometheus, by .Cluster", rollingWith(`app_requests_total{cluster="{{.Cluster}}"}`, colourErrors),
 			"services[1].analysis.requests", "{{.Cluster}}"},
 		{"rolling, prometheus, envoy_cluster_name built from .Color", rollingWith(
-			`sum(increase(envoy_cluster_upstream_rq_total{envoy_cluster_name="{{.Service}}-{{.Color}}"}[{{.Window}}]))`, colourErrors),
+			`envoy_cluster_upstream_rq_total{envoy_cluster_name="{{.Service}}-{{.Color}}"}`, colourErrors),
 			"services[1].analysis.requests", "envoy_cluster_name"},
-		{"rolling, prometheus, no colour at all", rollingWith(`sum(increase(app_requests_total{service="{{.Service}}"}[{{.Window}}]))`, colourErrors),
+		{"rolling, prometheus, no colour at all", rollingWith(`app_requests_total{service="{{.Service}}"}`, colourErrors),
 			"services[1].analysis.requests", "{{.Color}}"},
 		{"rolling, prometheus, colour by a template branch", rollingWith(
-			`sum(increase(app_requests_total{version="{{if eq .Color "green"}}v2{{else}}v1{{end}}"}[{{.Window}}]))`, colourErrors), "", ""},
+			`app_requests_total{version="{{if eq .Color "green"}}v2{{else}}v1{{end}}"}`, colourErrors), "", ""},
+		// A windowed template gets the migration error, not a roll error as well.
+		{"rolling, prometheus, windowed per-colour query", rollingWith(
+			`sum(increase(app_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`, colourErrors),
+			"services[1].analysis.requests", "windowed templates are retired"},
 		{"rolling, prometheus, budget shorter than rolling.interval", func(c *Config) {
 			rollingWith(colourRequests, colourErrors)(c)
 			c.Services[1].Rolling.Interval = 2 * time.Minute

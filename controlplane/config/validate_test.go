@@ -147,16 +147,38 @@ func TestValidateRules(t *testing.T) {
 		{"requests unknown field", func(c *Config) { an(c).Requests = "{{.Clustr}}" }, "services[1].analysis.requests", "can't evaluate field Clustr"},
 		{"requests renders empty", func(c *Config) { an(c).Requests = `{{if eq .Color "blue"}}x{{end}}` }, "services[1].analysis.requests", "renders an empty query"},
 		{"requests custom ok", func(c *Config) {
-			an(c).Requests = `sum(increase(http_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+			an(c).Requests = `http_requests_total{service="{{.Service}}",color="{{.Color}}"}`
 		}, "", ""},
+		// Templates written for the retired window are refused at their own
+		// path, with how to migrate.
+		{"requests windowed", func(c *Config) {
+			an(c).Requests = `sum(increase(http_requests_total{service="{{.Service}}",color="{{.Color}}"}[{{.Window}}]))`
+		}, "services[1].analysis.requests", "windowed templates are retired"},
+		{"requests with .Window only", func(c *Config) {
+			an(c).Requests = `http_requests_total{color="{{.Color}}"}[{{ .Window }}]`
+		}, "services[1].analysis.requests", "the template uses .Window"},
+		{"requests with rate", func(c *Config) {
+			an(c).Requests = `sum(rate(http_requests_total{color="{{.Color}}"}[1m]))`
+		}, "services[1].analysis.requests", "the template uses rate"},
+		{"errors with increase", func(c *Config) {
+			an(c).Errors = `sum(increase(http_errors_total{color="{{.Color}}"}[5m])) or vector(0)`
+		}, "services[1].analysis.errors", "the template uses increase"},
+		// (The message names rate here: "rate(" is matched before "irate(".)
+		{"errors with irate", func(c *Config) { an(c).Errors = `irate(http_errors_total{color="{{.Color}}"}[5m])` }, "services[1].analysis.errors", "windowed templates are retired"},
+		{"errors with sum_over_time", func(c *Config) {
+			an(c).Errors = `sum_over_time(http_errors_total{color="{{.Color}}"}[5m])`
+		}, "services[1].analysis.errors", "_over_time"},
+		{"errors with spaced increase", func(c *Config) {
+			an(c).Errors = `increase (http_errors_total{color="{{.Color}}"}[5m])`
+		}, "services[1].analysis.errors", "the template uses increase"},
 		{"errors parse error", func(c *Config) { an(c).Errors = "{{" }, "services[1].analysis.errors", "template: query:1:"},
 		{"errors empty", func(c *Config) { an(c).Errors = "" }, "services[1].analysis.errors", "required"},
 		{"interval too short", func(c *Config) { an(c).Interval = 999 * time.Millisecond }, "services[1].analysis.interval", "999ms: must be at least 1s"},
 		{"interval 1s ok", func(c *Config) { an(c).Interval = time.Second }, "", ""},
-		{"window too short", func(c *Config) { an(c).Window, an(c).Interval = 1500*time.Millisecond, time.Second }, "services[1].analysis.window", "1.5s: must be at least 2s"},
-		{"window below interval", func(c *Config) { an(c).Window = 5 * time.Second }, "services[1].analysis.window", "5s: must be at least interval (10s)"},
-		{"window equals interval ok", func(c *Config) { an(c).Window = 10 * time.Second }, "", ""},
-		{"window 2s ok", func(c *Config) { an(c).Window, an(c).Interval = 2*time.Second, time.Second }, "", ""},
+		{"window retired", func(c *Config) { an(c).Window = 2 * time.Minute }, "services[1].analysis.window", "2m0s: window is retired"},
+		{"window retired, says to remove it", func(c *Config) { an(c).Window = time.Minute }, "services[1].analysis.window", "remove the key"},
+		{"window tiny still retired", func(c *Config) { an(c).Window = time.Nanosecond }, "services[1].analysis.window", "retired"},
+		{"window zero (absent) ok", func(c *Config) { an(c).Window = 0 }, "", ""},
 		{"steps empty", func(c *Config) { an(c).Steps = []int{} }, "services[1].analysis.steps", "at least one step"},
 		{"steps nil", func(c *Config) { an(c).Steps = nil }, "services[1].analysis.steps", "at least one step"},
 		{"steps just 100 ok", func(c *Config) { an(c).Steps = []int{100} }, "", ""},
@@ -190,6 +212,35 @@ func TestValidateRules(t *testing.T) {
 		{"on unavailable bad", func(c *Config) { an(c).OnUnavailable = "ignore" }, "services[1].analysis.on_unavailable", `"ignore": must be rollback or hold`},
 		{"on unavailable empty", func(c *Config) { an(c).OnUnavailable = "" }, "services[1].analysis.on_unavailable", "must be rollback or hold"},
 		{"on unavailable hold ok", func(c *Config) { an(c).OnUnavailable = OnUnavailableHold }, "", ""},
+		{"insufficient budget below interval", func(c *Config) { an(c).InsufficientBudget = 5 * time.Second }, "services[1].analysis.insufficient_budget", "5s: must be at least interval (10s)"},
+		{"insufficient budget zero", func(c *Config) { an(c).InsufficientBudget = 0 }, "services[1].analysis.insufficient_budget", "0s: must be at least interval (10s)"},
+		{"insufficient budget equals interval ok", func(c *Config) { an(c).InsufficientBudget = 10 * time.Second }, "", ""},
+		{"on insufficient bad", func(c *Config) { an(c).OnInsufficient = "wait" }, "services[1].analysis.on_insufficient", `"wait": must be rollback or hold`},
+		{"on insufficient empty", func(c *Config) { an(c).OnInsufficient = "" }, "services[1].analysis.on_insufficient", "must be rollback or hold"},
+		{"on insufficient hold ok", func(c *Config) { an(c).OnInsufficient = OnUnavailableHold }, "", ""},
+
+		// analysis.latency: checked when enabled.
+		{"latency defaults enabled ok", func(c *Config) { an(c).Latency.Enabled = true }, "", ""},
+		{"latency seconds ok", func(c *Config) { lat(c).Unit = "s" }, "", ""},
+		{"latency zero margins ok", func(c *Config) { lat(c).Relative, lat(c).Absolute = 0, 0 }, "", ""},
+		{"latency relative 10 ok", func(c *Config) { lat(c).Relative = 10 }, "", ""},
+		{"latency app histogram ok", func(c *Config) {
+			lat(c).Query, lat(c).Unit = `http_request_duration_seconds_bucket{service="{{.Service}}",color="{{.Color}}"}`, "s"
+		}, "", ""},
+		{"latency unit us", func(c *Config) { lat(c).Unit = "us" }, "services[1].analysis.latency.unit", `"us": must be ms`},
+		{"latency unit empty", func(c *Config) { lat(c).Unit = "" }, "services[1].analysis.latency.unit", `"": must be ms`},
+		{"latency quantile 1", func(c *Config) { lat(c).Quantile = 1 }, "services[1].analysis.latency.quantile", "1: must be between 0.5 and 1, exclusive"},
+		{"latency quantile 0.5", func(c *Config) { lat(c).Quantile = 0.5 }, "services[1].analysis.latency.quantile", "between 0.5 and 1"},
+		{"latency quantile percent", func(c *Config) { lat(c).Quantile = 99 }, "services[1].analysis.latency.quantile", "99: must be between"},
+		{"latency quantile NaN", func(c *Config) { lat(c).Quantile = math.NaN() }, "services[1].analysis.latency.quantile", "NaN"},
+		{"latency relative negative", func(c *Config) { lat(c).Relative = -0.2 }, "services[1].analysis.latency.relative", "-0.2: must be in 0..10"},
+		{"latency relative NaN", func(c *Config) { lat(c).Relative = math.NaN() }, "services[1].analysis.latency.relative", "NaN"},
+		{"latency absolute negative", func(c *Config) { lat(c).Absolute = -time.Millisecond }, "services[1].analysis.latency.absolute", "-1ms: must not be negative"},
+		{"latency query empty", func(c *Config) { lat(c).Query = "" }, "services[1].analysis.latency.query", "required"},
+		{"latency query unknown field", func(c *Config) { lat(c).Query = "{{.Window}}" }, "services[1].analysis.latency.query", "the template uses .Window"},
+		{"latency query with rate", func(c *Config) {
+			lat(c).Query = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{color="{{.Color}}"}[1m])))`
+		}, "services[1].analysis.latency.query", "windowed templates are retired"},
 		{"rollback bad", func(c *Config) { an(c).Rollback = "slow" }, "services[1].analysis.rollback", `"slow": must be instant or gradual`},
 		{"rollback gradual ok", func(c *Config) { an(c).Rollback = RollbackGradual }, "", ""},
 	}
@@ -287,6 +338,12 @@ func asErrors(t *testing.T, err error) Errors {
 // an is the analysis block that TestValidateRules cases mutate.
 func an(c *Config) *Analysis { return &c.Services[1].Analysis }
 
+// lat enables services[1]'s latency judge and returns it.
+func lat(c *Config) *Latency {
+	an(c).Latency.Enabled = true
+	return &an(c).Latency
+}
+
 // seq returns n increasing steps of width step ending at 100.
 func seq(step, n int) []int {
 	s := make([]int, n)
@@ -308,11 +365,12 @@ func TestValidateDefaultAnalysis(t *testing.T) {
 // The default templates are the documented Envoy queries.
 func TestDefaultQueriesRender(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
-		{DefaultRequestsQuery, `sum(increase(envoy_cluster_upstream_rq_total{envoy_cluster_name="web-green"}[1m]))`},
-		{DefaultErrorsQuery, `sum(increase(envoy_cluster_upstream_rq_xx{envoy_cluster_name="web-green",envoy_response_code_class="5"}[1m])) or vector(0)`},
+		{DefaultRequestsQuery, `envoy_cluster_upstream_rq_total{envoy_cluster_name="web-green"}`},
+		{DefaultErrorsQuery, `envoy_cluster_upstream_rq_xx{envoy_cluster_name="web-green",envoy_response_code_class="5"}`},
+		{DefaultLatency().Query, `envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="web-green"}`},
 	} {
 		var out strings.Builder
-		data := prometheus.NewTemplateData("web", model.Green, time.Minute)
+		data := prometheus.NewTemplateData("web", model.Green)
 		if err := template.Must(template.New("q").Parse(tc.text)).Execute(&out, data); err != nil {
 			t.Fatal(err)
 		}
@@ -322,6 +380,22 @@ func TestDefaultQueriesRender(t *testing.T) {
 	}
 }
 
+// retiredMessage is what prometheus.ValidateTemplate says of a windowed
+// template, checked to be the retired-template error with its migration hint.
+func retiredMessage(t *testing.T, tmpl string) string {
+	t.Helper()
+	err := prometheus.ValidateTemplate(tmpl)
+	if !errors.Is(err, prometheus.ErrRetiredTemplate) {
+		t.Fatalf("ValidateTemplate(%s) = %v, want ErrRetiredTemplate", tmpl, err)
+	}
+	for _, hint := range []string{"analysis.window is gone", "select the counter itself", "becomes"} {
+		if !strings.Contains(err.Error(), hint) {
+			t.Errorf("%v: lacks the migration hint %q", err, hint)
+		}
+	}
+	return err.Error()
+}
+
 // Analysis errors are reported all at once, in field order.
 func TestValidateAnalysisReportsEveryProblem(t *testing.T) {
 	c := valid()
@@ -329,16 +403,28 @@ func TestValidateAnalysisReportsEveryProblem(t *testing.T) {
 	a.Requests = "{{.Nope}}"
 	a.Interval = 2 * time.Minute
 	a.Steps = []int{0, 50, 40}
+	a.Window = time.Minute
+	a.Errors = `sum(increase(err{cluster="{{.Cluster}}"}[{{.Window}}]))`
 	a.Confidence = 1
+	a.InsufficientBudget = 90 * time.Second
+	a.OnInsufficient = "later"
+	a.Latency = Latency{Enabled: true, Query: DefaultLatency().Query, Unit: "us", Quantile: 1, Relative: 0.2, Absolute: -time.Millisecond}
 	a.Rollback = "later"
 	want := Errors{
 		{"services[1].analysis.requests", `template: query:1:2: executing "query" at <.Nope>: can't evaluate field Nope in type prometheus.TemplateData`},
-		{"services[1].analysis.window", "1m0s: must be at least interval (2m0s)"},
+		{"services[1].analysis.errors", retiredMessage(t, a.Errors)},
+		{"services[1].analysis.window", "1m0s: window is retired: each switch now counts requests and errors exactly from its own start, " +
+			"with no window; remove the key (and any {{.Window}} from the queries)"},
 		{"services[1].analysis.steps", "step 0 (0): must be a percentage in 1..100"},
 		{"services[1].analysis.steps", "step 2 (40): must be greater than step 1 (50)"},
 		{"services[1].analysis.steps", "last step is 40: must be 100"},
 		{"services[1].analysis.confidence", "1: must be between 0.5 and 1, exclusive"},
 		{"services[1].analysis.unavailable_budget", "1m0s: must be at least interval (2m0s)"},
+		{"services[1].analysis.insufficient_budget", "1m30s: must be at least interval (2m0s)"},
+		{"services[1].analysis.on_insufficient", `"later": must be rollback or hold`},
+		{"services[1].analysis.latency.unit", `"us": must be ms (Envoy's upstream_rq_time) or s`},
+		{"services[1].analysis.latency.quantile", "1: must be between 0.5 and 1, exclusive"},
+		{"services[1].analysis.latency.absolute", "-1ms: must not be negative"},
 		{"services[1].analysis.rollback", `"later": must be instant or gradual`},
 	}
 	if got := asErrors(t, c.Validate()); got.Error() != want.Error() {

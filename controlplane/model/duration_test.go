@@ -37,7 +37,7 @@ func TestDurationJSONInStruct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"bake":"1m0s"`, `"interval":"10s"`, `"window":"1m0s"`, `"unavailable_budget":"1m0s"`} {
+	for _, want := range []string{`"bake":"1m0s"`, `"interval":"10s"`, `"unavailable_budget":"1m0s"`, `"insufficient_budget":"5m0s"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("%s lacks %s", b, want)
 		}
@@ -46,8 +46,30 @@ func TestDurationJSONInStruct(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Bake != p.Bake || back.Interval != p.Interval || back.Window != p.Window || back.UnavailableBudget != p.UnavailableBudget {
+	if back.Bake != p.Bake || back.Interval != p.Interval || back.UnavailableBudget != p.UnavailableBudget ||
+		back.InsufficientBudget != p.InsufficientBudget || back.OnInsufficient != p.OnInsufficient || back.Latency != nil {
 		t.Errorf("round trip %+v, want %+v", back, p)
+	}
+	// The retired window is not written, nor is latency when it is off.
+	for _, gone := range []string{`"window"`, `"latency"`} {
+		if strings.Contains(string(b), gone) {
+			t.Errorf("%s has %s", b, gone)
+		}
+	}
+	// A latency plan round-trips with its durations in human form.
+	p.Latency = &LatencyPlan{Quantile: 0.99, Relative: 0.2, Absolute: Duration(50 * time.Millisecond), Unit: Duration(time.Millisecond)}
+	if b, err = json.Marshal(p); err != nil {
+		t.Fatal(err)
+	}
+	if want := `"latency":{"quantile":0.99,"relative":0.2,"absolute":"50ms","unit":"1ms"}`; !strings.Contains(string(b), want) {
+		t.Errorf("%s lacks %s", b, want)
+	}
+	back = Plan{}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Latency == nil || *back.Latency != *p.Latency {
+		t.Errorf("latency round trip %+v, want %+v", back.Latency, p.Latency)
 	}
 	// Human-written forms are accepted too.
 	if err := json.Unmarshal([]byte(`{"bake":"1m30s","interval":"500ms"}`), &back); err != nil || back.Bake.D() != 90*time.Second || back.Interval.D() != 500*time.Millisecond {

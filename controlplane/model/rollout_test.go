@@ -1,7 +1,10 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,17 +12,22 @@ import (
 
 func validPlan() Plan {
 	return Plan{
-		Steps:             []int{10, 50, 100},
-		Bake:              Duration(time.Minute),
-		Interval:          Duration(10 * time.Second),
-		Window:            Duration(time.Minute),
-		MinRequests:       50,
-		Confidence:        0.99,
-		Margin:            0.1,
-		UnavailableBudget: Duration(time.Minute),
-		OnUnavailable:     OnUnavailableRollback,
-		Rollback:          RollbackInstant,
+		Steps:              []int{10, 50, 100},
+		Bake:               Duration(time.Minute),
+		Interval:           Duration(10 * time.Second),
+		MinRequests:        50,
+		Confidence:         0.99,
+		Margin:             0.1,
+		UnavailableBudget:  Duration(time.Minute),
+		OnUnavailable:      OnUnavailableRollback,
+		InsufficientBudget: Duration(5 * time.Minute),
+		OnInsufficient:     OnUnavailableRollback,
+		Rollback:           RollbackInstant,
 	}
+}
+
+func validLatency() *LatencyPlan {
+	return &LatencyPlan{Quantile: 0.99, Relative: 0.2, Absolute: Duration(50 * time.Millisecond), Unit: Duration(time.Millisecond)}
 }
 
 func TestPlanValidate(t *testing.T) {
@@ -42,10 +50,16 @@ func TestPlanValidate(t *testing.T) {
 		{"hold and gradual", func(p *Plan) { p.OnUnavailable, p.Rollback = OnUnavailableHold, RollbackGradual }, ""},
 		{"zero bake", func(p *Plan) { p.Bake = 0 }, ""},
 		{"interval exactly 100ms", func(p *Plan) {
-			p.Interval, p.Window, p.UnavailableBudget = Duration(100*time.Millisecond), Duration(100*time.Millisecond), Duration(100*time.Millisecond)
+			p.Interval, p.UnavailableBudget, p.InsufficientBudget = Duration(100*time.Millisecond), Duration(100*time.Millisecond), Duration(100*time.Millisecond)
 		}, ""},
-		{"window equal to interval", func(p *Plan) { p.Window = p.Interval }, ""},
 		{"budget equal to interval", func(p *Plan) { p.UnavailableBudget = p.Interval }, ""},
+		{"insufficient budget equal to interval", func(p *Plan) { p.InsufficientBudget = p.Interval }, ""},
+		{"on_insufficient hold", func(p *Plan) { p.OnInsufficient = OnUnavailableHold }, ""},
+		{"latency p99 in ms", func(p *Plan) { p.Latency = validLatency() }, ""},
+		{"latency in seconds", func(p *Plan) { p.Latency = validLatency(); p.Latency.Unit = Duration(time.Second) }, ""},
+		{"latency zero margins", func(p *Plan) { p.Latency = validLatency(); p.Latency.Relative, p.Latency.Absolute = 0, 0 }, ""},
+		{"latency relative 10", func(p *Plan) { p.Latency = validLatency(); p.Latency.Relative = 10 }, ""},
+		{"latency quantile just above 0.5", func(p *Plan) { p.Latency = validLatency(); p.Latency.Quantile = 0.5000001 }, ""},
 		{"min requests exactly 1", func(p *Plan) { p.MinRequests = 1 }, ""},
 		{"margin 0", func(p *Plan) { p.Margin = 0 }, ""},
 		{"margin 10", func(p *Plan) { p.Margin = 10 }, ""},
@@ -63,7 +77,6 @@ func TestPlanValidate(t *testing.T) {
 		{"last step not 100", func(p *Plan) { p.Steps = []int{10, 50} }, "last step must be 100"},
 		{"zero interval", func(p *Plan) { p.Interval = 0 }, "interval"},
 		{"interval just under 100ms", func(p *Plan) { p.Interval = Duration(100*time.Millisecond - 1) }, "interval"},
-		{"window shorter than interval", func(p *Plan) { p.Window = Duration(9 * time.Second) }, "window"},
 		{"negative bake", func(p *Plan) { p.Bake = Duration(-time.Nanosecond) }, "bake"},
 		{"min requests 0", func(p *Plan) { p.MinRequests = 0 }, "min_requests"},
 		// Not covered: NaN or +Inf min_requests pass Plan.Validate (config
@@ -79,6 +92,19 @@ func TestPlanValidate(t *testing.T) {
 		{"zero budget", func(p *Plan) { p.UnavailableBudget = 0 }, "unavailable_budget"},
 		{"empty on_unavailable", func(p *Plan) { p.OnUnavailable = "" }, "on_unavailable"},
 		{"unknown on_unavailable", func(p *Plan) { p.OnUnavailable = "Rollback" }, "on_unavailable"},
+		{"insufficient budget shorter than interval", func(p *Plan) { p.InsufficientBudget = Duration(9 * time.Second) }, "insufficient_budget"},
+		{"zero insufficient budget", func(p *Plan) { p.InsufficientBudget = 0 }, "insufficient_budget"},
+		{"empty on_insufficient", func(p *Plan) { p.OnInsufficient = "" }, "on_insufficient"},
+		{"unknown on_insufficient", func(p *Plan) { p.OnInsufficient = "wait" }, "on_insufficient"},
+		{"latency quantile 1", func(p *Plan) { p.Latency = validLatency(); p.Latency.Quantile = 1 }, "latency.quantile"},
+		{"latency quantile 0.5", func(p *Plan) { p.Latency = validLatency(); p.Latency.Quantile = 0.5 }, "latency.quantile"},
+		{"latency quantile NaN", func(p *Plan) { p.Latency = validLatency(); p.Latency.Quantile = math.NaN() }, "latency.quantile"},
+		{"latency relative negative", func(p *Plan) { p.Latency = validLatency(); p.Latency.Relative = -0.1 }, "latency.relative"},
+		{"latency relative above 10", func(p *Plan) { p.Latency = validLatency(); p.Latency.Relative = 10.5 }, "latency.relative"},
+		{"latency relative NaN", func(p *Plan) { p.Latency = validLatency(); p.Latency.Relative = math.NaN() }, "latency.relative"},
+		{"latency absolute negative", func(p *Plan) { p.Latency = validLatency(); p.Latency.Absolute = Duration(-time.Millisecond) }, "latency.absolute"},
+		{"latency unit microseconds", func(p *Plan) { p.Latency = validLatency(); p.Latency.Unit = Duration(time.Microsecond) }, "latency.unit"},
+		{"latency unit zero", func(p *Plan) { p.Latency = validLatency(); p.Latency.Unit = 0 }, "latency.unit"},
 		{"empty rollback", func(p *Plan) { p.Rollback = "" }, "rollback"},
 		{"unknown rollback", func(p *Plan) { p.Rollback = "slow" }, "rollback"},
 	}
@@ -116,5 +142,55 @@ func TestRolloutPercent(t *testing.T) {
 		if got := r.Percent(); got != want {
 			t.Errorf("step %d: %d%%, want %d%%", step, got, want)
 		}
+	}
+}
+
+func TestCauseValidate(t *testing.T) {
+	for _, c := range append([]Cause{""}, Causes...) {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", c, err)
+		}
+	}
+	for _, c := range []Cause{CauseInsufficientData, CauseLatencyRegressed} {
+		if !slices.Contains(Causes, c) {
+			t.Errorf("Causes lacks %q", c)
+		}
+	}
+	if err := Cause("window_expired").Validate(); err == nil {
+		t.Error("unknown cause accepted")
+	}
+}
+
+func TestRolloutEvidenceJSON(t *testing.T) {
+	r := Rollout{Plan: validPlan()}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Neither is written until the judge has seen something.
+	for _, gone := range []string{`"evidence"`, `"insufficient_since"`} {
+		if strings.Contains(string(b), gone) {
+			t.Errorf("%s has %s", b, gone)
+		}
+	}
+	since := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r.InsufficientSince = since
+	r.Evidence = &Evidence{
+		Candidate: Counts{Requests: 1200, Errors: 3}, Baseline: Counts{Requests: 98000, Errors: 120},
+		ErrorsLogLR: []float64{-0.5, 0.25}, ErrorsE: 1.75, Step: 2, StepCandidate: 400, StepBaseline: 9000,
+		Latency: []byte(`{"k":1}`), LatencyE: 0.5, CandidateQuantile: 0.12, BaselineQuantile: 0.1,
+	}
+	if b, err = json.Marshal(r); err != nil {
+		t.Fatal(err)
+	}
+	var back Rollout
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.InsufficientSince.Equal(since) {
+		t.Errorf("insufficient_since %v, want %v", back.InsufficientSince, since)
+	}
+	if back.Evidence == nil || !reflect.DeepEqual(*back.Evidence, *r.Evidence) {
+		t.Errorf("evidence round trip %+v, want %+v", back.Evidence, r.Evidence)
 	}
 }

@@ -28,9 +28,10 @@ func releaseTraffic() model.Traffic {
 			StepSince: rollStart, StartedAt: rollStart,
 			Plan: model.Plan{
 				Steps: []int{5, 25, 100}, Bake: model.Duration(time.Minute),
-				Interval: model.Duration(10 * time.Second), Window: model.Duration(time.Minute),
+				Interval:    model.Duration(10 * time.Second),
 				MinRequests: 100, Confidence: 0.95, Margin: 1,
 				UnavailableBudget: model.Duration(time.Minute), OnUnavailable: model.OnUnavailableRollback,
+				InsufficientBudget: model.Duration(5 * time.Minute), OnInsufficient: model.OnUnavailableRollback,
 				Rollback: model.RollbackInstant,
 			},
 		},
