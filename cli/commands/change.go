@@ -69,7 +69,6 @@ Examples:
 			&cli.StringFlag{Name: "steps", Usage: "percent steps, e.g. 1,5,25,50,100 (default from config)"},
 			&cli.DurationFlag{Name: "bake", Usage: "minimum time at each step (default from config)"},
 			&cli.DurationFlag{Name: "interval", Usage: "analysis interval (default from config)"},
-			&cli.DurationFlag{Name: "window", Usage: "analysis window (default from config)"},
 			&cli.BoolFlag{Name: "wait", Usage: "follow the switch until it is promoted, rolled back or aborted"},
 			&cli.DurationFlag{Name: "wait-timeout", Value: time.Hour, Usage: "with --wait: give up after this long (exit 12)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and run each query once; change nothing"},
@@ -101,13 +100,13 @@ func runSwitch(c *cli.Context) error {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"bake", &req.Bake}, {"interval", &req.Interval}, {"window", &req.Window}} {
+	}{{"bake", &req.Bake}, {"interval", &req.Interval}} {
 		if c.IsSet(f.name) {
 			*f.dst = c.Duration(f.name).String()
 		}
 	}
-	if req.Instant && (req.Steps != nil || req.Bake != "" || req.Interval != "" || req.Window != "") {
-		return cli.Exit("error: --steps, --bake, --interval and --window do not apply to --instant", ExitUsage)
+	if req.Instant && (req.Steps != nil || req.Bake != "" || req.Interval != "") {
+		return cli.Exit("error: --steps, --bake and --interval do not apply to --instant", ExitUsage)
 	}
 	if req.DryRun {
 		return runDryRun(c, cl, svc, req)
@@ -118,7 +117,7 @@ func runSwitch(c *cli.Context) error {
 	wait := c.Bool("wait")
 	started := false
 	err = sendChange(c, func(ctx context.Context, r apiv1.ChangeRequest) (apiv1.Result, error) {
-		r.To, r.Instant, r.Steps, r.Bake, r.Interval, r.Window = req.To, req.Instant, req.Steps, req.Bake, req.Interval, req.Window
+		r.To, r.Instant, r.Steps, r.Bake, r.Interval = req.To, req.Instant, req.Steps, req.Bake, req.Interval
 		return cl.Switch(ctx, svc, r)
 	}, func(res apiv1.Result) bool {
 		started = res.Changed && (res.Status.Switch != nil || res.Status.Roll != nil)

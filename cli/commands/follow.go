@@ -140,9 +140,12 @@ func runDryRun(c *cli.Context, cl *client.Client, svc string, req apiv1.ChangeRe
 func printDryRun(w io.Writer, rep apiv1.DryRunReport) {
 	p := rep.Plan
 	fmt.Fprintf(w, "switch %s from %s to %s\n", rep.Service, rep.From, rep.To)
-	fmt.Fprintf(w, "  steps %v, bake %s, interval %s, window %s\n", p.Steps, p.Bake.D(), p.Interval.D(), p.Window.D())
-	fmt.Fprintf(w, "  judge: fail when the candidate's error ratio exceeds the baseline's ×%.2f with confidence %.3f; at least %.0f requests per fleet\n", 1+p.Margin, p.Confidence, p.MinRequests)
-	fmt.Fprintf(w, "  metrics unavailable for %s → %s; rollback %s\n", p.UnavailableBudget.D(), p.OnUnavailable, p.Rollback)
+	fmt.Fprintf(w, "  steps %v, bake %s, interval %s\n", p.Steps, p.Bake.D(), p.Interval.D())
+	fmt.Fprintf(w, "  judge: fail when there is evidence (at %.3f over the whole switch) that the candidate's error ratio exceeds the baseline's ×%.2f; at least %.0f requests per fleet at each step\n", p.Confidence, 1+p.Margin, p.MinRequests)
+	if l := p.Latency; l != nil {
+		fmt.Fprintf(w, "  latency: fail when the candidate's p%g is worse than the baseline's by more than %.0f%% and %s\n", 100*l.Quantile, 100*l.Relative, l.Absolute.D())
+	}
+	fmt.Fprintf(w, "  metrics unavailable for %s → %s; insufficient data for %s → %s; rollback %s\n", p.UnavailableBudget.D(), p.OnUnavailable, p.InsufficientBudget.D(), p.OnInsufficient, p.Rollback)
 	for _, fs := range []apiv1.FleetSample{rep.Candidate, rep.Baseline} {
 		switch {
 		case fs.Error != "":
@@ -152,7 +155,7 @@ func printDryRun(w io.Writer, rep apiv1.DryRunReport) {
 			fmt.Fprintf(w, "  %-5s no sample\n", fs.Color)
 			continue
 		}
-		fmt.Fprintf(w, "  %-5s %.0f requests, %.0f errors in the window\n", fs.Color, fs.Sample.Requests, fs.Sample.Errors)
+		fmt.Fprintf(w, "  %-5s %.0f requests, %.0f errors counted so far (%d series); a switch counts from its own start\n", fs.Color, fs.Sample.Requests, fs.Sample.Errors, fs.Series)
 	}
 	if rep.Verdict != nil {
 		fmt.Fprintf(w, "  verdict now: %s (%s)\n", rep.Verdict.Outcome, rep.Verdict.Reason)

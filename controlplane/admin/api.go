@@ -28,10 +28,13 @@ func hasPlan(r ChangeRequest) bool {
 // planOverrides parses the plan fields; the plan itself is validated by the controller.
 func planOverrides(r ChangeRequest) (traffic.PlanOverrides, error) {
 	o := traffic.PlanOverrides{Steps: r.Steps}
+	if r.Window != "" {
+		return o, fmt.Errorf("window: retired; a switch counts requests and errors exactly from its own start")
+	}
 	for _, f := range []struct {
 		name, value string
 		dst         **time.Duration
-	}{{"bake", r.Bake, &o.Bake}, {"interval", r.Interval, &o.Interval}, {"window", r.Window, &o.Window}} {
+	}{{"bake", r.Bake, &o.Bake}, {"interval", r.Interval, &o.Interval}} {
 		if f.value == "" {
 			continue
 		}

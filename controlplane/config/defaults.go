@@ -71,6 +71,7 @@ func defaultServices(svcs []Service, set func(key string) bool) {
 			svcs[i].Strategy = string(model.StrategyBlueGreen)
 		}
 		defaultFields(&svcs[i].Analysis, DefaultAnalysis(), fmt.Sprintf("services[%d].analysis.", i), set)
+		defaultFields(&svcs[i].Analysis.Latency, DefaultLatency(), fmt.Sprintf("services[%d].analysis.latency.", i), set)
 		defaultFields(&svcs[i].Rolling, DefaultRolling(), fmt.Sprintf("services[%d].rolling.", i), set)
 		defaultGates(svcs[i].Gates, fmt.Sprintf("services[%d].gates", i), set)
 	}

@@ -107,7 +107,7 @@ func rollQueryProblem(tmpl, def string) string {
 	}
 	render := func(color, cluster string) (string, bool) {
 		var b strings.Builder
-		d := prometheus.TemplateData{Service: "svc", Color: color, Cluster: cluster, Window: "1m"}
+		d := prometheus.TemplateData{Service: "svc", Color: color, Cluster: cluster}
 		if err := t.Execute(&b, d); err != nil {
 			return "", false
 		}

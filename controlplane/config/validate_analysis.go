@@ -11,7 +11,6 @@ import (
 const (
 	maxSteps       = 20
 	minInterval    = time.Second
-	minWindow      = 2 * time.Second // increase() needs two samples in range
 	maxMargin      = 10
 	minConfidence  = 0.5 // exclusive: at or below, a failure is a coin toss
 	maxConfidence  = 1   // exclusive: certainty would never fail anything
@@ -24,11 +23,9 @@ func validateAnalysis(a *Analysis, at string, es *Errors) {
 	if a.Interval < minInterval {
 		es.add(at+".interval", "%s: must be at least %s", a.Interval, minInterval)
 	}
-	switch {
-	case a.Window < minWindow:
-		es.add(at+".window", "%s: must be at least %s", a.Window, minWindow)
-	case a.Window < a.Interval:
-		es.add(at+".window", "%s: must be at least interval (%s)", a.Window, a.Interval)
+	if a.Window != 0 {
+		es.add(at+".window", "%s: window is retired: each switch now counts requests and errors exactly from its own start, "+
+			"with no window; remove the key (and any {{.Window}} from the queries)", a.Window)
 	}
 	checkSteps(a.Steps, at+".steps", es)
 	if a.Bake < 0 {
@@ -52,6 +49,15 @@ func validateAnalysis(a *Analysis, at string, es *Errors) {
 	default:
 		es.add(at+".on_unavailable", "%q: must be %s or %s", a.OnUnavailable, OnUnavailableRollback, OnUnavailableHold)
 	}
+	if a.InsufficientBudget < a.Interval {
+		es.add(at+".insufficient_budget", "%s: must be at least interval (%s)", a.InsufficientBudget, a.Interval)
+	}
+	switch a.OnInsufficient {
+	case OnUnavailableRollback, OnUnavailableHold:
+	default:
+		es.add(at+".on_insufficient", "%q: must be %s or %s", a.OnInsufficient, OnUnavailableRollback, OnUnavailableHold)
+	}
+	validateLatency(&a.Latency, at+".latency", es)
 	switch a.Rollback {
 	case RollbackInstant, RollbackGradual:
 	default:
@@ -93,5 +99,24 @@ func checkSteps(steps []int, at string, es *Errors) {
 	// Ending short of 100 would leave the switch half done.
 	if last := steps[len(steps)-1]; last != 100 {
 		es.add(at, "last step is %d: must be 100", last)
+	}
+}
+
+func validateLatency(l *Latency, at string, es *Errors) {
+	if !l.Enabled {
+		return
+	}
+	checkQuery(l.Query, at, "query", es)
+	if l.Unit != "ms" && l.Unit != "s" {
+		es.add(at+".unit", "%q: must be ms (Envoy's upstream_rq_time) or s", l.Unit)
+	}
+	if q := l.Quantile; !(q > 0.5 && q < 1) {
+		es.add(at+".quantile", "%v: must be between 0.5 and 1, exclusive", q)
+	}
+	if r := l.Relative; !(r >= 0 && r <= maxMargin) {
+		es.add(at+".relative", "%v: must be in 0..%d", r, maxMargin)
+	}
+	if l.Absolute < 0 {
+		es.add(at+".absolute", "%s: must not be negative", l.Absolute)
 	}
 }

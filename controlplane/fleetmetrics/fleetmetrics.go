@@ -1,4 +1,6 @@
-// Package fleetmetrics reads a fleet's request and error counts.
+// Package fleetmetrics reads a fleet's request, error and latency counters
+// and turns successive reads into exact counts: what each fleet served
+// since the previous read, per series, with counter resets handled.
 package fleetmetrics
 
 import (
@@ -6,7 +8,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/model"
 )
 
@@ -14,15 +15,34 @@ import (
 // counts": callers must hold or abort, never read it as healthy.
 var ErrUnavailable = errors.New("metrics unavailable")
 
-// Query names one fleet and the window to count over.
+// Query names one fleet and the instant to read it at. Both fleets of one
+// analysis are read at the same At, so they count the same scrapes.
 type Query struct {
 	Service string
 	Color   model.Color
-	Window  time.Duration
+	At      time.Time
 }
 
-// Source returns counts for a fleet. Any error, empty result, NaN or Inf is
-// an error: metrics are unavailable, which is never the same as healthy.
+// Reading is one instant read of a fleet's counters, per series: the
+// series' labels (as Prometheus prints them) → the counter's value. No
+// series is an empty map, not an error: a fleet without traffic, or one
+// whose series went away. Latency maps series (with their `le` label) to
+// bucket counters; nil when the service judges no latency.
+type Reading struct {
+	Requests map[string]float64
+	Errors   map[string]float64
+	Latency  map[string]Bucket
+}
+
+// Bucket is one histogram bucket series: its upper bound and its count.
+type Bucket struct {
+	Le    float64
+	Count float64
+}
+
+// Source reads a fleet's counters. An error (query failed, timed out,
+// returned something that is not a vector of finite, non-negative counters)
+// wraps ErrUnavailable: metrics are unavailable, never the same as healthy.
 type Source interface {
-	Sample(ctx context.Context, q Query) (judge.Sample, error)
+	Read(ctx context.Context, q Query) (Reading, error)
 }

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -34,16 +36,22 @@ const (
 // Plan is a switch's velocity and analysis settings, fixed when it starts
 // and persisted with it so a restarted control plane resumes the same plan.
 type Plan struct {
-	Steps             []int    `json:"steps"` // candidate percent per step; the last is 100
-	Bake              Duration `json:"bake"`
-	Interval          Duration `json:"interval"`
-	Window            Duration `json:"window"`
+	Steps    []int    `json:"steps"` // candidate percent per step; the last is 100
+	Bake     Duration `json:"bake"`
+	Interval Duration `json:"interval"`
+	// MinRequests each fleet must serve at a step before it may advance.
 	MinRequests       float64  `json:"min_requests"`
 	Confidence        float64  `json:"confidence"`
 	Margin            float64  `json:"margin"`
 	UnavailableBudget Duration `json:"unavailable_budget"`
 	OnUnavailable     string   `json:"on_unavailable"`
-	Rollback          string   `json:"rollback"`
+	// InsufficientBudget is how long a step may lack data (a fleet below
+	// MinRequests, or without request series) before OnInsufficient applies.
+	InsufficientBudget Duration `json:"insufficient_budget"`
+	OnInsufficient     string   `json:"on_insufficient"`
+	Rollback           string   `json:"rollback"`
+	// Latency, when set, judges the candidate's latency too.
+	Latency *LatencyPlan `json:"latency,omitempty"`
 	// Dark: the first step is 0 %: only mirrored requests reach the
 	// candidate, and the judge sees them before any user is moved.
 	Dark  bool   `json:"dark,omitempty"`
@@ -82,8 +90,6 @@ func (p Plan) Validate() error {
 	switch {
 	case p.Interval.D() < 100*time.Millisecond:
 		return fmt.Errorf("interval: %s is too short", p.Interval.D())
-	case p.Window.D() < p.Interval.D():
-		return fmt.Errorf("window: %s is shorter than the interval %s", p.Window.D(), p.Interval.D())
 	case p.Bake < 0:
 		return fmt.Errorf("bake: negative")
 	case !(p.MinRequests >= 1) || math.IsInf(p.MinRequests, 1):
@@ -96,8 +102,17 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("unavailable_budget: shorter than the interval")
 	case p.OnUnavailable != OnUnavailableRollback && p.OnUnavailable != OnUnavailableHold:
 		return fmt.Errorf("on_unavailable: %q is not rollback or hold", p.OnUnavailable)
+	case p.InsufficientBudget < p.Interval:
+		return fmt.Errorf("insufficient_budget: shorter than the interval")
+	case p.OnInsufficient != OnUnavailableRollback && p.OnInsufficient != OnUnavailableHold:
+		return fmt.Errorf("on_insufficient: %q is not rollback or hold", p.OnInsufficient)
 	case p.Rollback != RollbackInstant && p.Rollback != RollbackGradual:
 		return fmt.Errorf("rollback: %q is not instant or gradual", p.Rollback)
+	}
+	if p.Latency != nil {
+		if err := p.Latency.Validate(); err != nil {
+			return fmt.Errorf("latency.%w", err)
+		}
 	}
 	for i, g := range p.Gates {
 		if err := g.Validate(); err != nil {
@@ -148,6 +163,67 @@ type Rollout struct {
 	GateResults []GateResult `json:"gate_results,omitempty"`
 	// Cause says why the switch went back to stable; empty otherwise.
 	Cause Cause `json:"cause,omitempty"`
+	// Evidence is what the judge has seen since the switch began.
+	Evidence *Evidence `json:"evidence,omitempty"`
+	// InsufficientSince is when the current step began to lack data; zero
+	// while it has enough.
+	InsufficientSince time.Time `json:"insufficient_since,omitzero"`
+}
+
+// LatencyPlan judges the candidate's latency histogram against the
+// baseline's: it fails when the candidate's Quantile is worse than the
+// baseline's by more than Relative and by more than Absolute.
+type LatencyPlan struct {
+	Quantile float64  `json:"quantile"`
+	Relative float64  `json:"relative"`
+	Absolute Duration `json:"absolute"`
+	// Unit is the histogram's: seconds for Prometheus conventions, or
+	// milliseconds for Envoy's upstream_rq_time.
+	Unit Duration `json:"unit"`
+}
+
+// Validate rejects a latency plan that cannot be judged.
+func (l LatencyPlan) Validate() error {
+	switch {
+	case !(l.Quantile > 0.5 && l.Quantile < 1):
+		return fmt.Errorf("quantile: %v must be in (0.5, 1)", l.Quantile)
+	case !(l.Relative >= 0 && l.Relative <= 10):
+		return fmt.Errorf("relative: %v must be in [0, 10]", l.Relative)
+	case l.Absolute < 0:
+		return fmt.Errorf("absolute: negative")
+	case l.Unit != Duration(time.Second) && l.Unit != Duration(time.Millisecond):
+		return fmt.Errorf("unit: %s is not 1s or 1ms", l.Unit.D())
+	}
+	return nil
+}
+
+// Evidence is what the judge has seen since the switch began: exact counts
+// per fleet and the sequential tests' state. It is kept with the switch
+// (stored whenever the switch is), so another replica resumes the test
+// where the last stored state left it.
+type Evidence struct {
+	Candidate Counts `json:"candidate"`
+	Baseline  Counts `json:"baseline"`
+	// ErrorsLogLR is the error test's state; ErrorsE its e-value: the
+	// switch fails when it reaches 1/(1-Confidence).
+	ErrorsLogLR []float64 `json:"errors_log_lr"`
+	ErrorsE     float64   `json:"errors_e"`
+	// Step and StepCandidate/StepBaseline count requests at the current
+	// step, for MinRequests.
+	Step          int     `json:"step"`
+	StepCandidate float64 `json:"step_candidate_requests"`
+	StepBaseline  float64 `json:"step_baseline_requests"`
+	// Latency is the latency test's state (opaque JSON) and its summary.
+	Latency           []byte  `json:"latency,omitempty"`
+	LatencyE          float64 `json:"latency_e,omitempty"`
+	CandidateQuantile float64 `json:"candidate_quantile,omitempty"` // seconds
+	BaselineQuantile  float64 `json:"baseline_quantile,omitempty"`  // seconds
+}
+
+// Counts are requests and errors since the switch began.
+type Counts struct {
+	Requests float64 `json:"requests"`
+	Errors   float64 `json:"errors"`
 }
 
 // Cause is why a switch or roll went back to the stable colour: typed, so
@@ -157,13 +233,15 @@ type Cause string
 const (
 	CauseAnalysisFailed     Cause = "analysis_failed"
 	CauseMetricsUnavailable Cause = "metrics_unavailable"
+	CauseInsufficientData   Cause = "insufficient_data"
+	CauseLatencyRegressed   Cause = "latency_regressed"
 	CauseGateFailed         Cause = "gate_failed"
 	CauseAborted            Cause = "aborted"
 	CauseRollFailed         Cause = "roll_failed"
 )
 
 // Causes lists every cause, in the order metrics show them.
-var Causes = []Cause{CauseAnalysisFailed, CauseMetricsUnavailable, CauseAborted, CauseRollFailed, CauseGateFailed}
+var Causes = []Cause{CauseAnalysisFailed, CauseLatencyRegressed, CauseMetricsUnavailable, CauseInsufficientData, CauseAborted, CauseRollFailed, CauseGateFailed}
 
 // Validate rejects an unknown cause ("" is none).
 func (c Cause) Validate() error {
@@ -188,3 +266,26 @@ func (r *Rollout) Applied() int {
 
 // Percent is the candidate's share at the current step.
 func (r *Rollout) Percent() int { return r.Plan.Steps[r.Step] }
+
+// UnmarshalJSON reads a plan as stored, strictly, including plans stored
+// before switches counted from their own start: their retired "window" is
+// dropped, and a plan without an insufficient-data budget gets the policy
+// it ran under then (hold, with the unavailable budget as its clock), so a
+// stored switch loads after an upgrade and keeps its behaviour.
+func (p *Plan) UnmarshalJSON(b []byte) error {
+	type plain Plan
+	var v struct {
+		plain
+		Window Duration `json:"window"` // retired
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	*p = Plan(v.plain)
+	if p.OnInsufficient == "" && p.InsufficientBudget == 0 {
+		p.OnInsufficient, p.InsufficientBudget = OnUnavailableHold, max(p.UnavailableBudget, p.Interval)
+	}
+	return nil
+}

@@ -194,3 +194,25 @@ func TestRolloutEvidenceJSON(t *testing.T) {
 		t.Errorf("evidence round trip %+v, want %+v", back.Evidence, r.Evidence)
 	}
 }
+
+// A plan stored before exact counts (with a window, without an
+// insufficient-data budget) still loads, strictly, with the behaviour it
+// had: hold when data is short.
+func TestPlanStoredBeforeExactCounts(t *testing.T) {
+	old := `{"steps":[10,100],"bake":"1m0s","interval":"10s","window":"1m0s","min_requests":200,"confidence":0.99,"margin":0.1,"unavailable_budget":"1m0s","on_unavailable":"rollback","rollback":"instant"}`
+	var p Plan
+	if err := json.Unmarshal([]byte(old), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.OnInsufficient != OnUnavailableHold || p.InsufficientBudget != Duration(time.Minute) || p.MinRequests != 200 {
+		t.Fatalf("plan %+v", p)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("old plan does not validate: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(`{"steps":[100],"nope":1}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err == nil {
+		t.Fatal("an unknown field was accepted")
+	}
+}

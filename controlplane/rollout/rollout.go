@@ -4,7 +4,9 @@
 package rollout
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -43,11 +45,23 @@ type Start struct {
 	Reason string
 }
 
-// Analysis is one interval's result: a verdict, or why metrics were unavailable.
+// Analysis is one interval's read of both fleets: what each served since
+// the previous analysis (exact counts, both read at one instant), or why
+// they could not be read. Decide runs the switch's sequential tests on it.
 type Analysis struct {
-	Now         time.Time
-	Verdict     judge.Verdict
-	Unavailable string // non-empty: no verdict, metrics unavailable
+	Now time.Time
+	// Primed is false when this read only set the starting point (the
+	// first analysis of a switch, or of a new leader's term): there is
+	// nothing to judge yet.
+	Primed              bool
+	Candidate, Baseline judge.Sample
+	// CandidateLatency and BaselineLatency are the interval's histograms;
+	// nil when the plan judges no latency.
+	CandidateLatency, BaselineLatency *judge.Histogram
+	// NoData is non-empty when a fleet has no request series at all (its
+	// traffic, or its metrics, went away): insufficient, never healthy.
+	NoData      string
+	Unavailable string // non-empty: nothing was read, metrics unavailable
 }
 
 // Pause stops advancing; analysis and rollback continue.
@@ -281,23 +295,52 @@ func analyse(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, [
 		return next, nil, nil // no traffic moved yet: nothing to judge
 	}
 	if e.Unavailable != "" {
-		return unavailable(next, r, e)
+		return unavailable(next, r, e.Unavailable, e.Now)
 	}
-	v := e.Verdict
+	if !e.Primed {
+		return next, nil, nil // a starting point only
+	}
+	ev, err := observe(r, e)
+	if err != nil {
+		return unavailable(next, r, "invalid counts: "+err.Error(), e.Now)
+	}
 	wasUnavailable := !r.UnavailableSince.IsZero()
 	r.UnavailableSince = time.Time{}
-	record(r, string(v.Outcome), v.Reason, v.CandidateRatio, v.BaselineRatio, e.Now)
-	switch v.Outcome {
-	case judge.Fail:
+	r.Evidence = &ev.state
+	cr, br := ratio(ev.state.Candidate), ratio(ev.state.Baseline)
+	switch {
+	case ev.errors.Failed():
+		record(r, string(judge.Fail), ev.errors.Reason(), cr, br, e.Now)
 		r.DetectedAt = e.Now
-		return rollback(next, r, e.Now, model.CauseAnalysisFailed, "analysis failed: "+v.Reason)
-	case judge.Pass:
-	default: // insufficient or invalid: hold, never advance
-		r.Reason = "holding: " + v.Reason
-		return persistIf(next, wasUnavailable)
+		return rollback(next, r, e.Now, model.CauseAnalysisFailed, "analysis failed: "+ev.errors.Reason())
+	case ev.latency != nil && ev.latency.Failed():
+		record(r, string(judge.Fail), ev.latency.Reason(), cr, br, e.Now)
+		r.DetectedAt = e.Now
+		return rollback(next, r, e.Now, model.CauseLatencyRegressed, "latency regressed: "+ev.latency.Reason())
 	}
+	if why := insufficient(r, e); why != "" {
+		record(r, string(judge.Insufficient), why, cr, br, e.Now)
+		first := r.InsufficientSince.IsZero()
+		if first {
+			r.InsufficientSince = e.Now
+		}
+		short := e.Now.Sub(r.InsufficientSince)
+		if short >= r.Plan.InsufficientBudget.D() && r.Plan.OnInsufficient == model.OnUnavailableRollback {
+			r.DetectedAt = e.Now
+			return rollback(next, r, e.Now, model.CauseInsufficientData, "insufficient data for "+short.Round(time.Second).String()+": "+why)
+		}
+		r.Reason = "holding: " + why
+		if short >= r.Plan.InsufficientBudget.D() {
+			r.Reason += " (insufficient budget spent; policy hold)"
+		}
+		return persistIf(next, first || wasUnavailable)
+	}
+	wasInsufficient := !r.InsufficientSince.IsZero()
+	r.InsufficientSince = time.Time{}
+	record(r, string(judge.Pass), ev.reason(), cr, br, e.Now)
+	changed := wasUnavailable || wasInsufficient
 	if r.Gate != "" {
-		return persistIf(next, wasUnavailable) // its gates decide what comes next
+		return persistIf(next, changed) // its gates decide what comes next
 	}
 	r.Reason = ""
 	if r.Phase == model.RolloutPaused {
@@ -307,13 +350,122 @@ func analyse(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, [
 		return promote(next, r, e.Now, "promoted by hand after a passing analysis", false)
 	}
 	if r.Phase == model.RolloutPaused || e.Now.Sub(r.StepSince) < r.Plan.Bake.D() {
-		return persistIf(next, wasUnavailable)
+		return persistIf(next, changed)
 	}
 	if len(r.Plan.GatesAt(model.GateStep)) > 0 {
 		r.Gate, r.Reason = model.GateStep, "waiting for step gates"
 		return bump(next), []Action{Persist}, nil
 	}
 	return nextStep(next, r, e.Now)
+}
+
+// insufficient says why the current step cannot pass yet, or "".
+func insufficient(r *model.Rollout, e Analysis) string {
+	ev := r.Evidence
+	switch {
+	case r.Applied() == 100:
+		return "" // waiting for post gates: no baseline left to compare with
+	case e.NoData != "":
+		return e.NoData
+	case ev.StepBaseline < r.Plan.MinRequests:
+		return fmt.Sprintf("baseline served %.0f of the %.0f requests needed at this step", ev.StepBaseline, r.Plan.MinRequests)
+	case ev.StepCandidate < r.Plan.MinRequests:
+		return fmt.Sprintf("candidate served %.0f of the %.0f requests needed at this step", ev.StepCandidate, r.Plan.MinRequests)
+	}
+	return ""
+}
+
+func ratio(c model.Counts) float64 {
+	if c.Requests <= 0 {
+		return 0
+	}
+	return c.Errors / c.Requests
+}
+
+// observed is the evidence after one more interval.
+type observed struct {
+	state   model.Evidence
+	errors  *judge.Sequential
+	latency *judge.Latency
+}
+
+func (o observed) reason() string {
+	if o.latency == nil {
+		return o.errors.Reason()
+	}
+	return o.errors.Reason() + "; " + o.latency.Reason()
+}
+
+// observe adds the interval's counts to the switch's evidence; the
+// rollout's own evidence is not modified.
+func observe(r *model.Rollout, e Analysis) (observed, error) {
+	var o observed
+	if r.Evidence != nil {
+		o.state = *r.Evidence
+		o.state.ErrorsLogLR = slices.Clone(r.Evidence.ErrorsLogLR)
+		o.state.Latency = slices.Clone(r.Evidence.Latency)
+	}
+	st := &o.state
+	p := judge.Params{Confidence: r.Plan.Confidence, Margin: r.Plan.Margin, MinRequests: r.Plan.MinRequests}
+	var err error
+	if st.ErrorsLogLR == nil {
+		o.errors, err = judge.NewSequential(p)
+	} else {
+		o.errors, err = judge.ResumeSequential(p, st.ErrorsLogLR,
+			judge.Sample{Requests: st.Candidate.Requests, Errors: st.Candidate.Errors},
+			judge.Sample{Requests: st.Baseline.Requests, Errors: st.Baseline.Errors})
+	}
+	if err != nil {
+		return o, err
+	}
+	if err := o.errors.Observe(e.Candidate, e.Baseline); err != nil {
+		return o, err
+	}
+	if lp := r.Plan.Latency; lp != nil && e.CandidateLatency != nil && e.BaselineLatency != nil {
+		params := latencyParams(r.Plan)
+		if len(st.Latency) == 0 {
+			o.latency, err = judge.NewLatency(params)
+		} else {
+			var ls judge.LatencyState
+			if err = json.Unmarshal(st.Latency, &ls); err == nil {
+				o.latency, err = judge.ResumeLatency(params, ls)
+			}
+		}
+		if err != nil {
+			return o, err
+		}
+		if err := o.latency.Observe(*e.CandidateLatency, *e.BaselineLatency); err != nil {
+			return o, err
+		}
+		b, err := json.Marshal(o.latency.State())
+		if err != nil {
+			return o, err
+		}
+		st.Latency, st.LatencyE = b, o.latency.EValue()
+		if c, b, ok := o.latency.Quantiles(); ok {
+			unit := lp.Unit.D().Seconds()
+			st.CandidateQuantile, st.BaselineQuantile = c*unit, b*unit
+		}
+	}
+	c, b := o.errors.Counts()
+	st.Candidate, st.Baseline = model.Counts{Requests: c.Requests, Errors: c.Errors}, model.Counts{Requests: b.Requests, Errors: b.Errors}
+	st.ErrorsLogLR, st.ErrorsE = o.errors.LogLR(), o.errors.EValue()
+	if st.Step != r.Step {
+		st.Step, st.StepCandidate, st.StepBaseline = r.Step, 0, 0
+	}
+	st.StepCandidate += e.Candidate.Requests
+	st.StepBaseline += e.Baseline.Requests
+	return o, nil
+}
+
+// latencyParams are the latency test's settings in the histogram's unit.
+func latencyParams(p model.Plan) judge.LatencyParams {
+	lp := p.Latency
+	return judge.LatencyParams{
+		Quantile: lp.Quantile, Relative: lp.Relative,
+		Absolute:   lp.Absolute.D().Seconds() / lp.Unit.D().Seconds(),
+		Confidence: p.Confidence, MinRequests: p.MinRequests,
+	}
 }
 
 // nextStep moves the candidate to the next step; the last one promotes.
@@ -328,18 +480,18 @@ func nextStep(next model.Traffic, r *model.Rollout, now time.Time) (model.Traffi
 }
 
 // unavailable holds the split; past the budget the plan's policy applies.
-func unavailable(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, []Action, error) {
-	record(r, "unavailable", e.Unavailable, 0, 0, e.Now)
+func unavailable(next model.Traffic, r *model.Rollout, why string, now time.Time) (model.Traffic, []Action, error) {
+	record(r, "unavailable", why, 0, 0, now)
 	first := r.UnavailableSince.IsZero()
 	if first {
-		r.UnavailableSince = e.Now
+		r.UnavailableSince = now
 	}
-	down := e.Now.Sub(r.UnavailableSince)
+	down := now.Sub(r.UnavailableSince)
 	if down >= r.Plan.UnavailableBudget.D() && r.Plan.OnUnavailable == model.OnUnavailableRollback {
-		r.DetectedAt = e.Now
-		return rollback(next, r, e.Now, model.CauseMetricsUnavailable, "metrics unavailable for "+down.Round(time.Second).String()+": "+e.Unavailable)
+		r.DetectedAt = now
+		return rollback(next, r, now, model.CauseMetricsUnavailable, "metrics unavailable for "+down.Round(time.Second).String()+": "+why)
 	}
-	r.Reason = "holding: metrics unavailable since " + r.UnavailableSince.UTC().Format(time.RFC3339) + ": " + e.Unavailable
+	r.Reason = "holding: metrics unavailable since " + r.UnavailableSince.UTC().Format(time.RFC3339) + ": " + why
 	if down >= r.Plan.UnavailableBudget.D() {
 		r.Reason += " (budget spent; policy hold)"
 	}

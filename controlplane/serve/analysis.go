@@ -2,6 +2,7 @@ package serve
 
 import (
 	"log/slog"
+	"time"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 
@@ -21,11 +22,23 @@ func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (
 		a := s.Analysis
 		plans[s.Name] = model.Plan{
 			Steps: append([]int(nil), a.Steps...), Bake: model.Duration(a.Bake), Interval: model.Duration(a.Interval),
-			Window: model.Duration(a.Window), MinRequests: a.MinRequests, Confidence: a.Confidence, Margin: a.Margin,
-			UnavailableBudget: model.Duration(a.UnavailableBudget), OnUnavailable: string(a.OnUnavailable), Rollback: string(a.Rollback),
-			Gates: s.ModelGates(), Dark: s.Mirror.Percent > 0,
+			MinRequests: a.MinRequests, Confidence: a.Confidence, Margin: a.Margin,
+			UnavailableBudget: model.Duration(a.UnavailableBudget), OnUnavailable: string(a.OnUnavailable),
+			InsufficientBudget: model.Duration(a.InsufficientBudget), OnInsufficient: string(a.OnInsufficient),
+			Rollback: string(a.Rollback), Gates: s.ModelGates(), Dark: s.Mirror.Percent > 0,
 		}
-		templates[s.Name] = prometheus.Templates{Requests: a.Requests, Errors: a.Errors}
+		t := prometheus.Templates{Requests: a.Requests, Errors: a.Errors}
+		if l := a.Latency; l.Enabled {
+			unit := time.Millisecond
+			if l.Unit == "s" {
+				unit = time.Second
+			}
+			p := plans[s.Name]
+			p.Latency = &model.LatencyPlan{Quantile: l.Quantile, Relative: l.Relative, Absolute: model.Duration(l.Absolute), Unit: model.Duration(unit)}
+			plans[s.Name] = p
+			t.Latency = l.Query
+		}
+		templates[s.Name] = t
 	}
 	if cfg.Prometheus.Address == "" {
 		log.Info("prometheus.address not set: progressive switches are disabled, --instant still works")

@@ -14,7 +14,6 @@ import (
 	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/gate"
-	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
@@ -117,25 +116,52 @@ func (g gates) Call(_ context.Context, gt model.Gate, p gate.Payload) model.Gate
 	return res
 }
 
-// prometheus is the simulated Prometheus every replica queries.
+// prometheus is the simulated Prometheus every replica queries: each
+// fleet's counters grow with simulated time, 4,000 requests a second at
+// 1 % errors (20 % for a bad green), none while traffic is gone.
 type prometheus struct{ w *World }
 
-func (p prometheus) Sample(_ context.Context, q fleetmetrics.Query) (judge.Sample, error) {
+func (p prometheus) Read(_ context.Context, q fleetmetrics.Query) (fleetmetrics.Reading, error) {
 	w := p.w
-	switch {
-	case w.promDown:
-		return judge.Sample{}, fleetmetrics.ErrUnavailable
-	case w.promNaN:
-		return judge.Sample{Requests: math.NaN(), Errors: 0}, nil
+	if w.promDown {
+		return fleetmetrics.Reading{}, fleetmetrics.ErrUnavailable
 	}
-	s := judge.Sample{Requests: 2000, Errors: 20} // 1 % errors
-	if w.noTraffic {
-		s = judge.Sample{Requests: 10, Errors: 0} // below min_requests: insufficient
+	c := w.counter(q.Service, q.Color)
+	req, errs := c.requests, c.errors
+	if w.promNaN {
+		req = math.NaN()
 	}
-	if q.Color == model.Green && (w.greenBad && q.Service == service || w.cacheBad && q.Service == cache) {
-		s.Errors = 400 // 20 %
+	return fleetmetrics.Reading{Requests: map[string]float64{"{}": req}, Errors: map[string]float64{"{}": errs}}, nil
+}
+
+// fleetCounter is one simulated fleet's request and error counters.
+type fleetCounter struct {
+	requests, errors float64
+	at               time.Time
+}
+
+// counter brings a fleet's counters up to now and returns them.
+func (w *World) counter(svc string, c model.Color) fleetCounter {
+	if w.counters == nil {
+		w.counters = map[string]*fleetCounter{}
 	}
-	return s, nil
+	k := svc + "/" + string(c)
+	fc := w.counters[k]
+	if fc == nil {
+		fc = &fleetCounter{at: w.s.Now()}
+		w.counters[k] = fc
+	}
+	if dt := w.s.Now().Sub(fc.at).Seconds(); dt > 0 && !w.noTraffic {
+		n := math.Round(4000 * dt)
+		ratio := 0.01
+		if c == model.Green && (w.greenBad && svc == service || w.cacheBad && svc == cache) {
+			ratio = 0.2
+		}
+		fc.requests += n
+		fc.errors += math.Round(n * ratio)
+	}
+	fc.at = w.s.Now()
+	return *fc
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

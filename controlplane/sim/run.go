@@ -106,6 +106,7 @@ type World struct {
 	plan                        model.Plan
 	roll                        model.RollParams
 	vanished                    map[string]bool // cache hosts gone from Consul
+	counters                    map[string]*fleetCounter
 	cacheBad                    bool
 
 	// invariant bookkeeping
@@ -145,8 +146,9 @@ func New(seed int64, opts Options) *World {
 		decided: map[string]*decision{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}, deadAt: map[string]time.Time{}}
 	w.plan = model.Plan{
 		Steps: []int{10, 50, 100}, Bake: model.Duration(2 * time.Second), Interval: model.Duration(500 * time.Millisecond),
-		Window: model.Duration(time.Second), MinRequests: 100, Confidence: 0.99, Margin: 0.1,
-		UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant,
+		MinRequests: 100, Confidence: 0.99, Margin: 0.1,
+		UnavailableBudget: model.Duration(4 * time.Second), OnUnavailable: model.OnUnavailableRollback,
+		InsufficientBudget: model.Duration(4 * time.Second), OnInsufficient: model.OnUnavailableRollback, Rollback: model.RollbackInstant,
 	}
 	if opts.Gates {
 		w.plan.Gates = []model.Gate{{Name: "smoke", URL: "http://smoke.sim/run", Stages: []string{model.GatePre, model.GateStep, model.GatePost},

@@ -3,6 +3,8 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
@@ -19,45 +21,151 @@ func (c *Controller) SetAnalysis(src fleetmetrics.Source, plans map[string]model
 	c.source, c.plans = src, plans
 }
 
-// sample reads candidate and baseline over the plan's window.
-func (c *Controller) sample(ctx context.Context, service string, r *model.Rollout) (cand, base judge.Sample, err error) {
-	if cand, err = c.sampleOne(ctx, service, r.To, r.Plan); err != nil {
-		return cand, base, err
-	}
-	base, err = c.sampleOne(ctx, service, r.From, r.Plan)
-	return cand, base, err
+// counting follows one switch's (or roll's) two fleets from read to read,
+// in one leader term: its trackers hold each series' last value, so every
+// analysis counts exactly what each fleet served since the previous one.
+// A new switch or a new term starts a new one, whose first read only sets
+// the starting point.
+type counting struct {
+	id         string // rollout or roll ID
+	epoch      uint64
+	cand, base fleetmetrics.Tracker
+	test       *judge.Sequential // a roll's error test (a switch keeps its own in its state)
 }
 
-// sampleOne reads one fleet's counts, bounded by the plan's interval.
-func (c *Controller) sampleOne(ctx context.Context, service string, color model.Color, p model.Plan) (judge.Sample, error) {
+// analysisSessions holds each service's counting, off the controller's lock:
+// one service's rounds run one at a time (the ticking flag), so the
+// mutex only guards the map.
+type analysisSessions struct {
+	mu sync.Mutex
+	m  map[string]*counting
+}
+
+// get returns the service's counting for id in epoch, starting a new one
+// when the switch or the term changed.
+func (a *analysisSessions) get(service, id string, epoch uint64) *counting {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]*counting{}
+	}
+	s := a.m[service]
+	if s == nil || s.id != id || s.epoch != epoch {
+		s = &counting{id: id, epoch: epoch}
+		a.m[service] = s
+	}
+	return s
+}
+
+// primed reports whether the service's counting for id in epoch has its
+// starting point: if not, the next round should read it at once.
+func (a *analysisSessions) primed(service, id string, epoch uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.m[service]
+	return s != nil && s.id == id && s.epoch == epoch && s.cand.Primed()
+}
+
+// read reads both fleets at one instant, bounded by the plan's interval.
+func (c *Controller) read(ctx context.Context, service string, from, to model.Color, p model.Plan) (cand, base fleetmetrics.Reading, err error) {
 	c.mu.Lock()
 	src := c.source
 	c.mu.Unlock()
 	if src == nil {
-		return judge.Sample{}, fmt.Errorf("%w: prometheus.address is not configured", fleetmetrics.ErrUnavailable)
+		return cand, base, fmt.Errorf("%w: prometheus.address is not configured", fleetmetrics.ErrUnavailable)
 	}
 	ctx, cancel := context.WithTimeout(ctx, max(p.Interval.D(), minQueryTimeout))
 	defer cancel()
-	return src.Sample(ctx, fleetmetrics.Query{Service: service, Color: color, Window: p.Window.D()})
+	at := time.Now() // Prometheus's clock, not the controller's
+	if cand, err = src.Read(ctx, fleetmetrics.Query{Service: service, Color: to, At: at}); err != nil {
+		return cand, base, err
+	}
+	base, err = src.Read(ctx, fleetmetrics.Query{Service: service, Color: from, At: at})
+	return cand, base, err
 }
 
 // minQueryTimeout keeps very short intervals from starving slow queries.
 const minQueryTimeout = 2 * time.Second
 
-// analyse runs one interval's analysis. Unreadable or invalid counts are
-// "metrics unavailable", never a verdict.
-func (c *Controller) analyse(ctx context.Context, service string, r *model.Rollout) rollout.Analysis {
-	now := c.now()
-	cand, base, err := c.sample(ctx, service, r)
+// counted is one round's exact counts for both fleets.
+type counted struct {
+	primed     bool
+	cand, base fleetmetrics.Counts
+	noData     string
+}
+
+// count reads both fleets and advances the session's trackers.
+func (c *Controller) count(ctx context.Context, service string, s *counting, from, to model.Color, p model.Plan) (counted, error) {
+	cr, br, err := c.read(ctx, service, from, to, p)
 	if err != nil {
-		c.m.analyses.WithLabelValues(service, "unavailable").Inc()
+		return counted{}, err
+	}
+	var out counted
+	var ok1, ok2 bool
+	out.cand, ok1 = s.cand.Advance(cr)
+	out.base, ok2 = s.base.Advance(br)
+	out.primed = ok1 && ok2
+	switch {
+	case !out.primed:
+	case out.base.Series == 0:
+		out.noData = fmt.Sprintf("baseline %s has no request series (no traffic, or its metrics went away)", from)
+	case out.cand.Series == 0:
+		out.noData = fmt.Sprintf("candidate %s has no request series (no traffic, or its metrics went away)", to)
+	case out.base.Requests == 0:
+		out.noData = fmt.Sprintf("baseline %s served no requests since the last analysis", from)
+	case out.cand.Requests == 0:
+		out.noData = fmt.Sprintf("candidate %s served no requests since the last analysis", to)
+	case p.Latency != nil && (len(out.cand.Latency) == 0 || len(out.base.Latency) == 0):
+		out.noData = "no latency histogram series for one of the fleets"
+	}
+	return out, nil
+}
+
+// analyse runs one interval's analysis of a running switch: both fleets
+// read at one instant, counted exactly since the previous analysis.
+func (c *Controller) analyse(ctx context.Context, service string, epoch uint64, r *model.Rollout) rollout.Analysis {
+	now := c.now()
+	s := c.counts.get(service, r.ID, epoch)
+	got, err := c.count(ctx, service, s, r.From, r.To, r.Plan)
+	if err != nil {
 		return rollout.Analysis{Now: now, Unavailable: err.Error()}
 	}
-	v := judge.Judge(cand, base, judge.Params{Confidence: r.Plan.Confidence, Margin: r.Plan.Margin, MinRequests: r.Plan.MinRequests})
-	c.m.analyses.WithLabelValues(service, string(v.Outcome)).Inc()
-	if v.Outcome == judge.Invalid {
-		return rollout.Analysis{Now: now, Unavailable: "invalid counts: " + v.Reason}
+	a := rollout.Analysis{Now: now, Primed: got.primed, NoData: got.noData,
+		Candidate: sample(got.cand), Baseline: sample(got.base)}
+	if r.Plan.Latency != nil && got.noData == "" {
+		a.CandidateLatency, a.BaselineLatency = histogram(got.cand.Latency), histogram(got.base.Latency)
+		if a.Primed && (a.CandidateLatency == nil || a.BaselineLatency == nil) {
+			a.NoData = "a latency histogram has no +Inf bucket"
+		}
 	}
-	c.m.setErrorRatios(service, v)
-	return rollout.Analysis{Now: now, Verdict: v}
+	return a
+}
+
+func sample(c fleetmetrics.Counts) judge.Sample {
+	return judge.Sample{Requests: c.Requests, Errors: c.Errors}
+}
+
+// histogram turns summed bucket increments into the judge's histogram.
+func histogram(bs []fleetmetrics.Bucket) *judge.Histogram {
+	if len(bs) == 0 {
+		return nil
+	}
+	h := &judge.Histogram{}
+	for _, b := range bs {
+		h.Bounds = append(h.Bounds, b.Le)
+		h.Counts = append(h.Counts, b.Count)
+	}
+	if !math.IsInf(h.Bounds[len(h.Bounds)-1], 1) {
+		return nil // no +Inf bucket: the judge would refuse it
+	}
+	return h
+}
+
+// recordAnalysis exports what the switch's analysis decided.
+func (c *Controller) recordAnalysis(service string, after *model.Rollout) {
+	if after == nil || len(after.Verdicts) == 0 {
+		return
+	}
+	c.m.analyses.WithLabelValues(service, after.Verdicts[len(after.Verdicts)-1].Outcome).Inc()
+	c.m.setEvidence(service, after)
 }

@@ -98,6 +98,7 @@ type Controller struct {
 	control    func() any
 	guard      membership.Guard
 	acks       Acks
+	counts     analysisSessions // each running switch's or roll's counters, per service
 }
 
 // New builds a controller for the configured services.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -15,8 +16,8 @@ type (
 	DryRunReport = apiv1.DryRunReport
 )
 
-// DryRun validates the plan and runs both fleets' queries once; nothing
-// changes. Without req.To it shows a switch to the idle colour, as Switch
+// DryRun validates the plan and reads both fleets' counters once (their
+// totals so far); nothing changes. Without req.To it shows a switch to the idle colour, as Switch
 // would run it.
 func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, error) {
 	t, err := c.traffic(req.Service)
@@ -38,21 +39,32 @@ func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, err
 	}
 	rep := DryRunReport{Service: req.Service, From: from, To: req.To, Plan: p,
 		Candidate: FleetSample{Color: req.To}, Baseline: FleetSample{Color: from}}
-	read := func(fs *FleetSample) {
-		smp, err := c.sampleOne(ctx, req.Service, fs.Color, p)
-		if err != nil {
-			fs.Error = err.Error()
-			return
+	// One read of each fleet's counters shows the queries answer; a switch
+	// counts from its own start, so there is no verdict to give here.
+	cand, base, err := c.read(ctx, req.Service, from, req.To, p)
+	for _, x := range []struct {
+		fs *FleetSample
+		r  fleetmetrics.Reading
+	}{{&rep.Candidate, cand}, {&rep.Baseline, base}} {
+		switch {
+		case err != nil:
+			x.fs.Error = err.Error()
+		case len(x.r.Requests) == 0:
+			x.fs.Error = "no request series: the fleet has had no traffic, or Prometheus does not scrape it"
+		default:
+			x.fs.Sample = &judge.Sample{Requests: total(x.r.Requests), Errors: total(x.r.Errors)}
+			x.fs.Series = len(x.r.Requests)
 		}
-		fs.Sample = &smp
-	}
-	read(&rep.Candidate)
-	read(&rep.Baseline)
-	if rep.Candidate.Sample != nil && rep.Baseline.Sample != nil {
-		v := judge.Judge(*rep.Candidate.Sample, *rep.Baseline.Sample, judge.Params{Confidence: p.Confidence, Margin: p.Margin, MinRequests: p.MinRequests})
-		rep.Verdict = &v
 	}
 	return rep, nil
+}
+
+func total(m map[string]float64) float64 {
+	sum := 0.0
+	for _, v := range m {
+		sum += v
+	}
+	return sum
 }
 
 // idleColor is where a switch without a colour goes: the colour not

@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -41,6 +40,9 @@ type Metrics struct {
 	rollbacks       *prometheus.CounterVec
 	overrides       *prometheus.CounterVec
 	errorRatio      *prometheus.GaugeVec
+	evidence        *prometheus.GaugeVec
+	evidenceBar     *prometheus.GaugeVec
+	latency         *prometheus.GaugeVec
 	gateCalls       *prometheus.CounterVec
 	windowRefusals  *prometheus.CounterVec
 	held            *membership.HeldMetrics
@@ -81,12 +83,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"service"}),
 		errorRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_analysis_error_ratio",
-			Help: "Error ratio measured by the last analysis with usable counts, by role (candidate, baseline).",
+			Help: "Error ratio since the running (or last) switch began, by role (candidate, baseline).",
+		}, []string{"service", "role"}),
+		evidence: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_analysis_evidence",
+			Help: "Sequential e-value of the running (or last) switch, by test (errors, latency): the evidence that the candidate is worse beyond the margin. The switch fails when it reaches bg_analysis_evidence_threshold.",
+		}, []string{"service", "test"}),
+		evidenceBar: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_analysis_evidence_threshold",
+			Help: "The e-value at which the switch fails: 1/(1-confidence).",
+		}, []string{"service"}),
+		latency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_analysis_latency_quantile_seconds",
+			Help: "The latency quantile judged (e.g. p99) since the switch began, by role (candidate, baseline).",
 		}, []string{"service", "role"}),
 	}
 	m.held = membership.NewHeldMetrics(reg)
 	if reg != nil {
-		reg.MustRegister(m.state, m.stateWrite, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.gateCalls, m.windowRefusals)
+		reg.MustRegister(m.state, m.stateWrite, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.evidence, m.evidenceBar, m.latency, m.gateCalls, m.windowRefusals)
 	}
 	return m
 }
@@ -190,12 +204,30 @@ func rollBack(p model.RollPhase) bool {
 	return p == model.RollRollingBack || p == model.RollRolledBack || p == model.RollAborted
 }
 
-// setErrorRatios exports the ratios an analysis measured.
-func (m *Metrics) setErrorRatios(service string, v judge.Verdict) {
-	for role, f := range map[string]float64{"candidate": v.CandidateRatio, "baseline": v.BaselineRatio} {
+// setEvidence exports what a switch's analyses have seen so far: error
+// ratios since the switch began, each test's e-value and the bar it must
+// reach, and the latency quantiles.
+func (m *Metrics) setEvidence(service string, r *model.Rollout) {
+	ev := r.Evidence
+	if ev == nil {
+		return
+	}
+	set := func(g *prometheus.GaugeVec, f float64, labels ...string) {
 		if !math.IsNaN(f) && !math.IsInf(f, 0) && f >= 0 {
-			m.errorRatio.WithLabelValues(service, role).Set(f)
+			g.WithLabelValues(labels...).Set(f)
 		}
+	}
+	for role, c := range map[string]model.Counts{"candidate": ev.Candidate, "baseline": ev.Baseline} {
+		if c.Requests > 0 {
+			set(m.errorRatio, c.Errors/c.Requests, service, role)
+		}
+	}
+	set(m.evidence, ev.ErrorsE, service, "errors")
+	set(m.evidenceBar, 1/(1-r.Plan.Confidence), service)
+	if r.Plan.Latency != nil && len(ev.Latency) > 0 {
+		set(m.evidence, ev.LatencyE, service, "latency")
+		set(m.latency, ev.CandidateQuantile, service, "candidate")
+		set(m.latency, ev.BaselineQuantile, service, "baseline")
 	}
 }
 

@@ -15,7 +15,6 @@ type PlanOverrides struct {
 	Steps    []int
 	Bake     *time.Duration
 	Interval *time.Duration
-	Window   *time.Duration
 }
 
 // plan merges a service's default plan with overrides and validates it.
@@ -38,9 +37,9 @@ func (c *Controller) plan(service string, o PlanOverrides) (model.Plan, error) {
 		if p.UnavailableBudget < p.Interval {
 			p.UnavailableBudget = p.Interval
 		}
-	}
-	if o.Window != nil {
-		p.Window = model.Duration(*o.Window)
+		if p.InsufficientBudget < p.Interval {
+			p.InsufficientBudget = p.Interval
+		}
 	}
 	if p.Dark && len(p.Steps) > 0 && p.Steps[0] != 0 {
 		// Mirroring is on: a 0 % step judges mirrored requests first.

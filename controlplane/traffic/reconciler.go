@@ -578,8 +578,14 @@ func (c *Controller) schedule(s *service) {
 	switch {
 	case t.ProgressiveRunning():
 		every = t.Rollout.Plan.Interval.D()
+		if !c.counts.primed(s.cfg.Name, t.Rollout.ID, c.epoch) && t.Rollout.Phase != model.RolloutRollingBack {
+			every = 0 // read the starting point now: counts begin with the switch (or the term)
+		}
 	case t.RollRunning():
 		every = t.Roll.Params.Interval.D()
+		if t.Roll.Params.Judged && !c.counts.primed(s.cfg.Name, t.Roll.ID, c.epoch) {
+			every = 0
+		}
 	default:
 		return
 	}
@@ -611,7 +617,7 @@ func (c *Controller) onTick(s *service, epoch uint64) {
 	case t.RollRunning():
 		r := *t.Roll
 		c.rt.Go(func() {
-			healthy := c.rollHealth(context.Background(), s.cfg.Name, &r)
+			healthy := c.rollHealth(context.Background(), s.cfg.Name, epoch, &r)
 			c.post(s, func() { c.onRollTick(s, epoch, r.ID, rolling.Tick{Now: c.now(), Verdict: healthy}) })
 		})
 	default:
@@ -632,7 +638,7 @@ func (c *Controller) tickDone(s *service, epoch uint64) {
 
 func (c *Controller) analyseLater(s *service, epoch uint64, r model.Rollout) {
 	c.rt.Go(func() {
-		a := c.analyse(context.Background(), s.cfg.Name, &r)
+		a := c.analyse(context.Background(), s.cfg.Name, epoch, &r)
 		c.post(s, func() { c.onRolloutEvent(s, epoch, r, a) })
 	})
 }
@@ -650,6 +656,18 @@ func (c *Controller) onRolloutEvent(s *service, epoch uint64, was model.Rollout,
 	}
 	if err := c.decideRollout(s, cur, ev); err != nil {
 		c.log.Warn("switch round not applied", "service", s.cfg.Name, "switch", was.ID, "error", err)
+	}
+	if a, ok := ev.(rollout.Analysis); ok {
+		if a.Unavailable != "" {
+			c.m.analyses.WithLabelValues(s.cfg.Name, "unavailable").Inc()
+		} else if a.Primed {
+			c.mu.Lock()
+			after := s.traffic.Rollout
+			c.mu.Unlock()
+			if after != nil && after.ID == was.ID {
+				c.recordAnalysis(s.cfg.Name, after)
+			}
+		}
 	}
 	if _, gated := ev.(rollout.GateOutcome); gated && was.Gate != model.GatePre {
 		c.mu.Lock()

@@ -73,12 +73,17 @@ func (c *Controller) rollEvent(ctx context.Context, name string, ev rolling.Even
 }
 
 // rollHealth judges the new hosts against the old ones while both serve,
-// as a typed verdict: healthy or regressed from the judge; insufficient when
-// the judge has too little traffic; unavailable when the counts cannot be
-// read (the error) or judged (invalid counts), or nothing can judge this
-// service. An unjudged roll (no metrics source configured) gets no verdict
-// and is never sampled: it bakes on time and Consul health alone.
-func (c *Controller) rollHealth(ctx context.Context, name string, r *model.Roll) model.RollVerdict {
+// as a typed verdict, on exact counts since the roll began (or since this
+// replica's term began): regressed when the sequential error test fails;
+// insufficient before each side has served min_requests, or while a side
+// has no request series; healthy otherwise. Unavailable when the counts
+// cannot be read or judged, or nothing can judge this service. An unjudged
+// roll (no metrics source configured) gets no verdict and is never sampled:
+// it bakes on time and Consul health alone.
+//
+// The roll's test lives in memory: a new leader starts a new one, which
+// costs it the evidence gathered so far, never the guarantee of one test.
+func (c *Controller) rollHealth(ctx context.Context, name string, epoch uint64, r *model.Roll) model.RollVerdict {
 	if !r.Params.Judged {
 		return model.RollVerdict{}
 	}
@@ -88,22 +93,33 @@ func (c *Controller) rollHealth(ctx context.Context, name string, r *model.Roll)
 	if !ok {
 		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "no analysis plan for " + name}
 	}
-	ro := &model.Rollout{From: r.From, To: r.To, Plan: p}
-	cand, base, err := c.sample(ctx, name, ro) // no source: an error, so unavailable
-	if err != nil {
+	s := c.counts.get(name, r.ID, epoch)
+	got, err := c.count(ctx, name, s, r.From, r.To, model.Plan{Interval: p.Interval, MinRequests: p.MinRequests})
+	if err != nil { // no source: an error, so unavailable
 		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: err.Error()}
 	}
-	v := judge.Judge(cand, base, judge.Params{Confidence: p.Confidence, Margin: p.Margin, MinRequests: p.MinRequests})
-	switch v.Outcome {
-	case judge.Pass:
-		return model.RollVerdict{Outcome: model.VerdictHealthy, Reason: v.Reason}
-	case judge.Fail:
-		return model.RollVerdict{Outcome: model.VerdictRegressed, Reason: v.Reason}
-	case judge.Insufficient:
-		return model.RollVerdict{Outcome: model.VerdictInsufficient, Reason: v.Reason}
-	default: // judge.Invalid, or an outcome this code does not know
-		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "invalid counts: " + v.Reason}
+	if s.test == nil {
+		if s.test, err = judge.NewSequential(judge.Params{Confidence: p.Confidence, Margin: p.Margin, MinRequests: p.MinRequests}); err != nil {
+			return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: err.Error()}
+		}
 	}
+	if !got.primed {
+		return model.RollVerdict{Outcome: model.VerdictInsufficient, Reason: "counting from now"}
+	}
+	if err := s.test.Observe(sample(got.cand), sample(got.base)); err != nil {
+		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "invalid counts: " + err.Error()}
+	}
+	cand, base := s.test.Counts()
+	switch {
+	case s.test.Failed():
+		return model.RollVerdict{Outcome: model.VerdictRegressed, Reason: s.test.Reason()}
+	case got.noData != "":
+		return model.RollVerdict{Outcome: model.VerdictInsufficient, Reason: got.noData}
+	case cand.Requests < p.MinRequests || base.Requests < p.MinRequests:
+		return model.RollVerdict{Outcome: model.VerdictInsufficient,
+			Reason: fmt.Sprintf("new hosts served %.0f and old hosts %.0f requests; %.0f each are needed", cand.Requests, base.Requests, p.MinRequests)}
+	}
+	return model.RollVerdict{Outcome: model.VerdictHealthy, Reason: s.test.Reason()}
 }
 
 // busyAny names whatever switch or roll is running.

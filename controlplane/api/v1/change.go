@@ -21,7 +21,9 @@ type ChangeRequest struct {
 	Steps    []int  `json:"steps,omitempty"`
 	Bake     string `json:"bake,omitempty"`
 	Interval string `json:"interval,omitempty"`
-	Window   string `json:"window,omitempty"`
+	// Window is retired (switches count from their own start); a request
+	// that sets it is refused with that reason.
+	Window string `json:"window,omitempty"`
 }
 
 // PreviewRequest is the body of POST /v1/services/{S}/preview.
@@ -33,15 +35,18 @@ type PreviewRequest struct {
 	Timeout string `json:"timeout,omitempty"`
 }
 
-// FleetSample is one fleet's counts, or why they could not be read.
+// FleetSample is one fleet's counter totals (since each process began),
+// or why they could not be read.
 type FleetSample struct {
 	Color  model.Color   `json:"color"`
 	Sample *judge.Sample `json:"sample,omitempty"`
+	Series int           `json:"series,omitempty"` // request series read
 	Error  string        `json:"error,omitempty"`
 }
 
 // DryRunReport answers a switch with dry_run: what the switch would do,
-// with each query run once.
+// with each query run once. Verdict is no longer set (a switch judges
+// counts from its own start); the field stays for old clients.
 type DryRunReport struct {
 	Service   string         `json:"service"`
 	From      model.Color    `json:"from"`

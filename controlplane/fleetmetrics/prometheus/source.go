@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"strconv"
 	"text/template"
 	"time"
 
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
-	"github.com/bgctl/bg/controlplane/judge"
 )
 
 // DefaultTimeout bounds one query when the caller's context has no deadline,
@@ -76,50 +76,93 @@ func (s *Source) Register(reg promclient.Registerer) error {
 	return reg.Register(s.queryErrors)
 }
 
-// Sample runs the service's requests and errors queries. Any failure or a
-// result that is not one finite, non-negative number wraps
-// fleetmetrics.ErrUnavailable.
-func (s *Source) Sample(ctx context.Context, q fleetmetrics.Query) (judge.Sample, error) {
+// Read runs the service's counter queries for one fleet at q.At (now when
+// zero). Any failure, or a result that is not an instant vector of finite,
+// non-negative values, wraps fleetmetrics.ErrUnavailable. No series is not
+// an error: the Reading's map is empty.
+func (s *Source) Read(ctx context.Context, q fleetmetrics.Query) (fleetmetrics.Reading, error) {
 	p, ok := s.services[q.Service]
 	if !ok {
-		return judge.Sample{}, fmt.Errorf("%w: no query templates for service %q", fleetmetrics.ErrUnavailable, q.Service)
+		return fleetmetrics.Reading{}, fmt.Errorf("%w: no query templates for service %q", fleetmetrics.ErrUnavailable, q.Service)
 	}
-	if q.Window < time.Millisecond {
-		return judge.Sample{}, fmt.Errorf("%w: window %v for %s is below PromQL's 1ms resolution", fleetmetrics.ErrUnavailable, q.Window, q.Service)
+	at := q.At
+	if at.IsZero() {
+		at = time.Now()
 	}
-	d := NewTemplateData(q.Service, q.Color, q.Window)
-	// Both queries at one evaluation time, so they count the same scrapes.
-	at := time.Now()
-	req, err := s.value(ctx, "requests", p.requests, d, at)
+	d := NewTemplateData(q.Service, q.Color)
+	var r fleetmetrics.Reading
+	var err error
+	if r.Requests, err = s.series(ctx, "requests", p.requests, d, at); err == nil {
+		r.Errors, err = s.series(ctx, "errors", p.errors, d, at)
+	}
+	if err == nil && p.latency != nil {
+		r.Latency, err = s.buckets(ctx, p.latency, d, at)
+	}
 	if err != nil {
 		s.queryErrors.WithLabelValues(q.Service).Inc()
-		return judge.Sample{}, err
+		return fleetmetrics.Reading{}, err
 	}
-	errs, err := s.value(ctx, "errors", p.errors, d, at)
-	if err != nil {
-		s.queryErrors.WithLabelValues(q.Service).Inc()
-		return judge.Sample{}, err
-	}
-	return judge.Sample{Requests: req, Errors: errs}, nil
+	return r, nil
 }
 
-func (s *Source) value(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (float64, error) {
+// series runs one counter query: series labels → value.
+func (s *Source) series(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (map[string]float64, error) {
+	vec, err := s.vector(ctx, kind, t, d, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(vec))
+	for _, smp := range vec {
+		out[smp.Metric.String()] = float64(smp.Value)
+	}
+	return out, nil
+}
+
+// buckets runs the latency query: each series must carry a numeric `le`.
+func (s *Source) buckets(ctx context.Context, t *template.Template, d TemplateData, at time.Time) (map[string]fleetmetrics.Bucket, error) {
+	vec, err := s.vector(ctx, "latency", t, d, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]fleetmetrics.Bucket, len(vec))
+	for _, smp := range vec {
+		le, err := strconv.ParseFloat(string(smp.Metric[model.BucketLabel]), 64)
+		if err != nil || math.IsNaN(le) {
+			return nil, fmt.Errorf("%w: latency query for %s returned %s without a numeric le label; select histogram _bucket series",
+				fleetmetrics.ErrUnavailable, d.Cluster, smp.Metric)
+		}
+		out[smp.Metric.String()] = fleetmetrics.Bucket{Le: le, Count: float64(smp.Value)}
+	}
+	return out, nil
+}
+
+// vector renders and runs one query and checks every value is a counter's.
+func (s *Source) vector(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (model.Vector, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s query for %s %s", fleetmetrics.ErrUnavailable, kind, d.Cluster, fmt.Sprintf(format, args...))
 	}
 	expr, err := render(t, d)
 	if err != nil {
-		return 0, fail("did not render: %v", err)
+		return nil, fail("did not render: %v", err)
 	}
 	v, err := s.query(ctx, expr, at)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, kind, d.Cluster, err, expr)
+		return nil, fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, kind, d.Cluster, err, expr)
 	}
-	f, why := one(v)
-	if why != "" {
-		return 0, fail("%s [query: %s]", why, expr)
+	vec, ok := v.(model.Vector)
+	if !ok {
+		typ := "nothing"
+		if v != nil {
+			typ = "a " + v.Type().String()
+		}
+		return nil, fail("returned %s, want an instant vector of counters [query: %s]", typ, expr)
 	}
-	return f, nil
+	for _, smp := range vec {
+		if f := float64(smp.Value); math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+			return nil, fail("returned %v for %s; counters are finite and non-negative [query: %s]", f, smp.Metric, expr)
+		}
+	}
+	return vec, nil
 }
 
 // Check runs a trivial query, so a dry run proves Prometheus answers.

@@ -5,33 +5,35 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
-	"time"
-
-	"github.com/prometheus/common/model"
 
 	bgmodel "github.com/bgctl/bg/controlplane/model"
 )
 
-// Templates are one service's two PromQL text/templates, rendered with
-// TemplateData. Each must evaluate to exactly one series, so aggregate with
-// sum(): a query that returns several series is an error, not summed here.
+// Templates are one service's PromQL text/templates, rendered with
+// TemplateData. Each selects counters per series, with no increase(),
+// rate() or range: bg reads them at two instants and counts the difference
+// per series itself, so counts are exact and start when the switch began.
+// Keep series apart (do not sum() across processes): a reset of one
+// process is only visible in its own series.
 type Templates struct {
 	Requests string
 	Errors   string
+	// Latency selects histogram bucket counters (`_bucket` series with an
+	// `le` label); empty: latency is not judged.
+	Latency string
 }
 
 // Envoy cluster stats, as Envoy's /stats/prometheus names them.
 const (
-	// EnvoyRequests has no fallback on purpose: rq_total exists from the
-	// moment Envoy has the cluster, so no series means Prometheus does not
-	// scrape that Envoy (or the cluster name is wrong), and that is "no data".
-	EnvoyRequests = `sum(increase(envoy_cluster_upstream_rq_total{envoy_cluster_name="{{.Cluster}}"}[{{.Window}}]))`
-	// EnvoyErrors needs `or vector(0)`: Envoy creates the 5xx series at the
-	// cluster's first 5xx, so a healthy fleet has no series at all. The price:
-	// a typo here reads as zero errors; increase() skips the series' first
-	// value and extrapolates a young series differently from rq_total, so the
-	// ratio is rough until the 5xx series spans the window.
-	EnvoyErrors = `sum(increase(envoy_cluster_upstream_rq_xx{envoy_cluster_name="{{.Cluster}}",envoy_response_code_class="5"}[{{.Window}}])) or vector(0)`
+	// EnvoyRequests: rq_total exists from the moment Envoy has the
+	// cluster, so no series means Prometheus does not scrape that Envoy
+	// (or the cluster name is wrong): no data.
+	EnvoyRequests = `envoy_cluster_upstream_rq_total{envoy_cluster_name="{{.Cluster}}"}`
+	// EnvoyErrors: Envoy creates the 5xx series at the cluster's first 5xx,
+	// so a healthy fleet has none; a series born mid-switch counts whole.
+	EnvoyErrors = `envoy_cluster_upstream_rq_xx{envoy_cluster_name="{{.Cluster}}",envoy_response_code_class="5"}`
+	// EnvoyLatency is Envoy's upstream request time histogram, in ms.
+	EnvoyLatency = `envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="{{.Cluster}}"}`
 )
 
 // EnvoyTemplates are the defaults for a service behind Envoy.
@@ -42,28 +44,42 @@ type TemplateData struct {
 	Service string // "web"
 	Color   string // "green"
 	Cluster string // bg's xDS cluster, "web-green"
-	Window  string // a PromQL duration, "30s", "1m30s"
 }
 
-// NewTemplateData fills TemplateData for one fleet and window.
-func NewTemplateData(service string, c bgmodel.Color, window time.Duration) TemplateData {
-	return TemplateData{
-		Service: service,
-		Color:   string(c),
-		Cluster: bgmodel.ClusterName(service, c),
-		// Go's "1m30.5s" is no PromQL duration; model.Duration prints "1m30s500ms".
-		Window: model.Duration(window).String(),
-	}
+// NewTemplateData fills TemplateData for one fleet.
+func NewTemplateData(service string, c bgmodel.Color) TemplateData {
+	return TemplateData{Service: service, Color: string(c), Cluster: bgmodel.ClusterName(service, c)}
 }
 
 // sampleData renders templates at validation time.
-var sampleData = NewTemplateData("web", bgmodel.Green, time.Minute)
+var sampleData = NewTemplateData("web", bgmodel.Green)
 
 // ValidateTemplate parses tmpl and renders it with sample data, so config
-// validation catches syntax errors and unknown fields before a switch.
+// validation catches syntax errors and unknown fields before a switch. A
+// template written for bg before exact counts (a {{.Window}}, increase()
+// or rate()) is refused with how to migrate it.
 func ValidateTemplate(tmpl string) error {
+	if err := retired(tmpl); err != nil {
+		return err
+	}
 	_, err := parseTemplate("query", tmpl)
 	return err
+}
+
+// ErrRetiredTemplate is wrapped by the error for a windowed template.
+var ErrRetiredTemplate = errors.New("windowed templates are retired")
+
+func retired(tmpl string) error {
+	compact := strings.Join(strings.Fields(tmpl), "")
+	for _, f := range []string{".Window", "increase(", "rate(", "irate(", "delta(", "_over_time("} {
+		if strings.Contains(compact, f) {
+			return fmt.Errorf("%w: the template uses %s, but bg now reads counters at two instants and counts "+
+				"the difference since the switch began (analysis.window is gone); select the counter itself, "+
+				"per series: e.g. `sum(increase(x{cluster=\"{{.Cluster}}\"}[{{.Window}}]))` becomes `x{cluster=\"{{.Cluster}}\"}`",
+				ErrRetiredTemplate, strings.TrimSuffix(f, "("))
+		}
+	}
+	return nil
 }
 
 func parseTemplate(name, tmpl string) (*template.Template, error) {
@@ -92,12 +108,17 @@ func render(t *template.Template, d TemplateData) (string, error) {
 	return b.String(), nil
 }
 
-// parsed is one service's ready templates.
+// parsed is one service's ready templates; latency is nil when not judged.
 type parsed struct {
-	requests, errors *template.Template
+	requests, errors, latency *template.Template
 }
 
 func parseTemplates(service string, ts Templates) (parsed, error) {
+	for kind, t := range map[string]string{"requests": ts.Requests, "errors": ts.Errors, "latency": ts.Latency} {
+		if err := retired(t); err != nil {
+			return parsed{}, fmt.Errorf("service %q: %s template: %w", service, kind, err)
+		}
+	}
 	r, err := parseTemplate(service+" requests", ts.Requests)
 	if err != nil {
 		return parsed{}, fmt.Errorf("service %q: requests template: %w", service, err)
@@ -106,5 +127,11 @@ func parseTemplates(service string, ts Templates) (parsed, error) {
 	if err != nil {
 		return parsed{}, fmt.Errorf("service %q: errors template: %w", service, err)
 	}
-	return parsed{requests: r, errors: e}, nil
+	out := parsed{requests: r, errors: e}
+	if strings.TrimSpace(ts.Latency) != "" {
+		if out.latency, err = parseTemplate(service+" latency", ts.Latency); err != nil {
+			return parsed{}, fmt.Errorf("service %q: latency template: %w", service, err)
+		}
+	}
+	return out, nil
 }
