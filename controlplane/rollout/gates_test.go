@@ -174,7 +174,7 @@ func TestDarkStep(t *testing.T) {
 	play(t, model.InitialTraffic(), []move{
 		// Step 0 moves no user: only mirrored requests reach green, and are judged.
 		{ev: Start{Now: t0, To: G, Plan: dark}, actions: pp, green: 0, phase: progressing, step: 0},
-		{ev: an(30*time.Second, judge.Insufficient), green: 0, phase: progressing, step: 0, check: reasonHas("holding")},
+		{ev: an(30*time.Second, judge.Insufficient), actions: p, green: 0, phase: progressing, step: 0, check: reasonHas("holding")},
 		{ev: an(time.Minute, judge.Pass), actions: pp, green: 25, phase: progressing, step: 1},
 	})
 	play(t, model.InitialTraffic(), []move{

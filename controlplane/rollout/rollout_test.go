@@ -82,9 +82,11 @@ func run(t *testing.T, cases []tc) {
 			case c.want != nil:
 				c.want(&want)
 			}
-			if d := diff(out, want); len(d) > 0 {
+			// Evidence is checked on its own: it follows from the counts.
+			if d := diff(out, want, "Evidence"); len(d) > 0 {
 				t.Errorf("result differs:\n  %s", strings.Join(d, "\n  "))
 			}
+			checkEvidence(t, c.in, out, c.ev)
 			checkInvariants(t, c.in, out, acts)
 			checkNoAlias(t, c.in, snap, out)
 		})
@@ -187,9 +189,29 @@ func TestAnalysisProgressing(t *testing.T) {
 		return func(w *model.Traffic) {
 			r := w.Rollout
 			r.Verdicts = append(r.Verdicts, rec(r.Step, r.Percent(), o, 1, d))
-			r.Phase, r.EndedAt, r.DetectedAt, r.Reason, r.PromoteRequested = model.RolloutRolledBack, at(d), at(d), "analysis failed: fail reason", false
+			r.Phase, r.EndedAt, r.DetectedAt, r.Reason, r.PromoteRequested = model.RolloutRolledBack, at(d), at(d), failWhy, false
 			r.Cause = model.CauseAnalysisFailed
-			w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, "analysis failed: fail reason", greenFor(to, 0), 8
+			w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, failWhy, greenFor(to, 0), 8
+		}
+	}
+
+	// holdShort is the first insufficient analysis at d.
+	holdShort := func(d time.Duration) func(*model.Traffic) {
+		return func(w *model.Traffic) {
+			r := w.Rollout
+			r.Reason, r.InsufficientSince = "holding: "+insufficientWhy, at(d)
+			r.Verdicts = []model.StepVerdict{rec(r.Step, r.Percent(), judge.Insufficient, 1, d)}
+			w.Generation = 8
+		}
+	}
+	// holdInvalid is the first analysis at d with invalid counts.
+	holdInvalid := func(d time.Duration) func(*model.Traffic) {
+		return func(w *model.Traffic) {
+			r := w.Rollout
+			r.UnavailableSince = at(d)
+			r.Reason = "holding: metrics unavailable since " + at(d).Format(time.RFC3339) + ": " + invalidWhy
+			r.Verdicts = []model.StepVerdict{rec(r.Step, r.Percent(), judge.Invalid, 1, d)}
+			w.Generation = 8
 		}
 	}
 
@@ -249,27 +271,16 @@ func TestAnalysisProgressing(t *testing.T) {
 				w.Rollout.Verdicts = []model.StepVerdict{rec(0, 10, judge.Pass, 1, time.Second)}
 			}},
 
-		// insufficient and invalid never advance
-		{name: "insufficient long past the bake holds", in: g0, ev: an(time.Hour, judge.Insufficient),
-			want: func(w *model.Traffic) {
-				w.Rollout.Reason = "holding: insufficient reason"
-				w.Rollout.Verdicts = []model.StepVerdict{rec(0, 10, judge.Insufficient, 1, time.Hour)}
-			}},
-		{name: "invalid long past the bake holds", in: b1, ev: an(time.Hour, judge.Invalid),
-			want: func(w *model.Traffic) {
-				w.Rollout.Reason = "holding: invalid reason"
-				w.Rollout.Verdicts = []model.StepVerdict{rec(1, 40, judge.Invalid, 1, time.Hour)}
-			}},
-		{name: "insufficient with a promote requested holds", in: requested(g0), ev: an(time.Hour, judge.Insufficient),
-			want: func(w *model.Traffic) {
-				w.Rollout.Reason = "holding: insufficient reason"
-				w.Rollout.Verdicts = []model.StepVerdict{rec(0, 10, judge.Insufficient, 1, time.Hour)}
-			}},
-		{name: "invalid with a promote requested holds", in: requested(g1), ev: an(time.Second, judge.Invalid),
-			want: func(w *model.Traffic) {
-				w.Rollout.Reason = "holding: invalid reason"
-				w.Rollout.Verdicts = []model.StepVerdict{rec(1, 40, judge.Invalid, 1, time.Second)}
-			}},
+		// insufficient data holds, starts the budget clock and persists it
+		{name: "insufficient long past the bake holds", in: g0, ev: an(time.Hour, judge.Insufficient), actions: p,
+			want: holdShort(time.Hour)},
+		{name: "insufficient with a promote requested holds", in: requested(g0), ev: an(time.Hour, judge.Insufficient), actions: p,
+			want: holdShort(time.Hour)},
+		// invalid counts cannot be judged: metrics unavailable, never advance
+		{name: "invalid counts long past the bake hold as unavailable", in: b1, ev: an(time.Hour, judge.Invalid), actions: p,
+			want: holdInvalid(time.Hour)},
+		{name: "invalid counts with a promote requested hold as unavailable", in: requested(g1), ev: an(time.Second, judge.Invalid), actions: p,
+			want: holdInvalid(time.Second)},
 
 		// promote requested: the next pass promotes, bake or not
 		{name: "pass with a promote requested promotes before the bake", in: requested(g0), ev: an(time.Second, judge.Pass), actions: pp,
@@ -294,7 +305,7 @@ func TestAnalysisProgressing(t *testing.T) {
 			want: func(w *model.Traffic) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(2, 50, judge.Fail, 1, 30*time.Second)}
-				r.Phase, r.Reason, r.DetectedAt = rollingBack, "analysis failed: fail reason", at(30*time.Second)
+				r.Phase, r.Reason, r.DetectedAt = rollingBack, failWhy, at(30*time.Second)
 				r.Cause = model.CauseAnalysisFailed
 				r.Step, r.StepSince = 1, at(30*time.Second)
 				w.GreenPercent, w.Generation = 25, 8
@@ -303,7 +314,7 @@ func TestAnalysisProgressing(t *testing.T) {
 			want: func(w *model.Traffic) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(2, 50, judge.Fail, 1, 30*time.Second)}
-				r.Phase, r.Reason, r.DetectedAt = rollingBack, "analysis failed: fail reason", at(30*time.Second)
+				r.Phase, r.Reason, r.DetectedAt = rollingBack, failWhy, at(30*time.Second)
 				r.Cause = model.CauseAnalysisFailed
 				r.Step, r.StepSince = 1, at(30*time.Second)
 				w.GreenPercent, w.Generation = 75, 8
@@ -312,7 +323,7 @@ func TestAnalysisProgressing(t *testing.T) {
 			want: func(w *model.Traffic) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(1, 25, judge.Fail, 1, time.Second)}
-				r.Phase, r.Reason, r.DetectedAt, r.PromoteRequested = rollingBack, "analysis failed: fail reason", at(time.Second), false
+				r.Phase, r.Reason, r.DetectedAt, r.PromoteRequested = rollingBack, failWhy, at(time.Second), false
 				r.Cause = model.CauseAnalysisFailed
 				r.Step, r.StepSince = 0, at(time.Second)
 				w.GreenPercent, w.Generation = 10, 8
@@ -443,10 +454,23 @@ func TestUnavailable(t *testing.T) {
 		// recovery: a verdict clears the outage and persists that
 		{name: "a pass under the bake clears the outage and persists", in: since(g1, 0), ev: an(30*time.Second, judge.Pass), actions: p,
 			want: recovered(judge.Pass, 30*time.Second, "")},
-		{name: "insufficient clears the outage and persists", in: since(g1, 0), ev: an(2*time.Minute, judge.Insufficient), actions: p,
-			want: recovered(judge.Insufficient, 2*time.Minute, "holding: insufficient reason")},
-		{name: "invalid clears the outage of a blue candidate and persists", in: since(b1, 0), ev: an(2*time.Minute, judge.Invalid), actions: p,
-			want: recovered(judge.Invalid, 2*time.Minute, "holding: invalid reason")},
+		{name: "insufficient clears the outage, starts its own clock and persists", in: since(g1, 0), ev: an(2*time.Minute, judge.Insufficient), actions: p,
+			want: func(w *model.Traffic) {
+				recovered(judge.Insufficient, 2*time.Minute, "holding: "+insufficientWhy)(w)
+				w.Rollout.InsufficientSince = at(2 * time.Minute)
+			}},
+		// invalid counts are no recovery: they are unavailable data
+		{name: "invalid counts during an outage spend its budget", in: since(b1, 0), ev: an(2*time.Minute, judge.Invalid), actions: ppc,
+			want: func(w *model.Traffic) {
+				rolledBack(B, 0, 2*time.Minute, "metrics unavailable for 2m0s: "+invalidWhy)(w)
+				w.Rollout.Verdicts = []model.StepVerdict{rec(1, 40, judge.Invalid, 1, 2*time.Minute)}
+			}},
+		{name: "invalid counts under the budget hold quietly", in: since(g1, 0), ev: an(30*time.Second, judge.Invalid),
+			want: func(w *model.Traffic) {
+				holding(0, 30*time.Second, false)(w)
+				w.Rollout.Reason = "holding: metrics unavailable since " + at(0).Format(time.RFC3339) + ": " + invalidWhy
+				w.Rollout.Verdicts = []model.StepVerdict{rec(1, 40, judge.Invalid, 1, 30*time.Second)}
+			}},
 		{name: "a pass while paused clears the outage and persists", in: since(running(G, p3(), 1, paused), 0), ev: an(2*time.Minute, judge.Pass), actions: p,
 			want: recovered(judge.Pass, 2*time.Minute, "paused by hand")},
 		{name: "a pass past the bake clears the outage and advances", in: since(running(G, p4(), 1, progressing), 0), ev: an(time.Minute, judge.Pass), actions: pp,
@@ -458,9 +482,9 @@ func TestUnavailable(t *testing.T) {
 			want: func(w *model.Traffic) {
 				recovered(judge.Fail, 20*time.Second, "")(w)
 				r := w.Rollout
-				r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(20*time.Second), at(20*time.Second), "analysis failed: fail reason"
+				r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(20*time.Second), at(20*time.Second), failWhy
 				r.Cause = model.CauseAnalysisFailed
-				w.Phase, w.Reason, w.GreenPercent = model.PhaseRolledBack, "analysis failed: fail reason", 100
+				w.Phase, w.Reason, w.GreenPercent = model.PhaseRolledBack, failWhy, 100
 			}},
 	})
 }
@@ -481,24 +505,25 @@ func TestPaused(t *testing.T) {
 				w.Rollout.Reason = "paused by hand"
 				w.Rollout.Verdicts = []model.StepVerdict{rec(0, 10, judge.Pass, 1, time.Hour)}
 			}},
-		{name: "insufficient holds", in: g0, ev: an(time.Hour, judge.Insufficient),
+		{name: "insufficient holds and persists its clock", in: g0, ev: an(time.Hour, judge.Insufficient), actions: p,
 			want: func(w *model.Traffic) {
-				w.Rollout.Reason = "holding: insufficient reason"
+				w.Rollout.Reason, w.Rollout.InsufficientSince = "holding: "+insufficientWhy, at(time.Hour)
 				w.Rollout.Verdicts = []model.StepVerdict{rec(0, 10, judge.Insufficient, 1, time.Hour)}
+				w.Generation = 8
 			}},
 		{name: "fail rolls back at once", in: b1, ev: an(time.Second, judge.Fail), actions: ppc,
 			want: func(w *model.Traffic) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(1, 40, judge.Fail, 1, time.Second)}
-				r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(time.Second), at(time.Second), "analysis failed: fail reason"
+				r.Phase, r.EndedAt, r.DetectedAt, r.Reason = model.RolloutRolledBack, at(time.Second), at(time.Second), failWhy
 				r.Cause = model.CauseAnalysisFailed
-				w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, "analysis failed: fail reason", 100, 8
+				w.Phase, w.Reason, w.GreenPercent, w.Generation = model.PhaseRolledBack, failWhy, 100, 8
 			}},
 		{name: "fail with gradual rollback starts rolling back", in: running(G, gradual(p3()), 1, paused), ev: an(time.Second, judge.Fail), actions: pp,
 			want: func(w *model.Traffic) {
 				r := w.Rollout
 				r.Verdicts = []model.StepVerdict{rec(1, 40, judge.Fail, 1, time.Second)}
-				r.Phase, r.Reason, r.DetectedAt, r.Step, r.StepSince = rollingBack, "analysis failed: fail reason", at(time.Second), 0, at(time.Second)
+				r.Phase, r.Reason, r.DetectedAt, r.Step, r.StepSince = rollingBack, failWhy, at(time.Second), 0, at(time.Second)
 				r.Cause = model.CauseAnalysisFailed
 				w.GreenPercent, w.Generation = 10, 8
 			}},
@@ -658,7 +683,7 @@ func TestNotRunning(t *testing.T) {
 // TestFixturesValid guards the fixtures the tables start from.
 func TestFixturesValid(t *testing.T) {
 	for _, to := range []model.Color{G, B} {
-		for _, pl := range []model.Plan{p3(), p4(), gradual(p4()), holdPolicy(p3()), withBake(p4(), 0)} {
+		for _, pl := range []model.Plan{p3(), p4(), gradual(p4()), holdPolicy(p3()), holdInsufficient(p3()), withBake(p4(), 0), latencyPlan(p3())} {
 			for step := 0; step < len(pl.Steps)-1; step++ {
 				for _, ph := range []model.RolloutPhase{progressing, paused, rollingBack} {
 					if err := running(to, pl, step, ph).Validate(); err != nil {

@@ -50,6 +50,7 @@ func play(t *testing.T, from model.Traffic, moves []move) model.Traffic {
 			t.Errorf("move %d (%T): actions %v, want %v", i, m.ev, acts, m.actions)
 		}
 		checkInvariants(t, cur, next, acts)
+		checkEvidence(t, cur, next, m.ev)
 		if hasAction(acts, Persist) {
 			wantGen++
 		}
@@ -76,52 +77,70 @@ func play(t *testing.T, from model.Traffic, moves []move) model.Traffic {
 
 func TestScenarioWalkToPromotion(t *testing.T) {
 	s := func(d time.Duration) time.Time { return at(d) }
+	// The analyses the switch judges, in order: the evidence is theirs.
+	seen := []Analysis{
+		an(30*time.Second, judge.Pass), an(60*time.Second, judge.Pass), // step 0
+		an(90*time.Second, judge.Insufficient), an(120*time.Second, judge.Pass), // step 1
+		an(200*time.Second, judge.Pass), an(205*time.Second, judge.Insufficient), an(269*time.Second, judge.Pass), an(270*time.Second, judge.Pass), // step 2
+	}
 	end := play(t, model.InitialTraffic(), []move{
 		{ev: Start{Now: t0, To: G, Plan: p4()}, actions: pp, green: 10, phase: progressing, step: 0},
-		{ev: an(30*time.Second, judge.Pass), green: 10, phase: progressing, step: 0},
-		{ev: an(60*time.Second, judge.Pass), actions: pp, green: 25, phase: progressing, step: 1},
-		{ev: an(90*time.Second, judge.Insufficient), green: 25, phase: progressing, step: 1},
-		{ev: an(120*time.Second, judge.Pass), actions: pp, green: 50, phase: progressing, step: 2},
+		{ev: seen[0], green: 10, phase: progressing, step: 0},
+		{ev: seen[1], actions: pp, green: 25, phase: progressing, step: 1},
+		// The new step has served too little yet: hold, and persist the clock.
+		{ev: seen[2], actions: p, green: 25, phase: progressing, step: 1, check: reasonHas("holding: " + insufficientWhy)},
+		{ev: seen[3], actions: pp, green: 50, phase: progressing, step: 2},
 		{ev: Pause{Now: s(130 * time.Second)}, actions: p, green: 50, phase: paused, step: 2},
 		{ev: Pause{Now: s(131 * time.Second)}, green: 50, phase: paused, step: 2},
-		{ev: an(200*time.Second, judge.Pass), green: 50, phase: paused, step: 2},
-		{ev: an(205*time.Second, judge.Insufficient), green: 50, phase: paused, step: 2},
+		{ev: seen[4], green: 50, phase: paused, step: 2},
+		// A thin interval at a step that has served enough is not short:
+		// the step's requests count, not the interval's.
+		{ev: seen[5], green: 50, phase: paused, step: 2, check: func(t *testing.T, r *model.Rollout) {
+			if v := r.Verdicts[len(r.Verdicts)-1]; v.Outcome != string(judge.Pass) || !r.InsufficientSince.IsZero() || r.Reason != "paused by hand" {
+				t.Errorf("thin interval: %+v, insufficient since %v, reason %q", v, r.InsufficientSince, r.Reason)
+			}
+		}},
 		{ev: Resume{Now: s(210 * time.Second)}, actions: p, green: 50, phase: progressing, step: 2,
 			check: func(t *testing.T, r *model.Rollout) {
 				if r.StepSince != s(210*time.Second) || r.Reason != "" {
 					t.Errorf("resume: step since %v, reason %q", r.StepSince, r.Reason)
 				}
 			}},
-		{ev: an(269*time.Second, judge.Pass), green: 50, phase: progressing, step: 2},
-		{ev: an(270*time.Second, judge.Pass), actions: pp, green: 100, phase: model.RolloutPromoted, step: 3},
+		{ev: seen[6], green: 50, phase: progressing, step: 2},
+		{ev: seen[7], actions: pp, green: 100, phase: model.RolloutPromoted, step: 3},
 		{ev: an(300*time.Second, judge.Pass), err: ErrNotRunning},
 		{ev: Abort{Now: s(301 * time.Second)}, err: ErrNotRunning},
 	})
 	want := []model.StepVerdict{
-		rec(0, 10, judge.Pass, 2, 60*time.Second),
-		rec(1, 25, judge.Pass, 2, 120*time.Second),
-		rec(2, 50, judge.Pass, 4, 270*time.Second),
+		recAfter(0, 10, judge.Pass, 2, 60*time.Second, seen[:2]...),
+		recAfter(1, 25, judge.Pass, 2, 120*time.Second, seen[:4]...),
+		recAfter(2, 50, judge.Pass, 4, 270*time.Second, seen...),
 	}
 	if !slices.Equal(end.Rollout.Verdicts, want) {
 		t.Errorf("verdicts %+v\nwant %+v", end.Rollout.Verdicts, want)
 	}
-	if end.Generation != 7 || end.Phase != model.PhaseSwitched || end.Rollout.Reason != "every step passed" || end.Rollout.EndedAt != at(270*time.Second) {
+	if end.Generation != 8 || end.Phase != model.PhaseSwitched || end.Rollout.Reason != "every step passed" || end.Rollout.EndedAt != at(270*time.Second) {
 		t.Errorf("end state %+v / %+v", end, *end.Rollout)
+	}
+	if !end.Rollout.InsufficientSince.IsZero() {
+		t.Errorf("promoted with insufficient since %v", end.Rollout.InsufficientSince)
 	}
 }
 
 func TestScenarioGradualRollbackOfBlue(t *testing.T) {
 	from := model.Traffic{Stable: B, Target: G, GreenPercent: 100, Phase: model.PhaseSwitched, Generation: 4}
+	seen := []Analysis{an(time.Minute, judge.Pass), an(2*time.Minute, judge.Pass), an(150*time.Second, judge.Fail)}
+	why := "analysis failed: " + recAfter(2, 50, judge.Fail, 1, 150*time.Second, seen...).Reason
 	detected := func(t *testing.T, r *model.Rollout) {
-		if r.DetectedAt != at(150*time.Second) || r.Reason != "analysis failed: fail reason" {
+		if r.DetectedAt != at(150*time.Second) || r.Reason != why {
 			t.Errorf("detected at %v, reason %q", r.DetectedAt, r.Reason)
 		}
 	}
 	end := play(t, from, []move{
 		{ev: Start{Now: t0, To: B, Plan: gradual(p4())}, actions: pp, green: 90, phase: progressing, step: 0},
-		{ev: an(time.Minute, judge.Pass), actions: pp, green: 75, phase: progressing, step: 1},
-		{ev: an(2*time.Minute, judge.Pass), actions: pp, green: 50, phase: progressing, step: 2},
-		{ev: an(150*time.Second, judge.Fail), actions: pp, green: 75, phase: rollingBack, step: 1, check: detected},
+		{ev: seen[0], actions: pp, green: 75, phase: progressing, step: 1},
+		{ev: seen[1], actions: pp, green: 50, phase: progressing, step: 2},
+		{ev: seen[2], actions: pp, green: 75, phase: rollingBack, step: 1, check: detected},
 		// Then one step down per analysis, whatever it says.
 		{ev: Promote{Now: at(155 * time.Second), Force: true}, errHas: "rolling back"},
 		{ev: Pause{Now: at(155 * time.Second)}, green: 75, phase: rollingBack, step: 1},
@@ -197,7 +216,7 @@ func TestScenarioPromoteRequests(t *testing.T) {
 	play(t, model.InitialTraffic(), []move{
 		{ev: Start{Now: t0, To: G, Plan: p4()}, actions: pp, green: 10, phase: progressing, step: 0},
 		{ev: Promote{Now: at(5 * time.Second)}, actions: p, green: 10, phase: progressing, step: 0},
-		{ev: an(10*time.Second, judge.Insufficient), green: 10, phase: progressing, step: 0},
+		{ev: an(10*time.Second, judge.Insufficient), actions: p, green: 10, phase: progressing, step: 0},
 		{ev: down(15 * time.Second), actions: p, green: 10, phase: progressing, step: 0},
 		{ev: an(20*time.Second, judge.Pass), actions: pp, green: 100, phase: model.RolloutPromoted, step: 3,
 			check: func(t *testing.T, r *model.Rollout) {
