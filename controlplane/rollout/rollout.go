@@ -461,10 +461,14 @@ func observe(r *model.Rollout, e Analysis) (observed, error) {
 // latencyParams are the latency test's settings in the histogram's unit.
 func latencyParams(p model.Plan) judge.LatencyParams {
 	lp := p.Latency
+	unit := "s"
+	if lp.Unit.D() == time.Millisecond {
+		unit = "ms"
+	}
 	return judge.LatencyParams{
 		Quantile: lp.Quantile, Relative: lp.Relative,
 		Absolute:   lp.Absolute.D().Seconds() / lp.Unit.D().Seconds(),
-		Confidence: p.Confidence, MinRequests: p.MinRequests,
+		Confidence: p.Confidence, MinRequests: p.MinRequests, Unit: unit,
 	}
 }
 
