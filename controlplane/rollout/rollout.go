@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -449,7 +450,9 @@ func observe(r *model.Rollout, e Analysis) (observed, error) {
 	}
 	c, b := o.errors.Counts()
 	st.Candidate, st.Baseline = model.Counts{Requests: c.Requests, Errors: c.Errors}, model.Counts{Requests: b.Requests, Errors: b.Errors}
-	st.ErrorsLogLR, st.ErrorsE = o.errors.LogLR(), o.errors.EValue()
+	// Overwhelming evidence overflows the e-value to +Inf, which JSON
+	// cannot store: the state that rolls back must still persist.
+	st.ErrorsLogLR, st.ErrorsE = o.errors.LogLR(), min(o.errors.EValue(), math.MaxFloat64)
 	if st.Step != r.Step {
 		st.Step, st.StepCandidate, st.StepBaseline = r.Step, 0, 0
 	}
