@@ -21,6 +21,8 @@ type Query struct {
 	Service string
 	Color   model.Color
 	At      time.Time
+	// Scraped asks for Reading.Scraped too (one more query per counter).
+	Scraped bool
 }
 
 // Reading is one instant read of a fleet's counters, per series: the
@@ -32,6 +34,10 @@ type Reading struct {
 	Requests map[string]float64
 	Errors   map[string]float64
 	Latency  map[string]Bucket
+	// Scraped, when asked for, is the oldest scrape among the request and
+	// error series read: every value read was scraped at or after it. Zero
+	// when not asked for, or when there are no series.
+	Scraped time.Time
 }
 
 // Bucket is one histogram bucket series: its upper bound and its count.

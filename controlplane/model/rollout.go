@@ -208,6 +208,8 @@ type Evidence struct {
 	// switch fails when it reaches 1/(1-Confidence).
 	ErrorsLogLR []float64 `json:"errors_log_lr"`
 	ErrorsE     float64   `json:"errors_e"`
+	// ErrorsTest names the test version ErrorsLogLR belongs to.
+	ErrorsTest string `json:"errors_test,omitempty"`
 	// Step and StepCandidate/StepBaseline count requests at the current
 	// step, for MinRequests.
 	Step          int     `json:"step"`

@@ -795,3 +795,25 @@ func TestInsufficientBudgetScenario(t *testing.T) {
 		t.Errorf("evidence %+v", *ev)
 	}
 }
+
+// Evidence stored by another version of the error test (an upgrade
+// mid-switch) is not resumed as if it were this one's: the test starts
+// afresh on the counts so far, which keeps its guarantee.
+func TestEvidenceOfAnotherTestVersionStartsAfresh(t *testing.T) {
+	tr := running(G, p3(), 1, progressing)
+	tr.Rollout.Evidence = &model.Evidence{
+		Candidate: model.Counts{Requests: 5000, Errors: 50}, Baseline: model.Counts{Requests: 5000, Errors: 50},
+		ErrorsLogLR: []float64{9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, ErrorsE: 8103, ErrorsTest: "errors-v0", Step: 1,
+	}
+	out, _, err := Decide(tr, an(time.Second, judge.Pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := out.Rollout.Evidence
+	if out.Rollout.Phase != progressing || ev.ErrorsTest != judge.SequentialVersion || ev.ErrorsE > 10 {
+		t.Fatalf("phase %s, evidence %+v: want a fresh test of %s", out.Rollout.Phase, ev, judge.SequentialVersion)
+	}
+	if ev.Candidate.Requests <= 5000 {
+		t.Errorf("counts so far were dropped: %+v", ev.Candidate)
+	}
+}

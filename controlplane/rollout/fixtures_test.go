@@ -248,7 +248,7 @@ func withEvidence(tr model.Traffic, as ...Analysis) model.Traffic {
 		ev := &model.Evidence{
 			Candidate:   model.Counts{Requests: c.Requests, Errors: c.Errors},
 			Baseline:    model.Counts{Requests: b.Requests, Errors: b.Errors},
-			ErrorsLogLR: s.LogLR(), ErrorsE: s.EValue(), Step: w.Rollout.Step,
+			ErrorsLogLR: s.LogLR(), ErrorsE: s.EValue(), ErrorsTest: judge.SequentialVersion, Step: w.Rollout.Step,
 		}
 		for _, a := range as {
 			ev.StepCandidate += a.Candidate.Requests

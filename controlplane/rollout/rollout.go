@@ -409,16 +409,19 @@ func observe(r *model.Rollout, e Analysis) (observed, error) {
 	st := &o.state
 	p := judge.Params{Confidence: r.Plan.Confidence, Margin: r.Plan.Margin, MinRequests: r.Plan.MinRequests}
 	var err error
-	if st.ErrorsLogLR == nil {
-		o.errors, err = judge.NewSequential(p)
+	cand := judge.Sample{Requests: st.Candidate.Requests, Errors: st.Candidate.Errors}
+	base := judge.Sample{Requests: st.Baseline.Requests, Errors: st.Baseline.Errors}
+	if st.ErrorsLogLR == nil || st.ErrorsTest != judge.SequentialVersion {
+		// A new switch, or evidence of another version of the test (an
+		// upgrade mid-switch): the test starts afresh on the same counts.
+		o.errors, err = judge.ResumeSequential(p, judge.NewSequentialLogLR(), cand, base)
 	} else {
-		o.errors, err = judge.ResumeSequential(p, st.ErrorsLogLR,
-			judge.Sample{Requests: st.Candidate.Requests, Errors: st.Candidate.Errors},
-			judge.Sample{Requests: st.Baseline.Requests, Errors: st.Baseline.Errors})
+		o.errors, err = judge.ResumeSequential(p, st.ErrorsLogLR, cand, base)
 	}
 	if err != nil {
 		return o, err
 	}
+	st.ErrorsTest = judge.SequentialVersion
 	if err := o.errors.Observe(e.Candidate, e.Baseline); err != nil {
 		return o, err
 	}
@@ -430,6 +433,10 @@ func observe(r *model.Rollout, e Analysis) (observed, error) {
 			var ls judge.LatencyState
 			if err = json.Unmarshal(st.Latency, &ls); err == nil {
 				o.latency, err = judge.ResumeLatency(params, ls)
+			}
+			if err != nil {
+				// Stored by another version of the test: start afresh.
+				o.latency, err = judge.NewLatency(params)
 			}
 		}
 		if err != nil {

@@ -66,8 +66,9 @@ func (a *analysisSessions) primed(service, id string, epoch uint64) bool {
 	return s != nil && s.id == id && s.epoch == epoch && s.cand.Primed()
 }
 
-// read reads both fleets at one instant, bounded by the plan's interval.
-func (c *Controller) read(ctx context.Context, service string, from, to model.Color, p model.Plan) (cand, base fleetmetrics.Reading, err error) {
+// read reads both fleets at one instant, bounded by the plan's interval;
+// scraped asks for the oldest scrape time of what was read.
+func (c *Controller) read(ctx context.Context, service string, from, to model.Color, p model.Plan, scraped bool) (cand, base fleetmetrics.Reading, err error) {
 	c.mu.Lock()
 	src := c.source
 	c.mu.Unlock()
@@ -77,10 +78,10 @@ func (c *Controller) read(ctx context.Context, service string, from, to model.Co
 	ctx, cancel := context.WithTimeout(ctx, max(p.Interval.D(), minQueryTimeout))
 	defer cancel()
 	at := time.Now() // Prometheus's clock, not the controller's
-	if cand, err = src.Read(ctx, fleetmetrics.Query{Service: service, Color: to, At: at}); err != nil {
+	if cand, err = src.Read(ctx, fleetmetrics.Query{Service: service, Color: to, At: at, Scraped: scraped}); err != nil {
 		return cand, base, err
 	}
-	base, err = src.Read(ctx, fleetmetrics.Query{Service: service, Color: from, At: at})
+	base, err = src.Read(ctx, fleetmetrics.Query{Service: service, Color: from, At: at, Scraped: scraped})
 	return cand, base, err
 }
 
@@ -94,11 +95,20 @@ type counted struct {
 	noData     string
 }
 
-// count reads both fleets and advances the session's trackers.
-func (c *Controller) count(ctx context.Context, service string, s *counting, from, to model.Color, p model.Plan) (counted, error) {
-	cr, br, err := c.read(ctx, service, from, to, p)
+// count reads both fleets and advances the session's trackers. The
+// starting point is only taken from values scraped after since (the switch
+// or roll began): a counter read at the start may be a scrape old, and the
+// requests of that last stretch belong to what ran before (a failed
+// attempt's errors, say). Until every series has a scrape after since, the
+// read is not used; what the fleets served meanwhile is not counted.
+func (c *Controller) count(ctx context.Context, service string, s *counting, from, to model.Color, p model.Plan, since time.Time) (counted, error) {
+	priming := !s.cand.Primed()
+	cr, br, err := c.read(ctx, service, from, to, p, priming)
 	if err != nil {
 		return counted{}, err
+	}
+	if priming && (before(cr.Scraped, since) || before(br.Scraped, since)) {
+		return counted{}, nil // scraped before the switch began: not a start
 	}
 	var out counted
 	var ok1, ok2 bool
@@ -126,7 +136,7 @@ func (c *Controller) count(ctx context.Context, service string, s *counting, fro
 func (c *Controller) analyse(ctx context.Context, service string, epoch uint64, r *model.Rollout) rollout.Analysis {
 	now := c.now()
 	s := c.counts.get(service, r.ID, epoch)
-	got, err := c.count(ctx, service, s, r.From, r.To, r.Plan)
+	got, err := c.count(ctx, service, s, r.From, r.To, r.Plan, r.StartedAt)
 	if err != nil {
 		return rollout.Analysis{Now: now, Unavailable: err.Error()}
 	}
@@ -140,6 +150,9 @@ func (c *Controller) analyse(ctx context.Context, service string, epoch uint64, 
 	}
 	return a
 }
+
+// before: t is known and earlier than since.
+func before(t, since time.Time) bool { return !t.IsZero() && t.Before(since) }
 
 func sample(c fleetmetrics.Counts) judge.Sample {
 	return judge.Sample{Requests: c.Requests, Errors: c.Errors}

@@ -41,7 +41,7 @@ func (c *Controller) DryRun(ctx context.Context, req Request) (DryRunReport, err
 		Candidate: FleetSample{Color: req.To}, Baseline: FleetSample{Color: from}}
 	// One read of each fleet's counters shows the queries answer; a switch
 	// counts from its own start, so there is no verdict to give here.
-	cand, base, err := c.read(ctx, req.Service, from, req.To, p)
+	cand, base, err := c.read(ctx, req.Service, from, req.To, p, false)
 	for _, x := range []struct {
 		fs *FleetSample
 		r  fleetmetrics.Reading

@@ -98,11 +98,38 @@ func (s *Source) Read(ctx context.Context, q fleetmetrics.Query) (fleetmetrics.R
 	if err == nil && p.latency != nil {
 		r.Latency, err = s.buckets(ctx, p.latency, d, at)
 	}
+	if err == nil && q.Scraped {
+		r.Scraped, err = s.oldest(ctx, d, at, p.requests, p.errors)
+	}
 	if err != nil {
 		s.queryErrors.WithLabelValues(q.Service).Inc()
 		return fleetmetrics.Reading{}, err
 	}
 	return r, nil
+}
+
+// oldest is the oldest scrape time of the series the templates select, by
+// PromQL's timestamp(): a counter read at At may be up to a scrape
+// interval old, so a switch's starting point waits for values scraped
+// after it began. (An aggregated template gives the evaluation time.)
+func (s *Source) oldest(ctx context.Context, d TemplateData, at time.Time, ts ...*template.Template) (time.Time, error) {
+	var oldest time.Time
+	for _, t := range ts {
+		expr, err := render(t, d)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: timestamp query for %s did not render: %v", fleetmetrics.ErrUnavailable, d.Cluster, err)
+		}
+		vec, err := s.run(ctx, "timestamp", "timestamp("+expr+")", d.Cluster, at)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, smp := range vec {
+			if t := time.UnixMilli(int64(math.Round(float64(smp.Value) * 1000))); oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
+		}
+	}
+	return oldest, nil
 }
 
 // series runs one counter query: series labels → value.
@@ -138,16 +165,21 @@ func (s *Source) buckets(ctx context.Context, t *template.Template, d TemplateDa
 
 // vector renders and runs one query and checks every value is a counter's.
 func (s *Source) vector(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (model.Vector, error) {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s query for %s %s", fleetmetrics.ErrUnavailable, kind, d.Cluster, fmt.Sprintf(format, args...))
-	}
 	expr, err := render(t, d)
 	if err != nil {
-		return nil, fail("did not render: %v", err)
+		return nil, fmt.Errorf("%w: %s query for %s did not render: %v", fleetmetrics.ErrUnavailable, kind, d.Cluster, err)
+	}
+	return s.run(ctx, kind, expr, d.Cluster, at)
+}
+
+// run runs one query and checks every value is finite and non-negative.
+func (s *Source) run(ctx context.Context, kind, expr, cluster string, at time.Time) (model.Vector, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s query for %s %s", fleetmetrics.ErrUnavailable, kind, cluster, fmt.Sprintf(format, args...))
 	}
 	v, err := s.query(ctx, expr, at)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, kind, d.Cluster, err, expr)
+		return nil, fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, kind, cluster, err, expr)
 	}
 	vec, ok := v.(model.Vector)
 	if !ok {

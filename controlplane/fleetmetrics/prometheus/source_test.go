@@ -407,3 +407,37 @@ func TestNewRefusesRetiredTemplates(t *testing.T) {
 		}
 	}
 }
+
+// Scraped is the oldest sample time among the request and error series,
+// read with timestamp() at the same instant; it is only asked for when
+// wanted (a switch's starting point), one query per counter.
+func TestReadScraped(t *testing.T) {
+	f := &fakeProm{resp: map[string]response{
+		"requests":           single("10"),
+		"errors":             single("1"),
+		"timestamp(requests": vec(series{`{"i":"0"}`, "1700000000.5"}, series{`{"i":"1"}`, "1699999999.75"}),
+		"timestamp(errors":   vec(series{`{"i":"0"}`, "1700000000.125"}),
+	}}
+	s := newFake(t, f, Templates{Requests: testTemplates.Requests, Errors: testTemplates.Errors}, nil)
+	r, err := s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at})
+	if err != nil || !r.Scraped.IsZero() || len(f.queries()) != 2 {
+		t.Fatalf("without Scraped: %+v, %v, %d queries; want no timestamp queries", r, err, len(f.queries()))
+	}
+	r, err = s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at, Scraped: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.UnixMilli(1699999999750); !r.Scraped.Equal(want) {
+		t.Errorf("scraped %v, want the oldest sample %v", r.Scraped, want)
+	}
+	qs := f.queries()
+	if q := qs[len(qs)-1]; q.query != "timestamp(errors web green web-green)" || q.time != qs[len(qs)-2].time {
+		t.Errorf("last query %+v", q)
+	}
+	f.mu.Lock()
+	f.resp["timestamp(errors"] = response{503, "down"}
+	f.mu.Unlock()
+	if _, err := s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at, Scraped: true}); !errors.Is(err, fleetmetrics.ErrUnavailable) {
+		t.Errorf("a failed timestamp query: %v, want ErrUnavailable", err)
+	}
+}
