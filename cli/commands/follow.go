@@ -106,7 +106,42 @@ func progressLine(st apiv1.Status) string {
 	if r.Reason != "" && !r.Phase.Running() || strings.HasPrefix(r.Reason, "holding") {
 		fmt.Fprintf(b, " (%s)", r.Reason)
 	}
+	if r.Phase.Running() {
+		b.WriteString(budgetNote("metrics unavailable", r.UnavailableSince, r.Plan.UnavailableBudget.D(), r.Plan.OnUnavailable, time.Now()))
+		b.WriteString(budgetNote("insufficient data", r.InsufficientSince, r.Plan.InsufficientBudget.D(), r.Plan.OnInsufficient, time.Now()))
+	}
+	if ev := r.Evidence; ev != nil {
+		fmt.Fprintf(b, " [evidence: errors e=%s", eValue(ev.ErrorsE))
+		if ev.Latency != nil {
+			fmt.Fprintf(b, ", latency e=%s, p%g candidate %s baseline %s", eValue(ev.LatencyE), 100*r.Plan.Latency.Quantile,
+				seconds(ev.CandidateQuantile), seconds(ev.BaselineQuantile))
+		}
+		fmt.Fprintf(b, "; fails at %s]", eValue(1/(1-r.Plan.Confidence)))
+	}
 	return b.String()
+}
+
+// budgetNote says which budget runs and how much of it is left.
+func budgetNote(what string, since time.Time, budget time.Duration, policy string, now time.Time) string {
+	if since.IsZero() {
+		return ""
+	}
+	left := budget - now.Sub(since)
+	if left <= 0 {
+		return fmt.Sprintf(" [%s budget %s spent: %s]", what, budget, policy)
+	}
+	return fmt.Sprintf(" [%s budget: %s of %s left, then %s]", what, left.Round(time.Second), budget, policy)
+}
+
+func eValue(e float64) string {
+	if e >= 1e6 {
+		return fmt.Sprintf("%.1e", e)
+	}
+	return strconv.FormatFloat(e, 'g', 3, 64)
+}
+
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Microsecond).String()
 }
 
 func parseSteps(s string) ([]int, error) {
