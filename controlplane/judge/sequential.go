@@ -41,6 +41,14 @@ type Sequential struct {
 	base  Sample    // baseline counts so far
 }
 
+// NewSequentialLogLR is the state of a test that has seen nothing.
+func NewSequentialLogLR() []float64 { return make([]float64, len(sequentialGrid)) }
+
+// SequentialVersion names the mixture: stored state is only resumed by the
+// same version (a state of another grid would resume silently and wrongly
+// when the lengths happen to match). Change it with the grid.
+const SequentialVersion = "errors-v2"
+
 // sequentialGrid are the alternatives, as multiples g of ρ0, with their
 // weights: fixed in advance, independent of any data, summing to 1 (checked
 // by TestSequentialGrid). Validity does not depend on the choice: any such
@@ -65,14 +73,6 @@ type Sequential struct {
 // 99.3 % at 97 expected candidate errors, against 97.8 % and 98.6 % for the
 // former uniform grid over 1.2 to 8; in exchange 5× at 10 expected errors
 // falls from 99.3 % to 98.6 % (TestSequentialGridTuning).
-// NewSequentialLogLR is the state of a test that has seen nothing.
-func NewSequentialLogLR() []float64 { return make([]float64, len(sequentialGrid)) }
-
-// SequentialVersion names the mixture: stored state is only resumed by the
-// same version (a state of another grid would resume silently and wrongly
-// when the lengths happen to match). Change it with the grid.
-const SequentialVersion = "errors-v2"
-
 var sequentialGrid = func() []struct{ g, w float64 } {
 	core := []float64{1.3, 1.4, 1.5, 1.6}
 	tail := []float64{2, 2.8, 4, 5.7, 8, 11, 16}
