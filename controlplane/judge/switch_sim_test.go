@@ -285,8 +285,8 @@ func TestWholeSwitches(t *testing.T) {
 	const healthy, regressed = 10000, 10000
 	p := DefaultParams()
 	// aaLimit: the most failures a true rate of 1 − Confidence (1 %) yields
-	// among 10,000 healthy switches with probability ≥ 99.9 % (131, i.e.
-	// 1.31 %): more than that is evidence, at the 0.1 % level per
+	// among 10,000 healthy switches with probability ≥ 99.9 % (132, i.e.
+	// 1.32 %): more than that is evidence, at the 0.1 % level per
 	// configuration (1.2 % over all twelve), that the rate exceeds 1 %.
 	aaLimit := 0
 	for upperTail(healthy, float64(aaLimit+1), 1-p.Confidence, p.Confidence) >= 0.001 {
