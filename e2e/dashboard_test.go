@@ -41,8 +41,9 @@ type dashboardExpr struct {
 	expr  string // as substituted
 }
 
-// newDashboardStack is newStackWith(blue, green, e2eAnalysis) whose
-// Prometheus also scrapes bg's own /metrics (it needs the admin token).
+// newDashboardStack is newStackWith(blue, green, e2eAnalysis, latency
+// judged) whose Prometheus also scrapes bg's own /metrics (it needs the
+// admin token). Latency is judged so the judged-latency panels have data.
 func newDashboardStack(t *testing.T, blue, green int) *stack {
 	t.Helper()
 	s := &stack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), backends: map[string]*harness.Backend{}, token: "e2e-secret"}
@@ -61,7 +62,7 @@ func newDashboardStack(t *testing.T, blue, green int) *stack {
 	s.prom = harness.StartPrometheusWith(t, targets, harness.PrometheusOptions{BearerToken: s.token})
 	s.prom.WaitTargetsUp(30 * time.Second)
 	path := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: s.xdsAddr, AdminAddr: s.admin,
-		Token: s.token, Service: service, PrometheusURL: s.prom.URL(), Analysis: e2eAnalysis})
+		Token: s.token, Service: service, PrometheusURL: s.prom.URL(), Analysis: e2eAnalysis, Latency: true})
 	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token})
 	s.prom.SetTargets(append(targets, s.admin))
 	return s
@@ -138,7 +139,9 @@ func TestDashboardQueries(t *testing.T) {
 		}
 	}
 	// The new series count what happened: 3 + 2 steps, one abort, one
-	// failed analysis, and a measured candidate error ratio.
+	// failed analysis, a measured candidate error ratio, and the last
+	// switch's evidence (its error test failed it at the threshold,
+	// 1/(1-confidence)) and judged latency quantiles.
 	for _, want := range []struct {
 		expr string
 		min  float64
@@ -149,6 +152,11 @@ func TestDashboardQueries(t *testing.T) {
 		{`bg_analysis_error_ratio{service="web",role="candidate"}`, 0},
 		{`bg_switch_phase{service="web",phase="rolled_back"}`, 1},
 		{`bg_prometheus_query_errors_total{service="web"}`, 0},
+		{`bg_analysis_evidence{service="web",test="errors"}`, 99.9}, // 1/(1-0.99) is 99.99999999999991 in float64
+		{`bg_analysis_evidence{service="web",test="latency"}`, 0},
+		{`bg_analysis_evidence_threshold{service="web"}`, 99.9},
+		{`bg_analysis_latency_quantile_seconds{service="web",role="candidate"}`, 1e-9},
+		{`bg_analysis_latency_quantile_seconds{service="web",role="baseline"}`, 1e-9},
 	} {
 		v, _, _, err := papi.Query(context.Background(), want.expr, time.Now())
 		vec, _ := v.(model.Vector)

@@ -35,7 +35,6 @@ type haStack struct {
 
 const haAnalysis = `
 interval: 1s
-window: 5s
 bake: 2s
 steps: [25, 50, 75, 100]
 min_requests: 50
@@ -799,6 +798,4 @@ func (h *haStack) rollbackOnLeaderDeath(t *testing.T, moment string) {
 	t.Logf("leader %d killed at the failure's %s (%v after it; stored phase then %q); replica %d led after %v; survivors' clients all on %s %v after the kill; reason: %s",
 		ld, moment, killedAt.Sub(onset).Round(10*time.Millisecond), stored.Rollout.Phase, next, at.Sub(killedAt).Round(10*time.Millisecond),
 		stable, onStable.Round(10*time.Millisecond), final.Switch.Reason)
-	// Let the candidate's errors age out of the analysis window.
-	time.Sleep(6 * time.Second)
 }

@@ -32,7 +32,12 @@ type stackOptions struct {
 	// analysis, if set, starts a real Prometheus scraping every backend
 	// (1 s interval) and gives bg this YAML as the service's analysis block.
 	analysis string
-	// serviceYAML is extra YAML under the service (pools, gates, windows).
+	// latency also judges latency on the backends' histogram, with
+	// latencyYAML's extra lines under analysis.latency (needs analysis).
+	latency     bool
+	latencyYAML string
+	// serviceYAML is extra YAML under the service (pools, gates, release
+	// windows).
 	serviceYAML string
 	// env is added to bg serve's environment (BG_* overrides).
 	env []string
@@ -64,6 +69,7 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 		s.prom = harness.StartPrometheus(t, targets)
 		s.prom.WaitTargetsUp(30 * time.Second)
 		bc.PrometheusURL, bc.Analysis = s.prom.URL(), o.analysis
+		bc.Latency, bc.LatencyYAML = o.latency, o.latencyYAML
 	}
 	path := harness.WriteBGConfig(t, bc)
 	s.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: path, AdminAddr: s.admin, Token: s.token, Env: o.env})
@@ -143,6 +149,26 @@ type switchJSON struct {
 	Overrides   []string  `json:"overrides"`
 	DetectedAt  time.Time `json:"detected_at"`
 	ConfirmedAt time.Time `json:"confirmed_at"`
+	StartedAt   time.Time `json:"started_at"`
+	EndedAt     time.Time `json:"ended_at"`
+	Cause       string    `json:"cause"`
+	// Evidence is what the judge saw since the switch began.
+	Evidence          *evidenceJSON `json:"evidence"`
+	InsufficientSince time.Time     `json:"insufficient_since"`
+}
+
+type evidenceJSON struct {
+	Candidate         countsJSON `json:"candidate"`
+	Baseline          countsJSON `json:"baseline"`
+	ErrorsE           float64    `json:"errors_e"`
+	LatencyE          float64    `json:"latency_e"`
+	CandidateQuantile float64    `json:"candidate_quantile"` // seconds
+	BaselineQuantile  float64    `json:"baseline_quantile"`
+}
+
+type countsJSON struct {
+	Requests float64 `json:"requests"`
+	Errors   float64 `json:"errors"`
 }
 
 // statusInto decodes the admin API's status of svc into v (cheap enough

@@ -17,6 +17,12 @@ type BGConfig struct {
 	PrometheusURL string
 	// Analysis is extra YAML for services[0].analysis, one "key: value" per line.
 	Analysis string
+	// Latency also judges latency on the backends' histogram
+	// (AppLatencyTemplate, unit s), with LatencyYAML's extra "key: value"
+	// lines (e.g. "absolute: 20ms") under analysis.latency. Analysis must
+	// then not have a latency key of its own.
+	Latency     bool
+	LatencyYAML string
 	// ServiceYAML is extra YAML lines for services[0] itself (e.g. strategy,
 	// rolling, affinity), indented as under "- name:".
 	ServiceYAML string
@@ -57,6 +63,17 @@ services:
 		for _, line := range strings.Split(strings.TrimSpace(c.Analysis), "\n") {
 			if line = strings.TrimSpace(line); line != "" {
 				cfg += "      " + line + "\n"
+			}
+		}
+		if c.Latency {
+			cfg += "      latency:\n"
+			cfg += "        enabled: true\n"
+			cfg += "        query: '" + AppLatencyTemplate + "'\n"
+			cfg += "        unit: s\n"
+			for _, line := range strings.Split(strings.TrimSpace(c.LatencyYAML), "\n") {
+				if line = strings.TrimSpace(line); line != "" {
+					cfg += "        " + line + "\n"
+				}
 			}
 		}
 		cfg += "prometheus:\n  address: " + c.PrometheusURL + "\n"

@@ -70,6 +70,8 @@ type Backend struct {
 	latency    prometheus.Observer // bg_demo_request_duration_seconds
 
 	failBits atomic.Uint64 // math.Float64bits of the fail ratio
+	delay    atomic.Int64  // time.Duration added to every UnaryCall
+	noScrape atomic.Bool   // /metrics answers 503 (SetMetricsServing)
 	calls    atomic.Int64
 	failed   atomic.Int64
 	stopOnce sync.Once
@@ -130,8 +132,15 @@ func (b *Backend) serveMetrics() error {
 	b.latency = latency
 	reg.MustRegister(b.requests, b.errors, latency)
 	b.metricsLis = lis
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	b.metricsSrv = &http.Server{
-		Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if b.noScrape.Load() {
+				http.Error(w, "harness: metrics switched off", http.StatusServiceUnavailable)
+				return
+			}
+			metrics.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() { _ = b.metricsSrv.Serve(lis) }()
@@ -153,6 +162,17 @@ func (b *Backend) Options() BackendOptions { return b.opts }
 // SetFailRatio makes that fraction (0..1) of UnaryCalls fail with
 // codes.Unavailable, to play a bad release.
 func (b *Backend) SetFailRatio(r float64) { b.failBits.Store(math.Float64bits(r)) }
+
+// SetDelay makes every later UnaryCall take d longer (0: none), to play a
+// slow release. The delay is inside the handler, so the latency histogram
+// (bg_demo_request_duration_seconds) sees it as a real server would.
+func (b *Backend) SetDelay(d time.Duration) { b.delay.Store(int64(d)) }
+
+// SetMetricsServing(false) makes /metrics answer 503, so Prometheus's
+// scrapes fail and every series of this backend goes stale at once (its
+// counters vanish from instant queries) while the backend keeps serving;
+// true brings them back.
+func (b *Backend) SetMetricsServing(ok bool) { b.noScrape.Store(!ok) }
 
 // SetServing flips the grpc health status, which Consul's gRPC check sees
 // within its 1 s interval.
@@ -245,6 +265,15 @@ func (s *testService) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*
 	}
 	b.requests.Inc()
 	defer func(start time.Time) { b.latency.Observe(time.Since(start).Seconds()) }(time.Now())
+	if d := time.Duration(b.delay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
 	if r := math.Float64frombits(b.failBits.Load()); r > 0 && rand.Float64() < r {
 		b.failed.Add(1)
 		b.errors.Inc()

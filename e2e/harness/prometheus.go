@@ -1,8 +1,10 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +13,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 )
 
 // promStartTimeout bounds one start. Measured on the 2-core dev machine
@@ -216,6 +222,108 @@ func (pr *Prometheus) WaitTargetsUp(timeout time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// WaitScrapedAfter waits until every current target is up and was last
+// scraped after t0, so instant queries see every sample counted before t0
+// (a counter read earlier may lag its target by up to a scrape interval).
+func (pr *Prometheus) WaitScrapedAfter(t0 time.Time, timeout time.Duration) {
+	pr.t.Helper()
+	want := pr.Targets()
+	deadline := time.Now().Add(timeout)
+	for {
+		last, err := pr.scrapes()
+		if err == nil {
+			for _, w := range want {
+				if at, ok := last[w]; !ok || !at.After(t0) {
+					err = fmt.Errorf("target %s last scraped at %s, not after %s", w, at.Format(time.RFC3339Nano), t0.Format(time.RFC3339Nano))
+					break
+				}
+			}
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			pr.t.Fatalf("harness: prometheus: %v (after %v)", err, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// scrapes returns each healthy target's last scrape start.
+func (pr *Prometheus) scrapes() (map[string]time.Time, error) {
+	resp, err := pr.probe.Get(pr.URL() + "/api/v1/targets?state=active")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			ActiveTargets []struct {
+				ScrapeURL  string    `json:"scrapeUrl"`
+				Health     string    `json:"health"`
+				LastScrape time.Time `json:"lastScrape"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("/api/v1/targets: %w", err)
+	}
+	out := map[string]time.Time{}
+	for _, at := range body.Data.ActiveTargets {
+		if at.Health == "up" {
+			out[strings.TrimSuffix(strings.TrimPrefix(at.ScrapeURL, "http://"), "/metrics")] = at.LastScrape
+		}
+	}
+	return out, nil
+}
+
+// InstantQueries is how many instant queries (/api/v1/query) the server
+// has answered since it started, from its own /metrics.
+func (pr *Prometheus) InstantQueries() (float64, error) {
+	resp, err := pr.probe.Get(pr.URL() + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "prometheus_http_requests_total{") || !strings.Contains(line, `handler="/api/v1/query"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("/metrics: %q: %w", line, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// Query runs an instant PromQL query at at and returns its vector, e.g. to
+// show what bg read at some moment.
+func (pr *Prometheus) Query(expr string, at time.Time) (model.Vector, error) {
+	c, err := api.NewClient(api.Config{Address: pr.URL()})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, _, _, err := v1.NewAPI(c).Query(ctx, expr, at)
+	if err != nil {
+		return nil, err
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return nil, fmt.Errorf("%s: got %v, want a vector", expr, v.Type())
+	}
+	return vec, nil
 }
 
 func (pr *Prometheus) targetsUp(want []string) error {
