@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Latency is an anytime-valid test of "the candidate's latency quantile is
@@ -540,7 +541,18 @@ func (l *Latency) describe(e latencyEvidence) string {
 }
 
 func (l *Latency) value(x float64) string {
-	return strconv.FormatFloat(x, 'g', 3, 64) + l.p.Unit
+	unit := map[string]time.Duration{"s": time.Second, "ms": time.Millisecond}[l.p.Unit]
+	if unit == 0 || math.IsInf(x, 0) || math.IsNaN(x) || x*float64(unit) > float64(math.MaxInt64) {
+		return strconv.FormatFloat(x, 'g', 3, 64) + l.p.Unit
+	}
+	// 3 significant digits as a duration: 183ms, 49.5µs, 1.5s.
+	d := time.Duration(x * float64(unit))
+	for r := time.Duration(1); r < time.Hour; r *= 10 {
+		if d < 1000*r {
+			return d.Round(r).String()
+		}
+	}
+	return d.Round(time.Second).String()
 }
 
 // LatencyState is everything needed to resume a Latency test, e.g. after a

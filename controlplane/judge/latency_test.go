@@ -567,7 +567,7 @@ func TestLatencyFailsAndExplains(t *testing.T) {
 	}
 	reason := l.Reason()
 	t.Log(reason)
-	for _, want := range []string{"candidate p99 248ms vs baseline p99 24.9ms: slower than the margin", "over 100ms, the next bound,", "baseline p99 ≤ 25ms tolerates up to 75ms", "≥ 100"} {
+	for _, want := range []string{"candidate p99 249ms vs baseline p99 24.9ms: slower than the margin", "over 100ms, the next bound,", "baseline p99 ≤ 25ms tolerates up to 75ms", "≥ 100"} {
 		if !strings.Contains(reason, want) {
 			t.Errorf("reason %q lacks %q", reason, want)
 		}
