@@ -121,6 +121,7 @@ func (s store) Save(_ context.Context, service string, t model.Traffic, prev sta
 	t.Term, e.Term, e.Replica, e.Generation = c.term, c.term, s.r.id, t.Generation
 	body, err := json.Marshal(t)
 	if err != nil {
+		c.w.s.trace("%s cannot encode %s: %v", s.r.id, service, err)
 		return 0, err
 	}
 	c.index++

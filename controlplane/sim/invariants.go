@@ -106,6 +106,7 @@ func (w *World) onWrite(svc string, t model.Traffic) {
 		w.violate("term %d written by %s but held by %s", c.term, c.holder, who)
 	}
 	if r := t.Rollout; r != nil {
+		w.checkSwitchVerdicts(c.holder, svc+"/"+r.ID, r)
 		d := w.decided[svc+"/"+r.ID]
 		if d != nil && d.durable && !d.dropped && !isBack(r.Phase) {
 			w.violate("%s: stored switch %s as %s at %d%% after %s decided to roll it back", svc, r.ID, r.Phase, r.Applied(), d.by)
@@ -115,6 +116,7 @@ func (w *World) onWrite(svc string, t model.Traffic) {
 		}
 	}
 	if r := t.Roll; r != nil {
+		w.checkRollVerdicts(c.holder, svc+"/"+r.ID, r)
 		d := w.decided[svc+"/"+r.ID]
 		if d != nil && d.durable && !d.dropped && !rollBack(r.Phase) {
 			w.violate("%s: stored roll %s as %s after %s decided to roll it back", svc, r.ID, r.Phase, d.by)
@@ -143,7 +145,7 @@ func (w *World) checkOne(r *Replica, svc string) {
 	key := fmt.Sprintf("%s#%d/%s", r.id, r.inc, svc)
 	o := w.seen[key]
 	if o == nil {
-		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}, step: map[string]int{}, slots: map[string][]model.SlotState{}}
+		o = &observed{gen: st.Generation, green: st.Weights.Green, share: map[string]int{}, back: map[string]bool{}, step: map[string]int{}}
 		w.seen[key] = o
 	}
 	// 4: the split moves only with a new generation. (A replica that gives
@@ -193,7 +195,6 @@ func (w *World) checkOne(r *Replica, svc string) {
 	}
 	if rl := st.Roll; rl != nil {
 		id := svc + "/" + rl.ID
-		w.checkRollVerdicts(r, id, rl, o)
 		if rollBack(rl.Phase) && w.decided[id] == nil {
 			w.decided[id] = &decision{by: r.id}
 			w.s.trace("%s decided %s for %s", r.id, rl.Phase, id)
@@ -312,15 +313,50 @@ func (w *World) final() {
 	}
 }
 
+// checkSwitchVerdicts (invariant 6, checked on the decisions): while no
+// verdict is possible (Prometheus down, NaN, no traffic — for longer than
+// a round takes), no write moves a switch to a later step or promotes it
+// on the analysis. checkOne asks for a passing verdict at the step left;
+// this asks that it came from counts read before the metrics went blind,
+// not from an analysis of a spell without data. An advance by gates (the
+// analysis had passed and the switch waited for its step gates) is theirs.
+func (w *World) checkSwitchVerdicts(by, id string, r *model.Rollout) {
+	if w.switchSteps == nil {
+		w.switchSteps = map[string]storedStep{}
+	}
+	prev, seen := w.switchSteps[id]
+	w.switchSteps[id] = storedStep{step: r.Step, gate: r.Gate}
+	if !seen || r.Step <= prev.step || isBack(r.Phase) || prev.gate != "" ||
+		w.blindSince.IsZero() || w.s.Now().Sub(w.blindSince) < 100*time.Millisecond {
+		return
+	}
+	w.violate("%s: %s advanced from step %d to %d without a verdict (metrics blind since %s)", by, id, prev.step, r.Step, w.blindSince.Sub(simStart))
+}
+
+// storedStep is where a stored switch stood.
+type storedStep struct {
+	step int
+	gate string
+}
+
 // checkRollVerdicts (invariant 6 for rolls): while no verdict is possible
 // (Prometheus down, NaN, too little traffic — for longer than a round
 // takes), a judged roll going forward finishes no bake and, once any
 // replacement takes traffic, starts no new slot.
-func (w *World) checkRollVerdicts(r *Replica, id string, rl *model.Roll, o *observed) {
-	prev := o.slots[id]
-	o.slots[id] = make([]model.SlotState, len(rl.Slots))
+//
+// It judges the decisions, i.e. the stored writes, not each replica's
+// view: roll steps are stored before anyone serves them, and a follower
+// whose watch missed a write (cut off from Consul) sees it late, during
+// a blind spell that began after the leader decided (seed 1907: a step
+// stored at 2.8 s, seen by a follower at 9.6 s, blind since 6.6 s).
+func (w *World) checkRollVerdicts(by, id string, rl *model.Roll) {
+	if w.rollSlots == nil {
+		w.rollSlots = map[string][]model.SlotState{}
+	}
+	prev := w.rollSlots[id]
+	w.rollSlots[id] = make([]model.SlotState, len(rl.Slots))
 	for i, s := range rl.Slots {
-		o.slots[id][i] = s.State
+		w.rollSlots[id][i] = s.State
 	}
 	if !rl.Params.Judged || rl.Phase != model.RollRolling || len(prev) != len(rl.Slots) ||
 		w.blindSince.IsZero() || w.s.Now().Sub(w.blindSince) < 100*time.Millisecond {
@@ -335,9 +371,9 @@ func (w *World) checkRollVerdicts(r *Replica, id string, rl *model.Roll, o *obse
 	for i, s := range rl.Slots {
 		switch {
 		case prev[i] == model.SlotBaking && s.State == model.SlotReplaced:
-			w.violate("%s: %s finished the bake of slot %s without a verdict (metrics blind since %s)", r.id, id, s.Key, w.blindSince.Sub(simStart))
+			w.violate("%s: %s finished the bake of slot %s without a verdict (metrics blind since %s)", by, id, s.Key, w.blindSince.Sub(simStart))
 		case moving && prev[i] == model.SlotPending && s.State == model.SlotDraining:
-			w.violate("%s: %s started slot %s without a verdict (metrics blind since %s)", r.id, id, s.Key, w.blindSince.Sub(simStart))
+			w.violate("%s: %s started slot %s without a verdict (metrics blind since %s)", by, id, s.Key, w.blindSince.Sub(simStart))
 		}
 	}
 }

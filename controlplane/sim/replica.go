@@ -40,6 +40,7 @@ type Replica struct {
 	seen        map[string]uint64 // state watch: ModifyIndex seen per service
 	everServed  map[string]bool   // service/colour → it served members once
 	lastRead    map[string]model.Membership
+	queries     map[string][]time.Time // service → this incarnation's metric reads in the last round interval
 	proxies     []*proxy
 	routes      routes
 	publishing  bool                                       // a report write is scheduled
@@ -118,11 +119,17 @@ func (g gates) Call(_ context.Context, gt model.Gate, p gate.Payload) model.Gate
 
 // prometheus is the simulated Prometheus every replica queries: each
 // fleet's counters grow with simulated time, 4,000 requests a second at
-// 1 % errors (20 % for a bad green), none while traffic is gone.
-type prometheus struct{ w *World }
+// 1 % errors (20 % for a bad green), none while traffic is gone. With
+// Options.Scrape they move only at scrapes, and a read is as old as the
+// last scrape (Reading.Scraped says when), as Prometheus's are.
+type prometheus struct {
+	w *World
+	r *Replica // who asks
+}
 
 func (p prometheus) Read(_ context.Context, q fleetmetrics.Query) (fleetmetrics.Reading, error) {
 	w := p.w
+	p.r.queried(q.Service)
 	if w.promDown {
 		return fleetmetrics.Reading{}, fleetmetrics.ErrUnavailable
 	}
@@ -131,7 +138,35 @@ func (p prometheus) Read(_ context.Context, q fleetmetrics.Query) (fleetmetrics.
 	if w.promNaN {
 		req = math.NaN()
 	}
-	return fleetmetrics.Reading{Requests: map[string]float64{"{}": req}, Errors: map[string]float64{"{}": errs}}, nil
+	r := fleetmetrics.Reading{Requests: map[string]float64{"{}": req}, Errors: map[string]float64{"{}": errs}}
+	if q.Scraped {
+		r.Scraped = w.scrapedAt()
+	}
+	return r, nil
+}
+
+// maxReadsPerInterval: a round reads both fleets; within one round
+// interval come at most that round, the next, and the at-once read of a
+// new starting point (a new term), with room to spare. More is rounds
+// run back to back, hammering Prometheus.
+const maxReadsPerInterval = 8
+
+// queried records one metrics read of svc and checks that analysis rounds
+// keep their interval (a switch's plan interval, a roll's tick).
+func (r *Replica) queried(svc string) {
+	every := r.w.plan.Interval.D()
+	if svc == cache {
+		every = r.w.roll.Interval.D()
+	}
+	now := r.w.s.Now()
+	q := append(r.queries[svc], now)
+	for len(q) > 0 && now.Sub(q[0]) >= every {
+		q = q[1:]
+	}
+	r.queries[svc] = q
+	if len(q) > maxReadsPerInterval {
+		r.w.violate("%s read %s's metrics %d times within %s: analysis rounds do not keep their interval", r.id, svc, len(q), every)
+	}
 }
 
 // fleetCounter is one simulated fleet's request and error counters.
@@ -140,7 +175,26 @@ type fleetCounter struct {
 	at               time.Time
 }
 
-// counter brings a fleet's counters up to now and returns them.
+// scrapedAt is when Prometheus last scraped: now without Options.Scrape;
+// otherwise every Scrape from 3/7 of one after the start (so a switch
+// begins between scrapes).
+func (w *World) scrapedAt() time.Time {
+	now, every := w.s.Now(), w.opts.Scrape
+	if every <= 0 {
+		return now
+	}
+	first := simStart.Add(every * 3 / 7)
+	if now.Before(first) {
+		return simStart
+	}
+	return first.Add(now.Sub(first).Truncate(every))
+}
+
+// staleRequests and staleErrors are what green's web counters hold from
+// a failed earlier attempt when Options.StaleGreen is set: 20 % errors.
+const staleRequests, staleErrors = 1e6, 2e5
+
+// counter brings a fleet's counters up to the last scrape and returns them.
 func (w *World) counter(svc string, c model.Color) fleetCounter {
 	if w.counters == nil {
 		w.counters = map[string]*fleetCounter{}
@@ -148,10 +202,14 @@ func (w *World) counter(svc string, c model.Color) fleetCounter {
 	k := svc + "/" + string(c)
 	fc := w.counters[k]
 	if fc == nil {
-		fc = &fleetCounter{at: w.s.Now()}
+		fc = &fleetCounter{at: simStart}
+		if w.opts.StaleGreen && svc == service && c == model.Green {
+			fc.requests, fc.errors = staleRequests, staleErrors
+		}
 		w.counters[k] = fc
 	}
-	if dt := w.s.Now().Sub(fc.at).Seconds(); dt > 0 && !w.noTraffic {
+	at := w.scrapedAt()
+	if dt := at.Sub(fc.at).Seconds(); dt > 0 && !w.noTraffic {
 		n := math.Round(4000 * dt)
 		ratio := 0.01
 		if c == model.Green && (w.greenBad && svc == service || w.cacheBad && svc == cache) {
@@ -160,7 +218,9 @@ func (w *World) counter(svc string, c model.Color) fleetCounter {
 		fc.requests += n
 		fc.errors += math.Round(n * ratio)
 	}
-	fc.at = w.s.Now()
+	if at.After(fc.at) {
+		fc.at = at
+	}
 	return *fc
 }
 
@@ -175,6 +235,7 @@ func (r *Replica) start() {
 	r.seen = map[string]uint64{}
 	r.everServed = map[string]bool{}
 	r.lastRead = map[string]model.Membership{}
+	r.queries = map[string][]time.Time{}
 	r.eds = map[string]*endpoint.ClusterLoadAssignment{}
 	r.routes, r.publishing = newRoutes(), false
 	for _, p := range r.proxies {
@@ -188,7 +249,7 @@ func (r *Replica) start() {
 	c.UseElection()
 	c.SetReplica(r.id)
 	c.SetShrinkGrace(w.grace)
-	c.SetAnalysis(prometheus{w}, map[string]model.Plan{service: w.plan, cache: w.plan})
+	c.SetAnalysis(prometheus{w, r}, map[string]model.Plan{service: w.plan, cache: w.plan})
 	c.SetRolling(map[string]model.RollParams{cache: w.roll})
 	c.SetGates(gates{w})
 	c.SetAcks(simAcks{acks.NewAggregator(ackKV{r}, ackPrefix, r.id, r, quiet)})

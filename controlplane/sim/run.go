@@ -32,6 +32,12 @@ type Options struct {
 	// Gates: web's plan has a smoke gate at pre, step and post that rolls
 	// back when it fails.
 	Gates bool
+	// Scrape: Prometheus scrapes this often (zero: reads see live counters).
+	Scrape time.Duration
+	// StaleGreen: green's web counters start with a failed earlier
+	// attempt's requests at 20 % errors (issue 13's stale data): a healthy
+	// green must not be judged on them.
+	StaleGreen bool
 }
 
 // Fault is one injected failure.
@@ -87,6 +93,10 @@ func Random(seed int64) Options {
 		f.For = s.jitter(200*time.Millisecond, 8*time.Second)
 		o.Faults = append(o.Faults, f)
 	}
+	// Drawn from the seed, not the generator, so the faults above are
+	// those the seed always had.
+	o.Scrape = []time.Duration{0, 250 * time.Millisecond, time.Second}[seed%3]
+	o.StaleGreen = seed%2 == 0
 	return o
 }
 
@@ -113,6 +123,8 @@ type World struct {
 	violations  []string
 	decided     map[string]*decision // service/switch or roll ID → the rollback decided
 	maxGen      map[string]uint64
+	rollSlots   map[string][]model.SlotState // service/roll ID → slot states last stored
+	switchSteps map[string]storedStep        // service/switch ID → step last stored
 	termOf      map[uint64]string
 	seen        map[string]*observed // replica id#inc → last observation
 	lapse       map[string]time.Time // replica id → when it became unreachable
@@ -131,7 +143,6 @@ type decision struct {
 }
 
 type observed struct {
-	slots   map[string][]model.SlotState // roll → slot states seen
 	unsaved bool
 	step    map[string]int // switch → step seen
 	gen     uint64

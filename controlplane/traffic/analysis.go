@@ -57,13 +57,18 @@ func (a *analysisSessions) get(service, id string, epoch uint64) *counting {
 	return s
 }
 
-// primed reports whether the service's counting for id in epoch has its
-// starting point: if not, the next round should read it at once.
+// primed reports whether a round of id in epoch has already begun to count
+// (get was called): if not, the next round should read the starting point
+// at once. Only that first read is hurried: when it fails, or is refused
+// because Prometheus has not yet scraped the fleets since the switch began,
+// the next try comes an interval later like any round, never at once
+// again and again (that loop queried Prometheus back to back, e.g. for a
+// whole scrape interval, or for as long as Prometheus was down).
 func (a *analysisSessions) primed(service, id string, epoch uint64) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.m[service]
-	return s != nil && s.id == id && s.epoch == epoch && s.cand.Primed()
+	return s != nil && s.id == id && s.epoch == epoch
 }
 
 // read reads both fleets at one instant, bounded by the plan's interval;

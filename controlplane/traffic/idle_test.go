@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
-	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state/memstate"
@@ -19,15 +18,16 @@ import (
 // slowPlan is a valid plan whose analysis never runs within a test.
 func slowPlan() model.Plan {
 	hour := model.Duration(time.Hour)
-	return model.Plan{Steps: []int{50, 100}, Bake: hour, Interval: hour, Window: hour, MinRequests: 10, Confidence: 0.99,
-		UnavailableBudget: hour, OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant}
+	return model.Plan{Steps: []int{50, 100}, Bake: hour, Interval: hour, MinRequests: 10, Confidence: 0.99,
+		UnavailableBudget: hour, OnUnavailable: model.OnUnavailableRollback,
+		InsufficientBudget: hour, OnInsufficient: model.OnUnavailableRollback, Rollback: model.RollbackInstant}
 }
 
 // noMetrics is a metrics source that never has counts.
 type noMetrics struct{}
 
-func (noMetrics) Sample(context.Context, fleetmetrics.Query) (judge.Sample, error) {
-	return judge.Sample{}, fleetmetrics.ErrUnavailable
+func (noMetrics) Read(context.Context, fleetmetrics.Query) (fleetmetrics.Reading, error) {
+	return fleetmetrics.Reading{}, fleetmetrics.ErrUnavailable
 }
 
 // A switch without a colour goes to the idle one: the control plane

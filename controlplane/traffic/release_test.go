@@ -150,8 +150,8 @@ func TestPreGatesHoldInstantSwitch(t *testing.T) {
 
 func TestDarkPlanStartsAtZero(t *testing.T) {
 	plan := model.Plan{Steps: []int{5, 50, 100}, Bake: model.Duration(time.Second), Interval: model.Duration(time.Second),
-		Window: model.Duration(time.Second), MinRequests: 10, Confidence: 0.99, UnavailableBudget: model.Duration(time.Second),
-		OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant, Dark: true}
+		MinRequests: 10, Confidence: 0.99, UnavailableBudget: model.Duration(time.Second), OnUnavailable: model.OnUnavailableRollback,
+		InsufficientBudget: model.Duration(time.Second), OnInsufficient: model.OnUnavailableRollback, Rollback: model.RollbackInstant, Dark: true}
 	c, _ := releaseController(t, webService, &plan)
 	for _, tc := range []struct {
 		steps []int

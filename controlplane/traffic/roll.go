@@ -87,13 +87,13 @@ func (c *Controller) rollHealth(ctx context.Context, name string, epoch uint64, 
 	if !r.Params.Judged {
 		return model.RollVerdict{}
 	}
+	s := c.counts.get(name, r.ID, epoch) // this round has begun: the next keeps the interval
 	c.mu.Lock()
 	p, ok := c.plans[name]
 	c.mu.Unlock()
 	if !ok {
 		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: "no analysis plan for " + name}
 	}
-	s := c.counts.get(name, r.ID, epoch)
 	got, err := c.count(ctx, name, s, r.From, r.To, model.Plan{Interval: p.Interval, MinRequests: p.MinRequests}, r.StartedAt)
 	if err != nil { // no source: an error, so unavailable
 		return model.RollVerdict{Outcome: model.VerdictUnavailable, Reason: err.Error()}

@@ -20,8 +20,9 @@ func TestIntentAgainstConsul(t *testing.T) {
 	consul := harness.StartConsul(t)
 	s := New(consul.Client(), "intenttest/")
 	ctx := context.Background()
-	plan := model.Plan{Steps: []int{50, 100}, Bake: 0, Interval: model.Duration(time.Second), Window: model.Duration(time.Second),
-		MinRequests: 1, Confidence: 0.99, UnavailableBudget: model.Duration(time.Second), OnUnavailable: model.OnUnavailableRollback, Rollback: model.RollbackInstant}
+	plan := model.Plan{Steps: []int{50, 100}, Bake: 0, Interval: model.Duration(time.Second),
+		MinRequests: 1, Confidence: 0.99, UnavailableBudget: model.Duration(time.Second), OnUnavailable: model.OnUnavailableRollback,
+		InsufficientBudget: model.Duration(time.Second), OnInsufficient: model.OnUnavailableRollback, Rollback: model.RollbackInstant}
 	running := model.Traffic{Stable: model.Blue, Target: model.Green, GreenPercent: 50, Phase: model.PhaseSwitching, Generation: 2,
 		Rollout: &model.Rollout{ID: "gen-2", From: model.Blue, To: model.Green, Plan: plan, Phase: model.RolloutProgressing, Verdicts: []model.StepVerdict{}}}
 	idx, err := s.Save(ctx, "web", running, 0, model.HistoryEntry{})
