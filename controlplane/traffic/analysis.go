@@ -30,7 +30,10 @@ type counting struct {
 	id         string // rollout or roll ID
 	epoch      uint64
 	cand, base fleetmetrics.Tracker
-	test       *judge.Sequential // a roll's error test (a switch keeps its own in its state)
+	// candScraped and baseScraped are the oldest scrape of each fleet's
+	// series in the last read that was counted.
+	candScraped, baseScraped time.Time
+	test                     *judge.Sequential // a roll's error test (a switch keeps its own in its state)
 }
 
 // analysisSessions holds each service's counting, off the controller's lock:
@@ -108,13 +111,23 @@ type counted struct {
 // read is not used; what the fleets served meanwhile is not counted.
 func (c *Controller) count(ctx context.Context, service string, s *counting, from, to model.Color, p model.Plan, since time.Time) (counted, error) {
 	priming := !s.cand.Primed()
-	cr, br, err := c.read(ctx, service, from, to, p, priming)
+	cr, br, err := c.read(ctx, service, from, to, p, true)
 	if err != nil {
 		return counted{}, err
 	}
 	if priming && (before(cr.Scraped, since) || before(br.Scraped, since)) {
 		return counted{}, nil // scraped before the switch began: not a start
 	}
+	if !priming && (!scrapedSince(cr.Scraped, s.candScraped) || !scrapedSince(br.Scraped, s.baseScraped)) &&
+		c.now().Sub(oldest(s.candScraped, s.baseScraped)) < 2*p.Interval.D() {
+		// A fleet was not scraped since the last read (Prometheus scrapes
+		// less often than the interval): its flat counters say nothing
+		// about its traffic. Wait for the next scrape; after two intervals without
+		// one, the counts are taken as they are, and a fleet without
+		// requests is insufficient data, so the budget runs.
+		return counted{}, nil
+	}
+	s.candScraped, s.baseScraped = cr.Scraped, br.Scraped
 	var out counted
 	var ok1, ok2 bool
 	out.cand, ok1 = s.cand.Advance(cr)
@@ -158,6 +171,17 @@ func (c *Controller) analyse(ctx context.Context, service string, epoch uint64, 
 
 // before: t is known and earlier than since.
 func before(t, since time.Time) bool { return !t.IsZero() && t.Before(since) }
+
+// scrapedSince: a scrape newer than last, or times unknown (a source that
+// does not report them).
+func scrapedSince(t, last time.Time) bool { return t.IsZero() || last.IsZero() || t.After(last) }
+
+func oldest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
 
 func sample(c fleetmetrics.Counts) judge.Sample {
 	return judge.Sample{Requests: c.Requests, Errors: c.Errors}
