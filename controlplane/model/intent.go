@@ -53,3 +53,20 @@ func (t Traffic) Forward() bool {
 	}
 	return false
 }
+
+// EndsForward is true when t is a switch promoted or a roll completed: a
+// switch or roll ending forward. While a rollback intent stands such a
+// state must not be stored either: the intent may have been written, by a
+// replica that decided the rollback, moments before the leader finished the
+// switch, and storing the finish would delete it, undoing that decision.
+// (A stale intent, one whose switch ended before it was written, is
+// removed by the leader first; the write is then retried.)
+func (t Traffic) EndsForward() bool {
+	if r := t.Rollout; r != nil && r.Phase == RolloutPromoted {
+		return true
+	}
+	if r := t.Roll; r != nil && r.Phase == RollCompleted {
+		return true
+	}
+	return false
+}

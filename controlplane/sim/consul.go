@@ -110,10 +110,10 @@ func (s store) Save(_ context.Context, service string, t model.Traffic, prev sta
 	if (prev == 0 && ok) || (prev != 0 && (!ok || cur.idx != uint64(prev))) {
 		return 0, state.ErrConflict
 	}
-	// Like consulkv: a standing intent forbids a forward state; any other
-	// state removes it in the same transaction.
+	// Like consulkv: a standing intent forbids a state going or ending
+	// forward; any other state removes it in the same transaction.
 	if _, standing := c.intents[service]; standing {
-		if t.Forward() {
+		if t.Forward() || t.EndsForward() {
 			return 0, state.ErrIntent
 		}
 		delete(c.intents, service)

@@ -64,6 +64,16 @@ func TestIntentAgainstConsul(t *testing.T) {
 	if _, err := s.Save(ctx, "web", next, idx, model.HistoryEntry{}); !errors.Is(err, state.ErrIntent) {
 		t.Fatalf("forward write with an intent standing: %v, want ErrIntent", err)
 	}
+	// Ending forward too: storing the promotion would delete the intent
+	// and undo the rollback it stands for (sim seed 7985: an intent
+	// written 5 ms before the leader stored the switch's end).
+	done := next
+	rd := *next.Rollout
+	rd.Phase = model.RolloutPromoted
+	done.Rollout, done.Phase = &rd, model.PhaseSwitched
+	if _, err := s.Save(ctx, "web", done, idx, model.HistoryEntry{}); !errors.Is(err, state.ErrIntent) {
+		t.Fatalf("promotion with an intent standing: %v, want ErrIntent", err)
+	}
 	// The rollback: stored, and the intent goes in the same write.
 	back := running
 	rb := *running.Rollout

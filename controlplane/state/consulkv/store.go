@@ -126,10 +126,11 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 	if err != nil {
 		return 0, err
 	}
-	// A standing rollback intent forbids storing the switch going forward;
-	// any other state carries it out (or outlives it) and removes it.
+	// A standing rollback intent forbids storing the switch going forward
+	// or ending forward; any other state carries it out (or outlives it)
+	// and removes it.
 	intentOp := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: s.IntentKey(service)}}
-	if t.Forward() {
+	if t.Forward() || t.EndsForward() {
 		intentOp = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: s.IntentKey(service)}}
 	}
 	intentAt := len(ops)
