@@ -134,6 +134,15 @@ func permuteArgs(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	// A command with subcommands (bg release start NAME --wait): the
+	// subcommand's flags are the ones to move.
+	for len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		sub := cmd.Command(args[i+1])
+		if sub == nil {
+			break
+		}
+		i, cmd = i+1, sub
+	}
 	var flags, pos, after []string
 	rest := args[i+1:]
 	for j := 0; j < len(rest); j++ {

@@ -29,6 +29,11 @@ func TestPermuteArgs(t *testing.T) {
 		// After "--" everything is positional, and "--" must lead the positionals.
 		{[]string{"bg", "switch", "web", "--instant", "--", "--weird"}, []string{"bg", "switch", "--instant", "--", "web", "--weird"}},
 		{[]string{"bg", "status", "-"}, []string{"bg", "status", "-"}},
+		// A subcommand's flags move after the subcommand, values with them.
+		{[]string{"bg", "release", "start", "checkout", "--services", "web,api", "--wait"}, []string{"bg", "release", "start", "--services", "web,api", "--wait", "checkout"}},
+		{[]string{"bg", "--addr", "x:1", "release", "abort", "rel-1", "--reason", "INC 1"}, []string{"bg", "--addr", "x:1", "release", "abort", "--reason", "INC 1", "rel-1"}},
+		{[]string{"bg", "release"}, []string{"bg", "release"}},
+		{[]string{"bg", "release", "status", "rel-1", "-o", "json"}, []string{"bg", "release", "status", "-o", "json", "rel-1"}},
 		// A value flag with nothing after it is left for the parser to report.
 		{[]string{"bg", "switch", "web", "--to"}, []string{"bg", "switch", "--to", "web"}},
 	}
