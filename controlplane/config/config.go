@@ -17,6 +17,10 @@ type Config struct {
 	History    History    `mapstructure:"history"`
 	Membership Membership `mapstructure:"membership"`
 	Services   []Service  `mapstructure:"services"`
+	// Releases are named groups of services released together (bg release
+	// start --group NAME); Release tunes every release.
+	Releases []ReleaseGroup `mapstructure:"releases"`
+	Release  Release        `mapstructure:"release"`
 }
 
 // Consul says where fleets and traffic state are read from.
@@ -111,6 +115,9 @@ type Service struct {
 	Mirror  Mirror  `mapstructure:"mirror"`
 	Gates   []Gate  `mapstructure:"gates"`
 	Windows Windows `mapstructure:"windows"`
+	// DependsOn names the configured services this one calls: in a
+	// release they are its providers and switch before it.
+	DependsOn []string `mapstructure:"depends_on"`
 }
 
 // Leader configures the election of the one replica that acts.

@@ -53,6 +53,7 @@ var defaults = map[string]any{
 	"leader.lock_delay":      DefaultLockDelay,
 
 	"membership.shrink_grace": DefaultShrinkGrace,
+	"release.max_parallel":    DefaultMaxParallel,
 }
 
 // defaultServices fills per-service defaults that viper cannot express for

@@ -69,7 +69,7 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 		// web spells out every analysis default; api omits the block.
 		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling(),
 			Pools: []Pool{{Header: "x-bg-pool", Value: "staff"}, {Cookie: "beta", Value: "1"}}, Gates: []Gate{},
-			Windows: Windows{TimeZone: "UTC", Allow: []WindowAllow{}, Freeze: []WindowFreeze{}}},
+			Windows: Windows{TimeZone: "UTC", Allow: []WindowAllow{}, Freeze: []WindowFreeze{}}, DependsOn: []string{"api"}},
 		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
 		{Name: "sessions", ConsulService: "sessions", Port: 10002, Protocol: "http2", Strategy: "rolling",
 			Analysis: func() Analysis {
@@ -83,6 +83,15 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
 		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)
 	}
+	if g := []ReleaseGroup{{Name: "checkout", Services: []string{"web", "api"}}}; !reflect.DeepEqual(c.Releases, g) || c.Release.MaxParallel != DefaultMaxParallel {
+		t.Errorf("demo releases changed: %+v, max_parallel %d", c.Releases, c.Release.MaxParallel)
+	}
+	groups, _ := v.Get("releases").([]any)
+	if len(groups) == 0 {
+		t.Fatal("configs/bg.yaml has no release group")
+	}
+	group, _ := groups[0].(map[string]any)
+	checkHasFields(t, "releases[0]", group, ReleaseGroup{})
 }
 
 // retiredKeys are still decoded (so that validation can say how to

@@ -54,6 +54,7 @@ func (c *Config) Validate() error {
 		es.add("membership.shrink_grace", "%s: must be between 0s (no grace) and 1h", g)
 	}
 	validateServices(c.Services, c.Prometheus.Address != "", &es)
+	c.validateReleases(&es)
 	if len(es) == 0 {
 		return nil // untyped nil, so err != nil stays meaningful
 	}
