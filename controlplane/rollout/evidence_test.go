@@ -219,6 +219,10 @@ func roundTrip(t *testing.T, tr model.Traffic) model.Traffic {
 // or a restart) decides exactly as the one that kept running in memory.
 func TestResumeFromStoredStateDecidesAlike(t *testing.T) {
 	fast := hist(0, 0, 0, 0, 100)
+	// The baseline serves enough to bound its p99 by a bucket (about 770
+	// requests) within the insufficient budget: until then latency cannot
+	// be judged and the step holds.
+	base := hist(0, 0, 0, 0, 300)
 	slow := hist(0, 0, 0, 0, 0, 0, 0, 40)
 	cases := map[string]struct {
 		from   model.Traffic
@@ -250,7 +254,7 @@ func TestResumeFromStoredStateDecidesAlike(t *testing.T) {
 					if i > 4 {
 						cand = slow.plus(hist(0, 0, 0, 0, 60))
 					}
-					evs = append(evs, withLatency(a, cand, fast))
+					evs = append(evs, withLatency(a, cand, base))
 				}
 				return evs
 			}(),
@@ -815,5 +819,36 @@ func TestEvidenceOfAnotherTestVersionStartsAfresh(t *testing.T) {
 	}
 	if ev.Candidate.Requests <= 5000 {
 		t.Errorf("counts so far were dropped: %+v", ev.Candidate)
+	}
+}
+
+// While latency cannot be judged yet (the baseline's p99 not yet bounded
+// by a bucket), a step does not pass: a switch never advances or promotes
+// with its latency unjudged (e2e TestJudge promoted a 100 ms slower green
+// under load, its baseline at 596 of the ~770 requests needed).
+func TestLatencyPendingHoldsTheStep(t *testing.T) {
+	pl := withBake(latencyPlan(p3()), 0)
+	thin := hist(0, 0, 0, 0, 300)
+	a := withLatency(an(10*time.Second, judge.Pass), thin, thin)
+	l := latencyOf(t, a)
+	if l.Pending() == "" {
+		t.Fatalf("fixture: 300 baseline requests bound the p99 already: %s", l.Reason())
+	}
+	out, acts, err := Decide(running(G, pl, 1, progressing), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Rollout
+	if r.Step != 1 || r.Phase != progressing || r.InsufficientSince.IsZero() || !strings.Contains(r.Reason, "holding: latency:") {
+		t.Fatalf("step %d %s, reason %q, actions %v: want a hold on latency", r.Step, r.Phase, r.Reason, acts)
+	}
+	// With enough baseline requests the same step passes and advances.
+	more := withLatency(an(20*time.Second, judge.Pass), hist(0, 0, 0, 0, 1000), hist(0, 0, 0, 0, 1000))
+	out, _, err = Decide(out, more)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Rollout.Phase != model.RolloutPromoted {
+		t.Fatalf("after enough data: %s step %d (%q), want promoted", out.Rollout.Phase, out.Rollout.Step, out.Rollout.Reason)
 	}
 }

@@ -319,7 +319,11 @@ func analyse(next model.Traffic, r *model.Rollout, e Analysis) (model.Traffic, [
 		r.DetectedAt = e.Now
 		return rollback(next, r, e.Now, model.CauseLatencyRegressed, "latency regressed: "+ev.latency.Reason())
 	}
-	if why := insufficient(r, e); why != "" {
+	why := insufficient(r, e)
+	if why == "" && ev.latency != nil && r.Applied() != 100 {
+		why = ev.latency.Pending() // latency cannot be judged yet: no step passes unjudged
+	}
+	if why != "" {
 		record(r, string(judge.Insufficient), why, cr, br, e.Now)
 		first := r.InsufficientSince.IsZero()
 		if first {
