@@ -41,7 +41,33 @@ type Traffic struct {
 	// Preview turns canary pools and mirroring on towards this colour
 	// before a switch starts ("" = off). A switch start clears it.
 	Preview Color `json:"preview,omitempty"`
+	// SwitchID names the latest switch of any kind: a progressive
+	// switch's Rollout.ID, a roll's Roll.ID, or gen-N for an instant
+	// switch stored at generation N. Every switch start sets it; states
+	// stored before it existed have none (LatestSwitchID falls back).
+	SwitchID string `json:"switch_id,omitempty"`
+	// Release is the release that started the latest switch ("" when it
+	// was started alone).
+	Release string `json:"release,omitempty"`
 }
+
+// LatestSwitchID is the ID of the service's latest switch: SwitchID, or
+// for a state stored before switches recorded it, its rollout's or roll's
+// ID ("" when it never had one, or only instant switches then).
+func (t Traffic) LatestSwitchID() string {
+	switch {
+	case t.SwitchID != "":
+		return t.SwitchID
+	case t.Rollout != nil:
+		return t.Rollout.ID
+	case t.Roll != nil:
+		return t.Roll.ID
+	}
+	return ""
+}
+
+// InstantSwitchID names an instant switch stored at generation gen.
+func InstantSwitchID(gen uint64) string { return fmt.Sprintf("gen-%d", gen) }
 
 // Candidate is the colour pools and mirrored requests go to: the target
 // of a running progressive switch, else the previewed colour, else none.
@@ -154,6 +180,15 @@ func (t Traffic) Validate() error {
 	}
 	if t.Generation == 0 {
 		return fmt.Errorf("generation must be at least 1")
+	}
+	if t.Release != "" && t.SwitchID == "" {
+		return fmt.Errorf("release %q: set without a switch_id", t.Release)
+	}
+	if id := t.SwitchID; id != "" && (t.Rollout != nil || t.Roll != nil) &&
+		(t.Rollout == nil || t.Rollout.ID != id) && (t.Roll == nil || t.Roll.ID != id) {
+		// A rollout or roll in the state is the latest switch: an instant
+		// switch or another start replaces it.
+		return fmt.Errorf("switch_id %q names neither the rollout nor the roll", id)
 	}
 	return nil
 }

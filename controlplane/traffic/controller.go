@@ -99,6 +99,8 @@ type Controller struct {
 	guard      membership.Guard
 	acks       Acks
 	counts     analysisSessions // each running switch's or roll's counters, per service
+	// releaseGuard names the running release owning a service (members.go).
+	releaseGuard ReleaseGuard
 }
 
 // New builds a controller for the configured services.

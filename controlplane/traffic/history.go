@@ -78,6 +78,9 @@ func (c *Controller) entry(ctx context.Context, cur, next model.Traffic) model.H
 			e.Reason = r.Reason
 		}
 	}
+	if next.Release != "" && next.SwitchID != cur.SwitchID {
+		e.Detail = strings.TrimPrefix(e.Detail+"; ", "; ") + "switch " + next.SwitchID + " of release " + next.Release
+	}
 	return e
 }
 

@@ -19,6 +19,13 @@ type Request struct {
 	Force   bool // allow moving traffic to an empty fleet
 	Reason  string
 	Timeout time.Duration // how long to wait for ACKs
+	// Release tags a switch started by that release (model.Traffic's
+	// Release) and lets the release act on its member services, which
+	// refuse every other command while it runs (ErrInRelease).
+	Release string
+	// Back: the release's switch back to the colour its member came from
+	// after a failure. Like an abort, no window or gate holds it back.
+	Back bool
 }
 
 // Result says what changed and whether every subscribed proxy holds it
@@ -36,11 +43,14 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := c.checkRelease(req.Service, req.Release); err != nil {
+		return Result{}, err
+	}
 	ctx, err = c.forced(ctx, req, "switch", "windows, gates and analysis")
 	if err != nil {
 		return Result{}, err
 	}
-	if !req.Force {
+	if !req.Force && !req.Back {
 		if err := c.checkWindow(req.Service); err != nil {
 			return Result{}, err
 		}
@@ -67,7 +77,7 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 	if !req.Instant {
 		return c.startProgressive(ctx, req)
 	}
-	if !req.Force {
+	if !req.Force && !req.Back {
 		if t, err := c.traffic(req.Service); err == nil && t.Serving() != req.To && !t.ProgressiveRunning() && !t.RollRunning() {
 			if err := c.preGatesInstant(ctx, req); err != nil {
 				return Result{}, err
@@ -80,13 +90,22 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 	}
 	return c.apply(ctx, req, func(t model.Traffic) (model.Traffic, bool, model.Color, error) {
 		next, changed := switchTo(t, req.To, reason)
+		if changed {
+			next.SwitchID, next.Release = model.InstantSwitchID(next.Generation), req.Release
+		}
 		return next, changed, req.To, nil
 	})
 }
 
 // Abort puts a service's traffic back on its stable colour, mid-plan too.
 func (c *Controller) Abort(ctx context.Context, req Request) (Result, error) {
-	// Nothing holds an abort back; --force only records it as an override.
+	if _, err := c.lookup(req.Service); err != nil {
+		return Result{}, err
+	}
+	if err := c.checkRelease(req.Service, req.Release); err != nil {
+		return Result{}, err
+	}
+	// Nothing else holds an abort back; --force only records it as an override.
 	ctx, err := c.forced(ctx, req, "abort", "the empty-fleet check (aborts are never gated)")
 	if err != nil {
 		return Result{}, err

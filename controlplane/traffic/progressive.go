@@ -90,6 +90,7 @@ func (c *Controller) startProgressive(ctx context.Context, req Request) (Result,
 		if err != nil {
 			return cur, effects{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
 		}
+		next.SwitchID, next.Release = next.Rollout.ID, req.Release
 		return next, effectsOf(actions), nil
 	})
 	if err != nil {
@@ -139,6 +140,9 @@ func (c *Controller) lookup(name string) (*service, error) {
 
 // Pause stops a running switch from advancing; analysis and rollback go on.
 func (c *Controller) Pause(ctx context.Context, req Request) (Result, error) {
+	if err := c.guardCommand(req); err != nil {
+		return Result{}, err
+	}
 	ctx, err := c.forced(ctx, req, "pause", "nothing (a pause is never gated)")
 	if err != nil {
 		return Result{}, err
@@ -148,6 +152,9 @@ func (c *Controller) Pause(ctx context.Context, req Request) (Result, error) {
 
 // Resume lets a paused switch advance again after its step bakes anew.
 func (c *Controller) Resume(ctx context.Context, req Request) (Result, error) {
+	if err := c.guardCommand(req); err != nil {
+		return Result{}, err
+	}
 	ctx, err := c.forced(ctx, req, "resume", "nothing (a resume is never gated)")
 	if err != nil {
 		return Result{}, err
@@ -157,6 +164,9 @@ func (c *Controller) Resume(ctx context.Context, req Request) (Result, error) {
 
 // Promote skips the remaining steps (with Force: and the analysis).
 func (c *Controller) Promote(ctx context.Context, req Request) (Result, error) {
+	if err := c.guardCommand(req); err != nil {
+		return Result{}, err
+	}
 	if req.Force && strings.TrimSpace(req.Reason) == "" {
 		return Result{}, fmt.Errorf("%w: say why this promote overrides analysis and gates", ErrNeedsReason)
 	}

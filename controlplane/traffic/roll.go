@@ -40,6 +40,7 @@ func (c *Controller) startRoll(ctx context.Context, req Request) (Result, error)
 		if err != nil {
 			return cur, effects{}, fmt.Errorf("%w: %v", ErrBadPlan, err)
 		}
+		next.SwitchID, next.Release = next.Roll.ID, req.Release
 		return next, effectsOf(actions), nil
 	})
 	if err != nil {

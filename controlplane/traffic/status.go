@@ -30,6 +30,7 @@ func (c *Controller) Status(name string) (Status, error) {
 	st := Status{
 		Service: name, Strategy: s.effective().Strategy, Weights: Weights{Blue: t.Percent(model.Blue), Green: t.Percent(model.Green)},
 		Stable: t.Stable, Target: t.Target, Phase: t.Phase, Generation: t.Generation, Reason: t.Reason,
+		SwitchID: t.LatestSwitchID(), Release: t.Release,
 		Fleets: map[model.Color]FleetStatus{}, MembershipReadAt: s.readAt, Ignored: s.skipped,
 	}
 	if t.Rollout != nil {

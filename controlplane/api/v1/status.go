@@ -61,15 +61,19 @@ type WindowStatus struct {
 // Status is what `bg status` shows for one service: GET /v1/services/{S}
 // (and, as a list, GET /v1/services).
 type Status struct {
-	Service    string                      `json:"service"`
-	Strategy   model.Strategy              `json:"strategy"`
-	Weights    Weights                     `json:"weights"`
-	Stable     model.Color                 `json:"stable"`
-	Target     model.Color                 `json:"target,omitempty"`
-	Phase      model.Phase                 `json:"phase"`
-	Generation uint64                      `json:"generation"`
-	Reason     string                      `json:"reason,omitempty"`
-	Fleets     map[model.Color]FleetStatus `json:"fleets"`
+	Service    string         `json:"service"`
+	Strategy   model.Strategy `json:"strategy"`
+	Weights    Weights        `json:"weights"`
+	Stable     model.Color    `json:"stable"`
+	Target     model.Color    `json:"target,omitempty"`
+	Phase      model.Phase    `json:"phase"`
+	Generation uint64         `json:"generation"`
+	Reason     string         `json:"reason,omitempty"`
+	// SwitchID names the latest switch (instant, progressive or roll);
+	// Release is the release that started it ("" when started alone).
+	SwitchID string                      `json:"switch_id,omitempty"`
+	Release  string                      `json:"release,omitempty"`
+	Fleets   map[model.Color]FleetStatus `json:"fleets"`
 	// Proxies counts every replica's proxies using the route and those
 	// holding the current generation; Acks has them per replica.
 	Proxies ProxyCounts  `json:"proxies"`
