@@ -2,10 +2,11 @@ package consulkv
 
 import (
 	"context"
-	"github.com/bgctl/bg/controlplane/wait"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/bgctl/bg/controlplane/wait"
 
 	"github.com/hashicorp/consul/api"
 
