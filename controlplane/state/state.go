@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/release"
 )
 
 // ErrConflict means the stored state changed since it was read.
@@ -65,4 +66,22 @@ type Snapshot struct {
 // services.
 type Lister interface {
 	LoadAll(ctx context.Context) (Snapshot, error)
+}
+
+// StoredRelease is one release as stored, with its revision.
+type StoredRelease struct {
+	Release release.Release
+	Index   Index
+}
+
+// Releases persists releases (controlplane/release) next to the services'
+// states: check-and-set on each release's revision and fenced like Save.
+type Releases interface {
+	// SaveRelease writes r only if its stored revision is still prev (0:
+	// only if absent).
+	SaveRelease(ctx context.Context, r release.Release, prev Index) (Index, error)
+	// LoadRelease reads one release; found is false if none has that ID.
+	LoadRelease(ctx context.Context, id string) (r release.Release, idx Index, found bool, err error)
+	// ListReleases reads every stored release, oldest first.
+	ListReleases(ctx context.Context) ([]StoredRelease, error)
 }

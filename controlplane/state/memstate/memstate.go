@@ -1,11 +1,17 @@
-// Package memstate is an in-memory state.Store with Consul's check-and-set
-// rule and a history, for tests and benchmarks that need a real store but
-// no Consul.
+// Package memstate is an in-memory state.Store (and state.Releases) with
+// Consul's check-and-set rule and a history, for tests and benchmarks that
+// need a real store but no Consul.
 package memstate
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"sync"
+
+	"github.com/bgctl/bg/controlplane/release"
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
@@ -13,11 +19,17 @@ import (
 
 // Store keeps each service's state and every history entry written with it.
 type Store struct {
-	mu      sync.Mutex
-	data    map[string]model.Traffic
-	idx     map[string]state.Index
-	next    state.Index
-	entries []model.HistoryEntry
+	mu       sync.Mutex
+	data     map[string]model.Traffic
+	idx      map[string]state.Index
+	next     state.Index
+	entries  []model.HistoryEntry
+	releases map[string]storedRelease
+}
+
+type storedRelease struct {
+	body []byte
+	idx  state.Index
 }
 
 // New returns an empty store.
@@ -60,4 +72,62 @@ func (m *Store) Last() model.HistoryEntry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.entries[len(m.entries)-1]
+}
+
+var _ state.Releases = (*Store)(nil)
+
+// SaveRelease implements state.Releases with Consul's check-and-set rule;
+// releases are kept encoded, so what Consul would refuse is refused here.
+func (m *Store) SaveRelease(_ context.Context, r release.Release, prev state.Index) (state.Index, error) {
+	if err := r.Validate(); err != nil {
+		return 0, fmt.Errorf("refusing to store invalid release: %w", err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.releases == nil {
+		m.releases = map[string]storedRelease{}
+	}
+	if m.releases[r.ID].idx != prev {
+		return 0, fmt.Errorf("release %s: %w", r.ID, state.ErrConflict)
+	}
+	m.next++
+	m.releases[r.ID] = storedRelease{body: b, idx: m.next}
+	return m.next, nil
+}
+
+// LoadRelease implements state.Releases.
+func (m *Store) LoadRelease(_ context.Context, id string) (release.Release, state.Index, bool, error) {
+	m.mu.Lock()
+	sr, ok := m.releases[id]
+	m.mu.Unlock()
+	if !ok {
+		return release.Release{}, 0, false, nil
+	}
+	r, err := release.Decode(sr.body)
+	return r, sr.idx, err == nil, err
+}
+
+// ListReleases implements state.Releases: oldest first.
+func (m *Store) ListReleases(context.Context) ([]state.StoredRelease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]state.StoredRelease, 0, len(m.releases))
+	for _, sr := range m.releases {
+		r, err := release.Decode(sr.body)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, state.StoredRelease{Release: r, Index: sr.idx})
+	}
+	slices.SortFunc(out, func(a, b state.StoredRelease) int {
+		if c := a.Release.CreatedAt.Compare(b.Release.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Release.ID, b.Release.ID)
+	})
+	return out, nil
 }
