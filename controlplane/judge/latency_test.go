@@ -285,6 +285,9 @@ const latAARisk = 1e-4
 // margin fails at most as many switches as these. MinRequests is 1: the
 // guarantee must not lean on it.
 func TestLatencyWholeSwitchesNull(t *testing.T) {
+	if raceDetector {
+		t.Skip("statistical simulation: runs without -race (scripts/test.sh, its own step)")
+	}
 	if testing.Short() {
 		t.Skip("simulation")
 	}
@@ -351,6 +354,9 @@ func TestLatencyWholeSwitchesNull(t *testing.T) {
 // and 10 ms" (20 % governs at these latencies), over whole switches, with
 // the median time to detect among detected switches.
 func TestLatencyWholeSwitchesDetect(t *testing.T) {
+	if raceDetector {
+		t.Skip("statistical simulation: runs without -race (scripts/test.sh, its own step)")
+	}
 	if testing.Short() {
 		t.Skip("simulation")
 	}

@@ -53,6 +53,9 @@ func switchFailRate(seed uint64, switches int, rps, pc, pb float64, p Params) fl
 // Confidence is per analysis; a switch is many analyses. Logged for
 // docs/judge.md, not asserted: the numbers depend on the plan, not the judge.
 func TestSimPerSwitch(t *testing.T) {
+	if raceDetector {
+		t.Skip("statistical simulation: runs without -race (scripts/test.sh, its own step)")
+	}
 	for i, conf := range []float64{0.99, 0.999} {
 		p := DefaultParams()
 		p.Confidence = conf
@@ -279,6 +282,9 @@ func runSwitches(seed uint64, healthy, regressed int, rps, rate float64, p Param
 // insufficient data); the 100 % step has no baseline and is not judged.
 // About 10 s on two idle cores, so skipped under -short.
 func TestWholeSwitches(t *testing.T) {
+	if raceDetector {
+		t.Skip("statistical simulation: runs without -race (scripts/test.sh, its own step)")
+	}
 	if testing.Short() {
 		t.Skip("simulation of 240,000 switches")
 	}

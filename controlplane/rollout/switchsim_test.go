@@ -224,6 +224,9 @@ func (r simRow) share(m map[simOutcome]int, n int, o simOutcome) float64 {
 // standard deviations away; the seed is fixed, so the run is reproducible.
 // About 20 s on two idle cores (27 s on busy ones), so skipped under -short.
 func TestWholeSwitchesThroughDecide(t *testing.T) {
+	if raceDetector {
+		t.Skip("statistical simulation: runs without -race (scripts/test.sh, its own step)")
+	}
 	if testing.Short() {
 		t.Skip("simulation of 240,000 switches through Decide")
 	}

@@ -1,0 +1,8 @@
+//go:build race
+
+package judge
+
+// raceDetector: statistical simulations skip themselves under -race (they
+// are pure arithmetic, 5–10× slower there); scripts/test.sh runs them in
+// their own step without it.
+const raceDetector = true
