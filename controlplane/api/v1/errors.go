@@ -15,20 +15,27 @@ const (
 	CodeUnknownService = "unknown_service" // no such service
 	CodeBadPlan        = "bad_plan"        // the switch cannot be planned as asked
 	CodeNeedsReason    = "needs_reason"    // force without a reason
+	CodeUnknownRelease = "unknown_release" // no release with that ID (404)
 
 	// The control plane refused (HTTP 409, 422, 503).
 	CodeEmptyFleet    = "empty_fleet"
 	CodeConflict      = "conflict"
 	CodeSwitchRunning = "switch_running"
-	CodeNotRunning    = "not_running"
-	CodeWindowClosed  = "window_closed"
-	CodeGateFailed    = "gate_failed"
-	CodeNoPreview     = "no_preview"
-	CodeNoAnalysis    = "no_analysis"
-	CodeNotLeader     = "not_leader"
-	CodeNoLeader      = "no_leader"
-	CodeNotReady      = "not_ready"
-	CodeUnavailable   = "unavailable"
+	// CodeInRelease: the service is a member of a running release, which
+	// alone switches it until it ends (409); the message names the release.
+	CodeInRelease = "in_release"
+	// CodeReleaseState: the release cannot take the command in its phase
+	// (ended, not started, rolling back) (409).
+	CodeReleaseState = "release_state"
+	CodeNotRunning   = "not_running"
+	CodeWindowClosed = "window_closed"
+	CodeGateFailed   = "gate_failed"
+	CodeNoPreview    = "no_preview"
+	CodeNoAnalysis   = "no_analysis"
+	CodeNotLeader    = "not_leader"
+	CodeNoLeader     = "no_leader"
+	CodeNotReady     = "not_ready"
+	CodeUnavailable  = "unavailable"
 
 	CodeUnauthorized = "unauthorized" // HTTP 401
 )
