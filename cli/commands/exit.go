@@ -22,9 +22,9 @@ const (
 	ExitNotAcked     = 4  // applied, but some proxies did not ACK before --timeout
 	ExitUnauthorized = 5  // missing or wrong token
 	ExitUnreachable  = 6  // no answer from the control plane
-	ExitRolledBack   = 10 // switch --wait: the analysis failed and traffic went back to the stable colour
-	ExitAborted      = 11 // switch --wait: the switch was aborted by hand
-	ExitTimedOut     = 12 // switch --wait: still running when --wait-timeout ended
+	ExitRolledBack   = 10 // switch --wait: the analysis failed and traffic went back to the stable colour; release --wait: a service failed and the release rolled back
+	ExitAborted      = 11 // switch/release --wait: the switch or release was aborted by hand
+	ExitTimedOut     = 12 // switch/release --wait: still running when --wait-timeout (release: --timeout) ended
 )
 
 // apiExit turns a client error into a message and the matching exit code.

@@ -9,3 +9,11 @@ func SetReleasePoll(d time.Duration) (restore func()) {
 	releasePollEvery = d
 	return func() { releasePollEvery = old }
 }
+
+// SetReleaseRetry sets how long `release … --wait` reads through transient
+// errors, for tests, and returns a function restoring it.
+func SetReleaseRetry(d time.Duration) (restore func()) {
+	old := releaseRetryFor
+	releaseRetryFor = d
+	return func() { releaseRetryFor = old }
+}

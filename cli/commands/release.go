@@ -2,8 +2,10 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +21,27 @@ import (
 
 // releasePollEvery is how often `release … --wait` reads the release.
 var releasePollEvery = 500 * time.Millisecond
+
+// releaseRetryFor is how long `release … --wait` keeps reading through
+// answers that a leader change or a restart explains (no answer, 502,
+// 503, 504) before it reports the error.
+var releaseRetryFor = 30 * time.Second
+
+// transient reports an error a leader change or a restart explains.
+func transient(err error) bool {
+	var unreachable *client.UnreachableError
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &unreachable):
+		return true
+	case errors.As(err, &apiErr):
+		switch apiErr.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+	}
+	return false
+}
 
 func releaseCommand() *cli.Command {
 	return &cli.Command{
@@ -500,6 +523,8 @@ func followRelease(c *cli.Context, cl *client.Client, st apiv1.ReleaseStatus) er
 	w := c.App.Writer
 	say := func(line string) { fmt.Fprintln(w, time.Now().Format("15:04:05"), line) }
 	lastHead, lastMember := "", map[string]string{}
+	var failingSince time.Time
+	lastErr := ""
 	for first := true; ; first = false {
 		if text {
 			// The release's line first at the start, then after its
@@ -539,8 +564,24 @@ func followRelease(c *cli.Context, cl *client.Client, st apiv1.ReleaseStatus) er
 			if ctx.Err() != nil {
 				continue // reported as a timeout above
 			}
-			return apiExit(err)
+			// A leader change or a restarted replica: the release goes
+			// on; keep reading for a while before giving up.
+			if !transient(err) {
+				return apiExit(err)
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if time.Since(failingSince) > releaseRetryFor {
+				return apiExit(err)
+			}
+			if text && err.Error() != lastErr {
+				say(fmt.Sprintf("reading release %s failed, retrying for up to %s (the release goes on in the control plane): %v", id, releaseRetryFor, err))
+			}
+			lastErr = err.Error()
+			continue
 		}
+		failingSince, lastErr = time.Time{}, ""
 		st = next
 	}
 }

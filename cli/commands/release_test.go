@@ -31,6 +31,9 @@ type releaseServer struct {
 	refuse     int
 	refuseBody apiv1.ErrorBody
 	token      string
+	// failGets answers this many GETs of a release with failBody (503).
+	failGets int
+	failBody apiv1.ErrorBody
 
 	calls  []string // "METHOD URI"
 	starts []apiv1.ReleaseRequest
@@ -97,6 +100,9 @@ func (f *releaseServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		st, _ := next(f.started)
 		answer(http.StatusCreated, st)
+	case r.Method == http.MethodGet && f.failGets > 0:
+		f.failGets--
+		answer(http.StatusServiceUnavailable, f.failBody)
 	default:
 		parts := strings.Split(strings.TrimPrefix(rest, "/"), "/")
 		st, ok := next(parts[0])
@@ -611,4 +617,33 @@ rel-1  checkout  promoted     4/4 promoted  2025-03-01T12:00:00Z  2025-03-01T13:
 	if out != "no releases\n" {
 		t.Errorf("no releases: %q", out)
 	}
+}
+
+// --wait reads through a leader change (503s) for a while; the release
+// goes on in the control plane.
+func TestReleaseWaitThroughLeaderChange(t *testing.T) {
+	fastPoll(t)
+	noLeader := apiv1.ErrorBody{Error: "no leader elected", Code: apiv1.CodeNoLeader}
+	f, addr := newReleaseServer(t, promotedFrames()...)
+	f.failGets, f.failBody = 3, noLeader
+	code, out, errOut := run(t, "--addr", addr, "release", "start", "checkout", "--wait")
+	expect(t, code, out, errOut, commands.ExitOK)
+	if n := strings.Count(out, "retrying"); n != 1 {
+		t.Errorf("%d retry lines:\n%s", n, out)
+	}
+	inOrder(t, out, "auth: switching", "no leader elected", "release rel-1 (checkout): promoted")
+
+	t.Cleanup(commands.SetReleaseRetry(20 * time.Millisecond))
+	f, addr = newReleaseServer(t, promotedFrames()...)
+	f.failGets, f.failBody = 1<<30, noLeader
+	code, out, errOut = run(t, "--addr", addr, "release", "start", "checkout", "--wait")
+	expect(t, code, out, errOut, commands.ExitRefused, "no leader elected")
+
+	// Not a leader change: reported at once.
+	f, addr = newReleaseServer(t, promotedFrames()...)
+	f.started = "start" // answers with rel-1, which GET does not know
+	f.frames["start"] = []apiv1.ReleaseStatus{promotedFrames()[0]}
+	delete(f.frames, "rel-1")
+	code, out, errOut = run(t, "--addr", addr, "release", "start", "checkout", "--wait")
+	expect(t, code, out, errOut, commands.ExitUsage, `unknown release "rel-1"`)
 }
