@@ -47,6 +47,8 @@ type Options struct {
 	Leader LeaderFunc
 	// Pprof serves Go's runtime profiles at /debug/pprof/.
 	Pprof bool
+	// Releases, when set, serves /v1/releases (releases.go).
+	Releases Releases
 }
 
 // Handler builds the admin API.
@@ -117,6 +119,9 @@ func Handler(c Controller, o Options) http.Handler {
 			writeResult(w, res, err)
 		})
 	}
+	if o.Releases != nil {
+		releaseRoutes(mux, o.Releases)
+	}
 	var h http.Handler = mux
 	if o.Leader != nil {
 		h = Forwarding(mux, o.Leader)
@@ -140,7 +145,12 @@ func writeResult(w http.ResponseWriter, res traffic.Result, err error) {
 
 // writeFailure maps controller errors to HTTP statuses the CLI understands.
 func writeFailure(w http.ResponseWriter, err error) {
+	if releaseFailure(w, err) {
+		return
+	}
 	switch {
+	case errors.Is(err, traffic.ErrInRelease):
+		writeError(w, http.StatusConflict, apiv1.CodeInRelease, err.Error())
 	case errors.Is(err, traffic.ErrUnknownService):
 		writeError(w, http.StatusNotFound, apiv1.CodeUnknownService, err.Error())
 	case errors.Is(err, traffic.ErrEmptyFleet):

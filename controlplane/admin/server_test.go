@@ -471,6 +471,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: gate smoke (pre) failed", traffic.ErrGateFailed), http.StatusConflict, "gate_failed"},
 		{fmt.Errorf("%w: say why", traffic.ErrNeedsReason), http.StatusBadRequest, "needs_reason"},
 		{fmt.Errorf("%w: web has no pools", traffic.ErrNoPreview), http.StatusUnprocessableEntity, "no_preview"},
+		{fmt.Errorf("%w: web is a member of release checkout-3", traffic.ErrInRelease), http.StatusConflict, "in_release"},
 		{errors.New("consul is down"), http.StatusServiceUnavailable, "unavailable"},
 	}
 	for _, tc := range cases {
