@@ -1,0 +1,115 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/bgctl/bg/controlplane/release"
+)
+
+// DefaultMaxParallel is how many members of one release switch at once
+// unless the release or release.max_parallel says otherwise.
+const DefaultMaxParallel = 4
+
+// ReleaseGroup is a named set of services released together.
+type ReleaseGroup struct {
+	Name     string   `mapstructure:"name"`
+	Services []string `mapstructure:"services"`
+}
+
+// Release tunes releases (several services switched together, in
+// dependency order).
+type Release struct {
+	// MaxParallel caps the members of one release switching at once.
+	MaxParallel int `mapstructure:"max_parallel"`
+}
+
+// Dependencies maps every configured service to the services it calls.
+func (c *Config) Dependencies() map[string][]string {
+	out := make(map[string][]string, len(c.Services))
+	for _, s := range c.Services {
+		out[s.Name] = slices.Clone(s.DependsOn)
+	}
+	return out
+}
+
+// Groups maps each configured release group's name to its services.
+func (c *Config) Groups() map[string][]string {
+	out := make(map[string][]string, len(c.Releases))
+	for _, g := range c.Releases {
+		out[g.Name] = slices.Clone(g.Services)
+	}
+	return out
+}
+
+// validateReleases checks depends_on (names, self, duplicates, cycles),
+// the release groups and release.max_parallel.
+func (c *Config) validateReleases(es *Errors) {
+	if n := c.Release.MaxParallel; n < 1 {
+		es.add("release.max_parallel", "%d: must be at least 1", n)
+	}
+	known := map[string]int{}
+	for i, s := range c.Services {
+		if _, dup := known[s.Name]; !dup && s.Name != "" {
+			known[s.Name] = i
+		}
+	}
+	deps := map[string][]string{}
+	graphOK := true
+	for i, s := range c.Services {
+		seen := map[string]bool{}
+		for j, d := range s.DependsOn {
+			at := fmt.Sprintf("services[%d].depends_on[%d]", i, j)
+			switch _, ok := known[d]; {
+			case d == s.Name:
+				es.add(at, "%q: a service cannot depend on itself", d)
+				graphOK = false
+			case !ok:
+				es.add(at, "%q: not a configured service", d)
+				graphOK = false
+			case seen[d]:
+				es.add(at, "%q: listed twice", d)
+			}
+			seen[d] = true
+		}
+		if _, ok := known[s.Name]; ok {
+			deps[s.Name] = s.DependsOn
+		}
+	}
+	if graphOK {
+		if _, err := release.Levels(deps); err != nil {
+			// Levels names the cycle from its alphabetically first service.
+			first := strings.TrimSpace(strings.Split(strings.TrimPrefix(err.Error(), "depends_on cycle: "), "→")[0])
+			at := "services"
+			if i, ok := known[first]; ok {
+				at = fmt.Sprintf("services[%d].depends_on", i)
+			}
+			es.add(at, "%v", err)
+		}
+	}
+	groups := map[string]int{}
+	for i, g := range c.Releases {
+		at := fmt.Sprintf("releases[%d]", i)
+		if msg := checkServiceName(g.Name); msg != "" {
+			es.add(at+".name", "%s", msg)
+		} else if j, dup := groups[g.Name]; dup {
+			es.add(at+".name", "%q already used by releases[%d]", g.Name, j)
+		} else {
+			groups[g.Name] = i
+		}
+		if len(g.Services) == 0 {
+			es.add(at+".services", "at least one service")
+		}
+		seen := map[string]bool{}
+		for j, s := range g.Services {
+			sat := fmt.Sprintf("%s.services[%d]", at, j)
+			if _, ok := known[s]; !ok {
+				es.add(sat, "%q: not a configured service", s)
+			} else if seen[s] {
+				es.add(sat, "%q: listed twice", s)
+			}
+			seen[s] = true
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package consulkv
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/bgctl/bg/controlplane/release"
+	"github.com/bgctl/bg/controlplane/state"
+)
+
+// ReleaseKey is where a release's state lives: PREFIX releases/ID.
+func (s *Store) ReleaseKey(id string) string { return s.prefix + "releases/" + id }
+
+var _ state.Releases = (*Store)(nil)
+
+// SaveRelease writes a release only if its stored revision is still prev
+// (0: only if absent), fenced by the leader lock like Save: a replica that
+// lost leadership cannot overwrite its successor's release.
+func (s *Store) SaveRelease(ctx context.Context, r release.Release, prev state.Index) (state.Index, error) {
+	if err := r.Validate(); err != nil {
+		return 0, fmt.Errorf("refusing to store invalid release: %w", err)
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	key := s.ReleaseKey(r.ID)
+	var ops api.TxnOps
+	if s.fence != nil {
+		f, ok := s.fence()
+		if !ok {
+			return 0, state.ErrNotLeader
+		}
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
+	}
+	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: body, Index: uint64(prev)}})
+	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("write %s to consul: %w", key, err)
+	}
+	if !ok || resp == nil {
+		if resp != nil && len(resp.Errors) > 0 {
+			e := resp.Errors[0]
+			if s.fence != nil && e.OpIndex == 0 {
+				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
+			}
+			return 0, fmt.Errorf("release %s: %w: %s", r.ID, state.ErrConflict, e.What)
+		}
+		return 0, fmt.Errorf("release %s: %w", r.ID, state.ErrConflict)
+	}
+	for _, res := range resp.Results {
+		if res.KV != nil && res.KV.Key == key {
+			return state.Index(res.KV.ModifyIndex), nil
+		}
+	}
+	return 0, fmt.Errorf("write %s: consul did not return the new index", key)
+}
+
+// LoadRelease reads one release consistently; found is false if none is
+// stored under id. A stored release that does not decode is an error.
+func (s *Store) LoadRelease(ctx context.Context, id string) (release.Release, state.Index, bool, error) {
+	if id == "" || strings.ContainsAny(id, "/ \t\n") {
+		return release.Release{}, 0, false, nil // never a key of a release
+	}
+	key := s.ReleaseKey(id)
+	pair, _, err := s.kv.Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return release.Release{}, 0, false, fmt.Errorf("read %s from consul: %w", key, err)
+	}
+	if pair == nil {
+		return release.Release{}, 0, false, nil
+	}
+	r, err := release.Decode(pair.Value)
+	if err != nil {
+		return release.Release{}, 0, false, fmt.Errorf("consul key %s: %w", key, err)
+	}
+	return r, state.Index(pair.ModifyIndex), true, nil
+}
+
+// ListReleases reads every stored release with one consistent read,
+// oldest first (by creation, then ID). A release that does not decode is
+// an error naming its key: skipping it could forget one half-switched.
+func (s *Store) ListReleases(ctx context.Context) ([]state.StoredRelease, error) {
+	prefix := s.prefix + "releases/"
+	pairs, _, err := s.kv.List(prefix, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from consul: %w", prefix, err)
+	}
+	out := make([]state.StoredRelease, 0, len(pairs))
+	for _, p := range pairs {
+		r, err := release.Decode(p.Value)
+		if err != nil {
+			return nil, fmt.Errorf("consul key %s: %w", p.Key, err)
+		}
+		if want := strings.TrimPrefix(p.Key, prefix); r.ID != want {
+			return nil, fmt.Errorf("consul key %s: holds release %q", p.Key, r.ID)
+		}
+		out = append(out, state.StoredRelease{Release: r, Index: state.Index(p.ModifyIndex)})
+	}
+	slices.SortFunc(out, func(a, b state.StoredRelease) int {
+		if c := a.Release.CreatedAt.Compare(b.Release.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Release.ID, b.Release.ID)
+	})
+	return out, nil
+}
