@@ -55,10 +55,13 @@ var codeExit = map[string]int{
 	apiv1.CodeUnknownService: ExitUsage,
 	apiv1.CodeBadPlan:        ExitUsage,
 	apiv1.CodeNeedsReason:    ExitUsage,
+	apiv1.CodeUnknownRelease: ExitUsage,
 
 	apiv1.CodeEmptyFleet:    ExitRefused,
 	apiv1.CodeConflict:      ExitRefused,
 	apiv1.CodeSwitchRunning: ExitRefused,
+	apiv1.CodeInRelease:     ExitRefused, // a member of a running release, switched alone; or a release over a busy service
+	apiv1.CodeReleaseState:  ExitRefused, // e.g. pausing a release that rolls back
 	apiv1.CodeNotRunning:    ExitRefused,
 	apiv1.CodeWindowClosed:  ExitRefused,
 	apiv1.CodeGateFailed:    ExitRefused,

@@ -74,6 +74,9 @@ func TestAPIExitByCode(t *testing.T) {
 		{409, apiv1.CodeSwitchRunning, ExitRefused},
 		{409, apiv1.CodeWindowClosed, ExitRefused},
 		{503, apiv1.CodeNoLeader, ExitRefused},
+		{404, apiv1.CodeUnknownRelease, ExitUsage},
+		{409, apiv1.CodeInRelease, ExitRefused},
+		{409, apiv1.CodeReleaseState, ExitRefused},
 		{401, apiv1.CodeUnauthorized, ExitUnauthorized},
 		// The code decides over the status; without a known code, the status.
 		{500, apiv1.CodeNeedsReason, ExitUsage},
