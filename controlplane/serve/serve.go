@@ -24,6 +24,7 @@ import (
 	"github.com/bgctl/bg/controlplane/leader"
 	consulsrc "github.com/bgctl/bg/controlplane/membership/consul"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/releases"
 	"github.com/bgctl/bg/controlplane/state/consulkv"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/window"
@@ -103,6 +104,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		rollParams[s.Name] = s.Rolling.Params()
 	}
 	ctrl.SetRolling(rollParams)
+	// Releases run on the leader, over the same store and fence; while one
+	// runs, its members refuse every command that is not the release's.
+	var serviceNames []string
+	for _, s := range cfg.Services {
+		serviceNames = append(serviceNames, s.Name)
+	}
+	rels := releases.New(ctrl, store, releases.Options{
+		Services: serviceNames, Dependencies: cfg.Dependencies(), Groups: cfg.Groups(), MaxParallel: cfg.Release.MaxParallel,
+		Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
+	})
+	ctrl.SetReleaseGuard(rels.Guard)
 
 	// Bind both ports first: a port clash is a startup error, not a hang.
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
@@ -117,6 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	httpServer := &http.Server{
 		Handler: admin.Handler(ctrl, admin.Options{
 			Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
+			Releases: rels,
 			Leader: func(ctx context.Context) (string, bool, error) {
 				if elector.Leading() {
 					return "", true, nil
@@ -147,7 +160,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	electorDone := make(chan struct{})
 	go func() {
 		defer close(electorDone)
-		elector.Run(ctx, ctrl.Lead) // the leader resumes running switches
+		// The leader resumes running switches, then running releases.
+		elector.Run(ctx, rels.Lead)
 	}()
 	go func() {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
