@@ -10,6 +10,7 @@ import (
 	"time"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/release"
 	"github.com/bgctl/bg/controlplane/releases"
@@ -17,6 +18,7 @@ import (
 	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 	"github.com/bgctl/bg/controlplane/window"
+	"github.com/bgctl/bg/controlplane/xds"
 )
 
 // chain: web calls api, api calls auth; search stands alone.
@@ -402,5 +404,65 @@ func TestNothingRunsUnlessStored(t *testing.T) {
 	r.rt.advance(0)
 	if rel := r.stored("rel-1"); rel.Phase != release.Aborted || r.traffic("a").Serving() != model.Blue {
 		t.Fatalf("after the abort: %s", rel.Phase)
+	}
+}
+
+// A stateful member switches by a roll; when the release fails after it
+// completed, it goes back by a roll too (an instant switch would move
+// every session at once), and counts as back once that roll completes.
+func TestStatefulMemberGoesBackByARoll(t *testing.T) {
+	rt := newFakeRuntime(t)
+	store := memstate.New()
+	kv := model.Service{Name: "kv", ListenerPort: 10000, Protocol: model.ProtocolHTTP2, Strategy: model.StrategyRolling, Affinity: model.Affinity{Header: "x-session"}}
+	web := model.Service{Name: "web", ListenerPort: 10001, Protocol: model.ProtocolHTTP1}
+	ctrl := traffic.New([]model.Service{kv, web}, "0.0.0.0", store, xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
+	ctrl.SetRuntime(rt)
+	ctrl.SetRolling(map[string]model.RollParams{"kv": {MaxUnavailable: 1, MinAvailable: 1, ReplaceTimeout: model.Duration(time.Minute), Interval: model.Duration(time.Second)}})
+	ctrl.OnMembership(membership.Update{Service: "kv", Membership: model.Membership{
+		Blue: model.Fleet{Endpoints: []model.Endpoint{
+			{ID: "kv-b1", Address: "10.0.0.1", Port: 8080, Weight: 1, Slot: "s1"}, {ID: "kv-b2", Address: "10.0.0.2", Port: 8080, Weight: 1, Slot: "s2"}}},
+		Green: model.Fleet{Endpoints: []model.Endpoint{
+			{ID: "kv-g1", Address: "10.0.1.1", Port: 8080, Weight: 1, Slot: "s1"}, {ID: "kv-g2", Address: "10.0.1.2", Port: 8080, Weight: 1, Slot: "s2"}}},
+	}})
+	ctrl.OnMembership(membership.Update{Service: "web", Membership: fleets("web", false)}) // web's green is empty: its start is refused
+	rt.advance(0)
+	if err := ctrl.LoadState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctrl.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{Controller: ctrl}
+	e := releases.New(rec, store, releases.Options{Services: []string{"kv", "web"}, Dependencies: map[string][]string{"web": {"kv"}},
+		Timeout: time.Second, Tick: time.Second, Runtime: rt, Log: quiet})
+	ctrl.SetReleaseGuard(e.Guard)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.Lead(ctx)
+	rt.advance(0)
+	if _, err := e.Start(ctx, apiv1.ReleaseRequest{Name: "rel", All: true}); err != nil {
+		t.Fatal(err)
+	}
+	var rel release.Release
+	for i := 0; i < 120; i++ {
+		rt.advance(time.Second)
+		r, _, _, err := store.LoadRelease(ctx, "rel-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel = r; rel.Phase.Ended() {
+			break
+		}
+	}
+	kvm, _ := rel.Find("kv")
+	tr, _ := ctrl.TrafficState("kv")
+	if rel.Phase != release.RolledBack || rel.Member != "web" || kvm.Phase != release.MemberRolledBack {
+		t.Fatalf("release %s (member %q), kv %s; calls %v", rel.Phase, rel.Member, kvm.Phase, rec.Calls())
+	}
+	if tr.Roll == nil || tr.Roll.ID != kvm.RollbackID || tr.Roll.To != model.Blue || tr.Roll.Phase != model.RollCompleted || tr.Release != "rel-1" || tr.Serving() != model.Blue {
+		t.Fatalf("kv went back by %+v (switch %q of %q), serving %q", tr.Roll, tr.SwitchID, tr.Release, tr.Serving())
+	}
+	if got := rec.Calls(); !slices.Equal(got, []string{"switch kv green", "switch web green", "back kv blue"}) {
+		t.Fatalf("calls %v", got)
 	}
 }
