@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/traffic/traffictest"
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
@@ -28,73 +28,10 @@ var (
 	t0    = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 )
 
-// fakeRuntime is a traffic.Runtime on a fake clock: timers, work and
-// messages are queued and run in time order on the test's goroutine as
-// the test advances the clock; Call runs at once.
-type fakeRuntime struct {
-	t   *testing.T
-	mu  sync.Mutex
-	now time.Time
-	seq int
-	q   []fakeEvent
-}
+// fakeRuntime is the shared fake clock (traffictest.Runtime).
+type fakeRuntime = traffictest.Runtime
 
-type fakeEvent struct {
-	at  time.Time
-	seq int
-	f   func()
-}
-
-func newFakeRuntime(t *testing.T) *fakeRuntime { return &fakeRuntime{t: t, now: t0} }
-
-func (r *fakeRuntime) Now() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.now
-}
-
-func (r *fakeRuntime) add(d time.Duration, f func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.seq++
-	r.q = append(r.q, fakeEvent{at: r.now.Add(max(d, 0)), seq: r.seq, f: f})
-}
-
-func (r *fakeRuntime) After(d time.Duration, f func()) { r.add(d, f) }
-func (r *fakeRuntime) Go(f func())                     { r.add(0, f) }
-func (r *fakeRuntime) Post(_ string, run func())       { r.add(0, run) }
-func (r *fakeRuntime) Call(_ string, run func())       { run() }
-
-// advance runs everything due within d, in order, and moves the clock on.
-func (r *fakeRuntime) advance(d time.Duration) {
-	r.t.Helper()
-	r.mu.Lock()
-	until := r.now.Add(d)
-	r.mu.Unlock()
-	n := 0
-	for {
-		r.mu.Lock()
-		sort.SliceStable(r.q, func(i, j int) bool {
-			if !r.q[i].at.Equal(r.q[j].at) {
-				return r.q[i].at.Before(r.q[j].at)
-			}
-			return r.q[i].seq < r.q[j].seq
-		})
-		if len(r.q) == 0 || r.q[0].at.After(until) {
-			r.now = until
-			r.mu.Unlock()
-			return
-		}
-		ev := r.q[0]
-		r.q = r.q[1:]
-		r.now = ev.at
-		r.mu.Unlock()
-		if n++; n > 200000 {
-			r.t.Fatal("runaway event loop")
-		}
-		ev.f()
-	}
-}
+func newFakeRuntime(t *testing.T) *fakeRuntime { return traffictest.NewRuntime(t, t0) }
 
 // recorder is the traffic controller with a record of the switches and
 // aborts the executor asked for, in order.
@@ -215,7 +152,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	t.Cleanup(r.stop)
 	r.exec.Lead(r.ctx)
-	rt.advance(0)
+	rt.Advance(0)
 	return r
 }
 

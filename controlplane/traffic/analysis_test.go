@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/traffic/traffictest"
 	"github.com/bgctl/bg/controlplane/translator"
 	"github.com/bgctl/bg/controlplane/xds"
 )
@@ -32,83 +32,10 @@ import (
 
 var analysisStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-// fakeRuntime is a traffic.Runtime on a fake clock: timers, work and
-// messages are queued and run, in time order, on the test's goroutine as
-// the test advances the clock. Call runs at once (the caller is never on
-// the loop here).
-type fakeRuntime struct {
-	t   *testing.T
-	mu  sync.Mutex
-	now time.Time
-	seq int
-	q   []fakeEvent
-}
+// fakeRuntime is the shared fake clock (traffictest.Runtime).
+type fakeRuntime = traffictest.Runtime
 
-type fakeEvent struct {
-	at  time.Time
-	seq int
-	f   func()
-}
-
-func newFakeRuntime(t *testing.T) *fakeRuntime { return &fakeRuntime{t: t, now: analysisStart} }
-
-func (r *fakeRuntime) Now() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.now
-}
-
-func (r *fakeRuntime) add(d time.Duration, f func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.seq++
-	r.q = append(r.q, fakeEvent{at: r.now.Add(max(d, 0)), seq: r.seq, f: f})
-}
-
-func (r *fakeRuntime) After(d time.Duration, f func()) { r.add(d, f) }
-func (r *fakeRuntime) Go(f func())                     { r.add(0, f) }
-func (r *fakeRuntime) Post(_ string, run func())       { r.add(0, run) }
-func (r *fakeRuntime) Call(_ string, run func())       { run() }
-
-// maxEventsAtOnce bounds how much may run at one instant: more is a loop
-// that never lets the clock move (rounds scheduled back to back).
-const maxEventsAtOnce = 10000
-
-// advance runs everything due within d, in order, and moves the clock on.
-func (r *fakeRuntime) advance(d time.Duration) {
-	r.t.Helper()
-	r.mu.Lock()
-	until := r.now.Add(d)
-	r.mu.Unlock()
-	same, last := 0, time.Time{}
-	for {
-		r.mu.Lock()
-		sort.SliceStable(r.q, func(i, j int) bool {
-			if !r.q[i].at.Equal(r.q[j].at) {
-				return r.q[i].at.Before(r.q[j].at)
-			}
-			return r.q[i].seq < r.q[j].seq
-		})
-		if len(r.q) == 0 || r.q[0].at.After(until) {
-			r.now = until
-			r.mu.Unlock()
-			return
-		}
-		ev := r.q[0]
-		r.q = r.q[1:]
-		r.now = ev.at
-		r.mu.Unlock()
-		if ev.at.Equal(last) {
-			same++
-		} else {
-			same, last = 0, ev.at
-		}
-		if same > maxEventsAtOnce {
-			r.t.Fatalf("more than %d events at %s without the clock moving: something reschedules itself at once", maxEventsAtOnce, ev.at.Sub(analysisStart))
-		}
-		ev.f()
-	}
-}
+func newFakeRuntime(t *testing.T) *fakeRuntime { return traffictest.NewRuntime(t, analysisStart) }
 
 // fakeFleets is a fake Prometheus: each colour's request and error
 // counters grow with the fake clock at that colour's rate and error ratio
@@ -263,14 +190,14 @@ func analysedController(t *testing.T, rt *fakeRuntime, store state.Store, src fl
 	}
 	c.SetAnalysis(src, map[string]model.Plan{"web": judgedPlan()})
 	c.OnMembership(membership.Update{Service: "web", Membership: webMembership()})
-	rt.advance(0)
+	rt.Advance(0)
 	if err := c.LoadState(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Publish(); err != nil {
 		t.Fatal(err)
 	}
-	rt.advance(0)
+	rt.Advance(0)
 	return c
 }
 
@@ -339,11 +266,11 @@ func TestSwitchCountsFromItsStart(t *testing.T) {
 	c := analysedController(t, rt, jsonStore{memstate.New()}, src, nil, false)
 	// The last attempt: green served a million requests at 30 % errors.
 	src.add(model.Green, 1e6, 3e5)
-	rt.advance(10 * time.Second)
+	rt.Advance(10 * time.Second)
 
 	r := startSwitch(t, c)
 	reads := src.readCount()
-	rt.advance(0)
+	rt.Advance(0)
 	// At once: one read of each fleet, the starting point, and no verdict.
 	if got := src.readCount() - reads; got != 2 {
 		t.Fatalf("%d reads at the switch's start, want 2 (both fleets, at once)", got)
@@ -355,7 +282,7 @@ func TestSwitchCountsFromItsStart(t *testing.T) {
 	startBase, _ := src.counters(model.Blue)
 
 	// The first verdict comes one interval later, on that interval alone.
-	rt.advance(interval)
+	rt.Advance(interval)
 	r = running(t, c)
 	if analyses(r) != 1 || r.Verdicts[0].Outcome != "pass" || r.Evidence == nil {
 		t.Fatalf("after one interval: verdicts %+v, evidence %+v", r.Verdicts, r.Evidence)
@@ -368,7 +295,7 @@ func TestSwitchCountsFromItsStart(t *testing.T) {
 	}
 
 	// And it is promoted: two bakes of 2 s and a few intervals more.
-	rt.advance(10 * time.Second)
+	rt.Advance(10 * time.Second)
 	st, _ := c.Status("web")
 	if st.Switch == nil || st.Switch.Phase != model.RolloutPromoted || st.Weights.Green != 100 {
 		t.Fatalf("healthy green after a failed attempt ended %+v at green %d%%", st.Switch, st.Weights.Green)
@@ -406,7 +333,7 @@ func TestSwitchExportsEvidence(t *testing.T) {
 	store := jsonStore{memstate.New()}
 	c := analysedController(t, rt, store, src, reg, false)
 	startSwitch(t, c)
-	rt.advance(3 * interval)
+	rt.Advance(3 * interval)
 
 	r := running(t, c)
 	errs := map[string]string{"service": "web", "test": "errors"}
@@ -432,7 +359,7 @@ func TestSwitchExportsEvidence(t *testing.T) {
 	// Green turns bad: the evidence grows past the threshold and the
 	// switch rolls back, with the crossing evidence exported and stored.
 	src.set(model.Green, 0.5)
-	rt.advance(4 * interval)
+	rt.Advance(4 * interval)
 	st, _ := c.Status("web")
 	if st.Switch == nil || st.Switch.Phase != model.RolloutRolledBack || st.Switch.Cause != model.CauseAnalysisFailed || st.Weights.Green != 0 {
 		t.Fatalf("a bad green ended %+v at green %d%%", st.Switch, st.Weights.Green)
@@ -458,12 +385,12 @@ func TestOverwhelmingEvidenceIsStored(t *testing.T) {
 	store := jsonStore{memstate.New()}
 	c := analysedController(t, rt, store, src, nil, false)
 	startSwitch(t, c)
-	rt.advance(interval)
+	rt.Advance(interval)
 	src.setDown(true)
 	src.set(model.Green, 0.9)
-	rt.advance(3 * time.Second)
+	rt.Advance(3 * time.Second)
 	src.setDown(false)
-	rt.advance(interval)
+	rt.Advance(interval)
 	st, _ := c.Status("web")
 	if st.Switch == nil || st.Switch.Phase != model.RolloutRolledBack || st.Switch.Cause != model.CauseAnalysisFailed || st.Unsaved {
 		t.Fatalf("ended %+v, unsaved %v", st.Switch, st.Unsaved)
@@ -487,7 +414,7 @@ func TestNewLeaderResumesStoredEvidence(t *testing.T) {
 	startSwitch(t, a)
 	// The first step's bake (2 s) ends: the switch moves to 50 % and its
 	// evidence is stored with it. Then a few analyses more, in memory.
-	rt.advance(2*time.Second + 3*interval + interval/2)
+	rt.Advance(2*time.Second + 3*interval + interval/2)
 	stored, _, _, _ := store.Load(context.Background(), "web")
 	if stored.Rollout == nil || stored.Rollout.Step != 1 || stored.Rollout.Evidence == nil {
 		t.Fatalf("stored after the first bake: %+v", stored.Rollout)
@@ -506,7 +433,7 @@ func TestNewLeaderResumesStoredEvidence(t *testing.T) {
 	b.Start()
 	verdicts := analyses(running(t, b))
 	reads := src.readCount()
-	rt.advance(0)
+	rt.Advance(0)
 	if got := src.readCount() - reads; got != 2 {
 		t.Fatalf("%d reads when b took over, want 2: the new term's starting point, at once", got)
 	}
@@ -519,7 +446,7 @@ func TestNewLeaderResumesStoredEvidence(t *testing.T) {
 
 	// One interval on, b has judged exactly that interval on top of the
 	// stored evidence.
-	rt.advance(interval)
+	rt.Advance(interval)
 	r = running(t, b)
 	cand, _ := src.counters(model.Green)
 	base, _ := src.counters(model.Blue)
@@ -534,7 +461,7 @@ func TestNewLeaderResumesStoredEvidence(t *testing.T) {
 	}
 	// And a's rounds of its old term change nothing any more.
 	held := running(t, a)
-	rt.advance(4 * interval)
+	rt.Advance(4 * interval)
 	if after := running(t, a); analyses(after) != analyses(held) {
 		t.Fatalf("the deposed leader kept judging: %+v → %+v", held.Verdicts, after.Verdicts)
 	}
@@ -554,24 +481,24 @@ func TestNewTermCountsAfresh(t *testing.T) {
 	src := newFakeFleets(rt, 1000, 0.01)
 	c := analysedController(t, rt, jsonStore{memstate.New()}, src, nil, false)
 	startSwitch(t, c)
-	rt.advance(3 * interval)
+	rt.Advance(3 * interval)
 	before := running(t, c)
 	if before.Evidence == nil || analyses(before) != 3 {
 		t.Fatalf("after three intervals: %+v", before)
 	}
-	rt.advance(interval / 2) // the stretch that falls between the terms
+	rt.Advance(interval / 2) // the stretch that falls between the terms
 	c.Deposed()
 	c.Elected()
 	if err := c.LoadState(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c.Start()
-	rt.advance(0)
+	rt.Advance(0)
 	startCand, _ := src.counters(model.Green)
 	if r := running(t, c); analyses(r) != 3 || !sameEvidence(*r.Evidence, *before.Evidence) {
 		t.Fatalf("the new term's starting point changed the switch: %+v", r)
 	}
-	rt.advance(interval)
+	rt.Advance(interval)
 	r := running(t, c)
 	cand, _ := src.counters(model.Green)
 	if want := before.Evidence.Candidate.Requests + cand - startCand; analyses(r) != 4 || math.Abs(r.Evidence.Candidate.Requests-want) > 1e-6 {
@@ -588,7 +515,7 @@ func TestUnreadableStartKeepsTheInterval(t *testing.T) {
 	src.setDown(true)
 	c := analysedController(t, rt, jsonStore{memstate.New()}, src, nil, false)
 	startSwitch(t, c)
-	rt.advance(2 * time.Second)
+	rt.Advance(2 * time.Second)
 	// One round at once, then one per interval: 5 rounds, one read each
 	// (the candidate's read fails first).
 	if got := src.readCount(); got > 6 {
@@ -599,7 +526,7 @@ func TestUnreadableStartKeepsTheInterval(t *testing.T) {
 		t.Fatalf("the switch does not hold on unavailable metrics: %+v", r)
 	}
 	src.setDown(false)
-	rt.advance(3 * interval)
+	rt.Advance(3 * interval)
 	if r := running(t, c); len(r.Verdicts) == 0 || r.Verdicts[len(r.Verdicts)-1].Outcome != "pass" {
 		t.Fatalf("no verdict once Prometheus is back: %+v", r.Verdicts)
 	}
@@ -615,7 +542,7 @@ func TestStartWaitsForAScrapeAfterTheSwitch(t *testing.T) {
 	src.setLag(1200 * time.Millisecond) // every value read is 1.2 s old
 	c := analysedController(t, rt, jsonStore{memstate.New()}, src, nil, false)
 	r0 := startSwitch(t, c)
-	rt.advance(time.Second)
+	rt.Advance(time.Second)
 	if got := src.readCount(); got > 6 {
 		t.Fatalf("%d reads in the first second, while what Prometheus holds was scraped before the switch; rounds every 500 ms read both fleets at most 3 times (6 reads)", got)
 	}
@@ -626,7 +553,7 @@ func TestStartWaitsForAScrapeAfterTheSwitch(t *testing.T) {
 	// point; the first verdict comes a round later.
 	var first time.Time
 	for i := 0; i < 30 && first.IsZero(); i++ {
-		rt.advance(interval / 10)
+		rt.Advance(interval / 10)
 		if r := running(t, c); analyses(r) > 0 {
 			first = r.Verdicts[0].At
 		}
@@ -650,7 +577,7 @@ func TestAnalysesBetweenScrapes(t *testing.T) {
 		store := memstate.New()
 		c := analysedController(t, rt, jsonStore{store}, src, nil, false)
 		startSwitch(t, c)
-		rt.advance(15 * time.Second)
+		rt.Advance(15 * time.Second)
 		st, _ := c.Status("web")
 		if st.Switch == nil || st.Switch.Phase != model.RolloutPromoted {
 			t.Fatalf("scrapes every %v: a healthy switch ended %+v", scrape, st.Switch)
