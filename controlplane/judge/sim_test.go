@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/bgctl/bg/controlplane/judge/simdist"
 )
 
 // draw is a Binomial(n, p) variate: it counts the geometric gaps between
@@ -171,86 +173,6 @@ func TestExactTradeoffs(t *testing.T) {
 	}
 }
 
-// binomial is a Binomial(n, p) variate in O(1) time, exact like draw: draw
-// where n·p < 10 (geometric gaps, a handful of steps), else Hörmann's BTRS
-// transformed rejection ("The generation of binomial random variates",
-// J. Stat. Comput. Simul. 46, 1993), which accepts k with probability
-// proportional to its exact pmf. draw alone costs O(n·p): thousands of
-// steps per interval at 5,000 req/s and 5 %. Checked by TestBinomialPMF.
-// The older simulations keep draw, so their logged figures are unchanged.
-func binomial(r *rand.Rand, n int, p float64) int {
-	if p > 0.5 {
-		return n - binomial(r, n, 1-p)
-	}
-	nf := float64(n)
-	if nf*p < 10 {
-		return draw(r, n, p)
-	}
-	q := 1 - p
-	spq := math.Sqrt(nf * p * q)
-	b := 1.15 + 2.53*spq
-	a := -0.0873 + 0.0248*b + 0.01*p
-	c := nf*p + 0.5
-	vr := 0.92 - 4.2/b
-	alpha := (2.83 + 5.1/b) * spq
-	lpq := math.Log(p / q)
-	m := math.Floor((nf + 1) * p)
-	lm1, _ := math.Lgamma(m + 1)
-	lm2, _ := math.Lgamma(nf - m + 1)
-	for {
-		u := r.Float64() - 0.5
-		v := r.Float64()
-		us := 0.5 - math.Abs(u)
-		k := math.Floor((2*a/us+b)*u + c)
-		if k < 0 || k > nf {
-			continue
-		}
-		if us >= 0.07 && v <= vr {
-			return int(k)
-		}
-		v = math.Log(v * alpha / (a/(us*us) + b))
-		lk1, _ := math.Lgamma(k + 1)
-		lk2, _ := math.Lgamma(nf - k + 1)
-		if v <= lm1+lm2-lk1-lk2+(k-m)*lpq {
-			return int(k)
-		}
-	}
-}
-
-// binomial matches the exact pmf: a chi-square test over bins of at least
-// 20 expected draws, at a level (z > 4.75, about 1e-6) that a correct
-// sampler fails once in a million runs.
-func TestBinomialPMF(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, c := range []struct {
-		n int
-		p float64
-	}{{200, 0.05}, {2000, 0.05}, {9720, 0.01}, {300000, 0.05}, {150000, 0.002}, {40, 0.7}} {
-		const runs = 100000
-		counts := map[int]int{}
-		for range runs {
-			counts[binomial(r, c.n, c.p)]++
-		}
-		// Bins from the pmf, merged until each expects ≥ 20 draws.
-		nf := float64(c.n)
-		var chi2 float64
-		df := -1
-		var exp, obs float64
-		for k := 0; k <= c.n; k++ {
-			exp += runs * math.Exp(logPMF(float64(k), nf, c.p, 1-c.p))
-			obs += float64(counts[k])
-			if exp >= 20 || k == c.n {
-				chi2 += (obs - exp) * (obs - exp) / math.Max(exp, 1e-9)
-				df++
-				exp, obs = 0, 0
-			}
-		}
-		// Wilson–Hilferty: (χ²/df)^(1/3) is about normal.
-		d := float64(df)
-		z := (math.Cbrt(chi2/d) - (1 - 2/(9*d))) / math.Sqrt(2/(9*d))
-		t.Logf("Binomial(%d, %v): χ²=%.1f on %d df (z=%.2f)", c.n, c.p, chi2, df, z)
-		if z > 4.75 {
-			t.Errorf("Binomial(%d, %v): χ²=%.1f on %d df (z=%.2f)", c.n, c.p, chi2, df, z)
-		}
-	}
-}
+// binomial is simdist.Binomial: exact and O(1) (the older simulations keep
+// draw, so their logged figures are unchanged).
+func binomial(r *rand.Rand, n int, p float64) int { return simdist.Binomial(r, n, p) }

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
@@ -225,7 +226,7 @@ func (r *Release) apply(ev Event) ([]Effect, error) {
 		case r.Phase == RollingBack:
 			return nil, nil // already going back; the first cause stands
 		}
-		r.Phase, r.Member, r.Cause, r.Reason = RollingBack, "", model.CauseAborted, orDefault(strings.TrimSpace(e.Reason), "aborted by hand")
+		r.Phase, r.Member, r.Cause, r.Reason = RollingBack, "", model.CauseAborted, cmp.Or(strings.TrimSpace(e.Reason), "aborted by hand")
 		return r.stopAll(e.Now), nil
 	case Pause:
 		if err := r.pausable(); err != nil || r.Phase == Paused {
@@ -413,7 +414,7 @@ func (r *Release) forward(i int, e MemberObserved) []Effect {
 	case e.Phase == SwitchRolledBack && e.Confirmed:
 		phase = MemberRolledBack
 	case e.Phase == SwitchAborted:
-		phase, cause = MemberAborting, orCause(cause, model.CauseAborted)
+		phase, cause = MemberAborting, cmp.Or(cause, model.CauseAborted)
 		if e.Confirmed {
 			phase = MemberAborted
 		}
@@ -422,7 +423,7 @@ func (r *Release) forward(i int, e MemberObserved) []Effect {
 		return nil
 	}
 	asked := r.Phase == RollingBack && m.Phase == MemberAborting && m.Cause == ""
-	reason := orDefault(e.Reason, string(cause))
+	reason := cmp.Or(e.Reason, string(cause))
 	m.SwitchID, m.Window = e.SwitchID, nil
 	if asked && e.Phase == SwitchAborted {
 		cause, reason = "", reasonAborting // the release's own abort, not a failure of this member
@@ -463,7 +464,7 @@ func (r *Release) refused(e StartRefused) ([]Effect, error) {
 	if r.Phase.Ended() {
 		return nil, nil
 	}
-	reason := orDefault(e.Reason, "start refused")
+	reason := cmp.Or(e.Reason, "start refused")
 	switch {
 	case m.Phase == MemberStarting && e.Window:
 		m.Phase, m.StartedAt, m.Window = MemberWaiting, time.Time{}, &Window{Until: e.Until, Reason: reason}
@@ -633,20 +634,6 @@ func (r Release) clone() Release {
 			cw := *w
 			c.Members[i].Window = &cw
 		}
-	}
-	return c
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func orCause(c, d model.Cause) model.Cause {
-	if c == "" {
-		return d
 	}
 	return c
 }

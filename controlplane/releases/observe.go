@@ -1,6 +1,7 @@
 package releases
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -36,14 +37,14 @@ func Observe(now time.Time, service string, t model.Traffic, acked func() bool) 
 		return o // never switched (or only instantly, before IDs were stored)
 	case t.Rollout != nil && t.Rollout.ID == id:
 		r := t.Rollout
-		o.To, o.Reason = r.To, orDefault(r.Reason, t.Reason)
+		o.To, o.Reason = r.To, cmp.Or(r.Reason, t.Reason)
 		switch r.Phase {
 		case model.RolloutProgressing, model.RolloutPaused:
 			o.Phase = release.SwitchRunning
 		case model.RolloutRollingBack:
-			back(release.SwitchRollingBack, orCause(r.Cause, model.CauseAnalysisFailed), o.Reason)
+			back(release.SwitchRollingBack, cmp.Or(r.Cause, model.CauseAnalysisFailed), o.Reason)
 		case model.RolloutRolledBack:
-			back(release.SwitchRolledBack, orCause(r.Cause, model.CauseAnalysisFailed), o.Reason)
+			back(release.SwitchRolledBack, cmp.Or(r.Cause, model.CauseAnalysisFailed), o.Reason)
 			o.Confirmed = !r.ConfirmedAt.IsZero() || acked()
 		case model.RolloutAborted:
 			back(release.SwitchAborted, model.CauseAborted, o.Reason)
@@ -59,7 +60,7 @@ func Observe(now time.Time, service string, t model.Traffic, acked func() bool) 
 		}
 	case t.Roll != nil && t.Roll.ID == id:
 		r := t.Roll
-		o.To, o.Reason = r.To, orDefault(r.Reason, orDefault(r.Cause, t.Reason))
+		o.To, o.Reason = r.To, cmp.Or(r.Reason, cmp.Or(r.Cause, t.Reason))
 		cause := model.CauseRollFailed
 		if r.ByHand {
 			cause = model.CauseAborted
@@ -93,18 +94,4 @@ func Observe(now time.Time, service string, t model.Traffic, acked func() bool) 
 		o.Confirmed = t.Release != "" && acked()
 	}
 	return o
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func orCause(c, d model.Cause) model.Cause {
-	if c == "" {
-		return d
-	}
-	return c
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/judge"
+	"github.com/bgctl/bg/controlplane/judge/simdist"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/rollout"
 )
@@ -67,7 +68,7 @@ func newFleet(served float64) *fleet {
 // serve counts one interval of n requests at error rate p.
 func (f *fleet) serve(r *rand.Rand, n int, p float64) {
 	f.requests += float64(n)
-	f.errors += float64(binomial(r, n, p))
+	f.errors += float64(simdist.Binomial(r, n, p))
 }
 
 // read returns what the fleet served since the previous read; ok is false
@@ -126,8 +127,8 @@ func simulateDecided(r *rand.Rand, pl model.Plan, rps, pc, pb float64, limit tim
 	for now := simT0; ; now = now.Add(iv) {
 		if now.After(simT0) {
 			share := float64(tr.Percent(model.Green)) / 100 // the split in force over the interval
-			green.serve(r, poisson(r, perInterval*share), pc)
-			blue.serve(r, poisson(r, perInterval*(1-share)), pb)
+			green.serve(r, simdist.Poisson(r, perInterval*share), pc)
+			blue.serve(r, simdist.Poisson(r, perInterval*(1-share)), pb)
 		}
 		c, ok1 := green.read()
 		b, ok2 := blue.read()
@@ -368,148 +369,4 @@ func logBinomialPMF(k, n int, p float64) float64 {
 	lk, _ := math.Lgamma(float64(k + 1))
 	lnk, _ := math.Lgamma(float64(n - k + 1))
 	return ln - lk - lnk + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p)
-}
-
-// binomial is a Binomial(n, p) variate, exact: geometric gaps where
-// n·p < 10, else Hörmann's BTRS transformed rejection ("The generation of
-// binomial random variates", J. Stat. Comput. Simul. 46, 1993). A copy of
-// controlplane/judge's test sampler (checked there by TestBinomialPMF, here
-// by TestSimSamplers).
-func binomial(r *rand.Rand, n int, p float64) int {
-	if p > 0.5 {
-		return n - binomial(r, n, 1-p)
-	}
-	nf := float64(n)
-	if nf*p < 10 {
-		lq := math.Log1p(-p)
-		k, pos := 0, 0
-		for {
-			pos += int(math.Log(1-r.Float64())/lq) + 1
-			if pos > n {
-				return k
-			}
-			k++
-		}
-	}
-	q := 1 - p
-	spq := math.Sqrt(nf * p * q)
-	b := 1.15 + 2.53*spq
-	a := -0.0873 + 0.0248*b + 0.01*p
-	c := nf*p + 0.5
-	vr := 0.92 - 4.2/b
-	alpha := (2.83 + 5.1/b) * spq
-	lpq := math.Log(p / q)
-	m := math.Floor((nf + 1) * p)
-	lm1, _ := math.Lgamma(m + 1)
-	lm2, _ := math.Lgamma(nf - m + 1)
-	for {
-		u := r.Float64() - 0.5
-		v := r.Float64()
-		us := 0.5 - math.Abs(u)
-		k := math.Floor((2*a/us+b)*u + c)
-		if k < 0 || k > nf {
-			continue
-		}
-		if us >= 0.07 && v <= vr {
-			return int(k)
-		}
-		v = math.Log(v * alpha / (a/(us*us) + b))
-		lk1, _ := math.Lgamma(k + 1)
-		lk2, _ := math.Lgamma(nf - k + 1)
-		if v <= lm1+lm2-lk1-lk2+(k-m)*lpq {
-			return int(k)
-		}
-	}
-}
-
-// poisson is a Poisson(lam) variate, exact: Knuth's product of uniforms
-// below 10, else Hörmann's PTRS transformed rejection ("The transformed
-// rejection method for generating Poisson random variables", Insurance:
-// Mathematics and Economics 12, 1993).
-func poisson(r *rand.Rand, lam float64) int {
-	if lam <= 0 {
-		return 0
-	}
-	if lam < 10 {
-		limit, prod, k := math.Exp(-lam), r.Float64(), 0
-		for prod > limit {
-			prod *= r.Float64()
-			k++
-		}
-		return k
-	}
-	slam, loglam := math.Sqrt(lam), math.Log(lam)
-	b := 0.931 + 2.53*slam
-	a := -0.059 + 0.02483*b
-	invalpha := 1.1239 + 1.1328/(b-3.4)
-	vr := 0.9277 - 3.6224/(b-2)
-	for {
-		u := r.Float64() - 0.5
-		v := r.Float64()
-		us := 0.5 - math.Abs(u)
-		k := math.Floor((2*a/us+b)*u + lam + 0.43)
-		if us >= 0.07 && v <= vr {
-			return int(k)
-		}
-		if k < 0 || (us < 0.013 && v > us) {
-			continue
-		}
-		lk, _ := math.Lgamma(k + 1)
-		if math.Log(v)+math.Log(invalpha)-math.Log(a/(us*us)+b) <= -lam+k*loglam-lk {
-			return int(k)
-		}
-	}
-}
-
-// The samplers match their exact pmfs: a chi-square test over bins of at
-// least 20 expected draws, at z > 4.75 (about 1e-6).
-func TestSimSamplers(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	logPoisson := func(k int, lam float64) float64 {
-		lk, _ := math.Lgamma(float64(k + 1))
-		return float64(k)*math.Log(lam) - lam - lk
-	}
-	type dist struct {
-		name  string
-		draw  func() int
-		logPM func(k int) float64
-		top   int
-	}
-	var ds []dist
-	for _, lam := range []float64{2, 9.5, 20, 100, 5000} {
-		ds = append(ds, dist{fmt.Sprintf("poisson(%v)", lam), func() int { return poisson(r, lam) },
-			func(k int) float64 { return logPoisson(k, lam) }, int(lam + 20*math.Sqrt(lam) + 20)})
-	}
-	for _, c := range []struct {
-		n int
-		p float64
-	}{{200, 0.02}, {9720, 0.01}, {50000, 0.1}} {
-		ds = append(ds, dist{fmt.Sprintf("binomial(%d, %v)", c.n, c.p), func() int { return binomial(r, c.n, c.p) },
-			func(k int) float64 { return logBinomialPMF(k, c.n, c.p) }, c.n})
-	}
-	for _, d := range ds {
-		const runs = 50000
-		counts := map[int]int{}
-		for range runs {
-			counts[d.draw()]++
-		}
-		var chi2, exp, obs float64
-		df := -1
-		for k := 0; k <= d.top; k++ {
-			exp += runs * math.Exp(d.logPM(k))
-			obs += float64(counts[k])
-			if exp >= 20 {
-				chi2 += (obs - exp) * (obs - exp) / exp
-				df++
-				exp, obs = 0, 0
-			}
-		}
-		if exp+obs > 0 { // the tail: merged into a last bin
-			chi2 += (obs - exp) * (obs - exp) / math.Max(exp, 1e-9)
-			df++
-		}
-		if z := (chi2 - float64(df)) / math.Sqrt(2*float64(df)); z > 4.75 {
-			t.Errorf("%s: chi-square %.1f on %d degrees of freedom (z=%.1f)", d.name, chi2, df, z)
-		}
-	}
 }
