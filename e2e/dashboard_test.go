@@ -107,37 +107,20 @@ func TestDashboardQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	papi := v1.NewAPI(c)
-	// Series appear with bg's next scrapes (1 s) and a rate needs two
-	// samples in its window, so retry the empty ones for a while. A parse
-	// error fails at once.
-	pending := exprs
-	deadline := time.Now().Add(30 * time.Second)
-	for len(pending) > 0 {
-		var still []dashboardExpr
-		var why []string
-		for _, e := range pending {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			v, warns, _, err := papi.Query(ctx, e.expr, time.Now())
-			cancel()
-			if err != nil {
-				t.Fatalf("%s: query error: %v\n  expr: %s", e.where, err, e.expr)
-			}
-			for _, w := range warns {
-				t.Logf("%s: warning: %s", e.where, w)
-			}
-			if n := seriesCount(v); n == 0 {
-				still = append(still, e)
-				why = append(why, fmt.Sprintf("%s returned no series\n  expr: %s", e.where, e.expr))
-			}
-		}
-		pending = still
-		if len(pending) > 0 && time.Now().After(deadline) {
-			t.Fatalf("%d of %d dashboard expressions return nothing:\n%s", len(pending), len(exprs), strings.Join(why, "\n"))
-		}
-		if len(pending) > 0 {
-			time.Sleep(500 * time.Millisecond)
+	// The release panels show running releases only: they are checked
+	// below, while a release runs.
+	var pending, releasePanels []dashboardExpr
+	for _, e := range exprs {
+		if strings.Contains(e.expr, "bg_release_member_phase") {
+			releasePanels = append(releasePanels, e)
+		} else {
+			pending = append(pending, e)
 		}
 	}
+	if len(releasePanels) == 0 {
+		t.Fatal("no release panel in the dashboard")
+	}
+	waitSeries(t, papi, pending)
 	// The new series count what happened: 3 + 2 steps, one abort, one
 	// failed analysis, a measured candidate error ratio, and the last
 	// switch's evidence (its error test failed it at the threshold,
@@ -165,7 +148,47 @@ func TestDashboardQueries(t *testing.T) {
 		}
 		t.Logf("%s = %v", want.expr, vec[0].Value)
 	}
+	// A release of web (to green, healthy now): its panel has a series
+	// while it runs.
+	s.mustCLI("release", "start", "dash", "--services", service, "--to", "green")
+	waitSeries(t, papi, releasePanels)
 	t.Logf("dashboard %s: %d panels, %d expressions checked; every one parses and returns ≥ 1 series", filepath.Base(dashboardPath), panels, len(exprs))
+}
+
+// waitSeries queries each expression until every one returns a series.
+// Series appear with bg's next scrapes (1 s) and a rate needs two samples
+// in its window, so the empty ones are retried for a while. A parse error
+// fails at once.
+func waitSeries(t *testing.T, papi v1.API, pending []dashboardExpr) {
+	t.Helper()
+	total := len(pending)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pending) > 0 {
+		var still []dashboardExpr
+		var why []string
+		for _, e := range pending {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			v, warns, _, err := papi.Query(ctx, e.expr, time.Now())
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: query error: %v\n  expr: %s", e.where, err, e.expr)
+			}
+			for _, w := range warns {
+				t.Logf("%s: warning: %s", e.where, w)
+			}
+			if n := seriesCount(v); n == 0 {
+				still = append(still, e)
+				why = append(why, fmt.Sprintf("%s returned no series\n  expr: %s", e.where, e.expr))
+			}
+		}
+		pending = still
+		if len(pending) > 0 && time.Now().After(deadline) {
+			t.Fatalf("%d of %d dashboard expressions return nothing:\n%s", len(pending), total, strings.Join(why, "\n"))
+		}
+		if len(pending) > 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 }
 
 func seriesCount(v model.Value) int {

@@ -51,7 +51,7 @@ func TestReleasePromotedInOrder(t *testing.T) {
 	if st.Weights["web"] != (apiv1.Weights{Blue: 100}) {
 		t.Fatalf("weights %v", st.Weights)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	want := []string{"switch auth green", "switch search green", "switch api green", "switch web green"}
 	if got := r.rec.Calls(); !slices.Equal(got, want) {
 		t.Fatalf("switches %v, want %v", got, want)
@@ -78,12 +78,12 @@ func TestReleasePromotedInOrder(t *testing.T) {
 	}
 	// A group release takes the group's name and services; the next ID of
 	// a name counts on.
-	r.rt.advance(time.Second)
+	r.rt.Advance(time.Second)
 	st, err = r.exec.Start(ctx, apiv1.ReleaseRequest{Group: "checkout"})
 	if err != nil || st.Release.ID != "checkout-2" || len(st.Release.Members) != 3 {
 		t.Fatalf("group release: %+v %v", st.Release, err)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	if rel := r.stored("checkout-2"); rel.Phase != release.Promoted {
 		t.Fatalf("group release %s", rel.Phase)
 	}
@@ -102,7 +102,7 @@ func TestFailingMemberRollsTheOthersBack(t *testing.T) {
 	if _, err := r.exec.Start(context.Background(), apiv1.ReleaseRequest{Name: "checkout", Services: []string{"web", "api", "auth", "search"}}); err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	want := []string{"switch auth green", "switch search green", "switch api green", "back auth blue", "back search blue"}
 	if got := r.rec.Calls(); !slices.Equal(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
@@ -136,7 +136,7 @@ func TestPauseResumeAbort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(3 * time.Second)
+	r.rt.Advance(3 * time.Second)
 	rel := r.stored(st.Release.ID)
 	if phaseOf(rel, "a") != release.MemberSwitching || phaseOf(rel, "b") != release.MemberWaiting || r.traffic("a").Rollout == nil {
 		t.Fatalf("after the start: a %s, b %s", phaseOf(rel, "a"), phaseOf(rel, "b"))
@@ -144,6 +144,11 @@ func TestPauseResumeAbort(t *testing.T) {
 	for phase, want := range map[string]float64{"switching": 1, "waiting": 1, "promoted": 0} {
 		if v := metric(t, r.reg, "bg_release_members", map[string]string{"release": "rel-1", "phase": phase}); v != want {
 			t.Errorf("bg_release_members{phase=%s} = %v, want %v", phase, v, want)
+		}
+	}
+	for svc, phase := range map[string]string{"a": "switching", "b": "waiting"} {
+		if v := metric(t, r.reg, "bg_release_member_phase", map[string]string{"release": "rel-1", "service": svc, "phase": phase}); v != 1 {
+			t.Errorf("bg_release_member_phase{service=%s,phase=%s} = %v, want 1", svc, phase, v)
 		}
 	}
 	// Exclusivity: by hand, nothing; the error names the release.
@@ -169,7 +174,7 @@ func TestPauseResumeAbort(t *testing.T) {
 	if st, err = r.exec.Abort(ctx, "rel-1", apiv1.ReleaseCommand{Reason: "INC-42"}); err != nil || st.Release.Phase != release.RollingBack {
 		t.Fatalf("abort: %s %v", st.Release.Phase, err)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	rel = r.stored("rel-1")
 	if rel.Phase != release.Aborted || rel.Reason != "INC-42" || phaseOf(rel, "a") != release.MemberAborted || phaseOf(rel, "b") != release.MemberSkipped {
 		t.Fatalf("after the abort: %s (%q), a %s, b %s", rel.Phase, rel.Reason, phaseOf(rel, "a"), phaseOf(rel, "b"))
@@ -266,19 +271,19 @@ func TestReleaseWindows(t *testing.T) {
 	if _, err := r.exec.Start(ctx, apiv1.ReleaseRequest{Name: "rel", Services: []string{"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(time.Second)
+	r.rt.Advance(time.Second)
 	r.ctrl.SetWindows(map[string]*window.Schedule{"b": freeze(now, now.Add(2*time.Hour))})
 	// a is promoted (as its plan would).
 	if _, err := r.ctrl.Promote(ctx, traffic.Request{Service: "a", Force: true, Reason: "test", Release: "rel-1", Timeout: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(2 * time.Second)
+	r.rt.Advance(2 * time.Second)
 	rel := r.stored("rel-1")
 	m, _ := rel.Find("b")
 	if phaseOf(rel, "a") != release.MemberPromoted || m.Phase != release.MemberWaiting || m.Window == nil || !m.Window.Until.Equal(now.Add(2*time.Hour)) {
 		t.Fatalf("b held by its window: a %s, b %+v", phaseOf(rel, "a"), m)
 	}
-	r.rt.advance(2 * time.Hour)
+	r.rt.Advance(2 * time.Hour)
 	if rel = r.stored("rel-1"); rel.Phase != release.Promoted || r.traffic("b").Serving() != model.Green {
 		t.Fatalf("after the window opened: %s, b serves %q", rel.Phase, r.traffic("b").Serving())
 	}
@@ -288,7 +293,7 @@ func TestReleaseWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	if rel := r.stored(st.Release.ID); rel.Phase != release.Promoted || !rel.Force || rel.ForceReason != "INC-7" || r.traffic("a").Rollout != nil {
 		t.Fatalf("forced release: %s force %v %q; a's rollout %+v (a forced switch is instant)", rel.Phase, rel.Force, rel.ForceReason, r.traffic("a").Rollout)
 	}
@@ -303,7 +308,7 @@ func TestNewLeaderResumes(t *testing.T) {
 			r := newRig(t, chain)
 			ctx := context.Background()
 			r.stop() // the old leader dies
-			r.rt.advance(0)
+			r.rt.Advance(0)
 			waitDeposed(t, r)
 			// It had stored the release with auth starting.
 			planned, err := release.New("checkout-1", "checkout", []release.Spec{
@@ -331,7 +336,7 @@ func TestNewLeaderResumes(t *testing.T) {
 			nctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			r.exec.Lead(nctx)
-			r.rt.advance(time.Second)
+			r.rt.Advance(time.Second)
 			rel := r.stored("checkout-1")
 			if rel.Phase != release.Promoted {
 				t.Fatalf("resumed release %s: %+v", rel.Phase, rel.Members)
@@ -380,7 +385,7 @@ func TestNothingRunsUnlessStored(t *testing.T) {
 	if _, err := r.exec.Start(ctx, apiv1.ReleaseRequest{Name: "rel", Services: []string{"a"}}); err == nil || !strings.Contains(err.Error(), "nothing was started") {
 		t.Fatalf("start while the store fails: %v", err)
 	}
-	r.rt.advance(time.Second)
+	r.rt.Advance(time.Second)
 	if len(r.rec.Calls()) != 0 {
 		t.Fatalf("a release that was not stored started %v", r.rec.Calls())
 	}
@@ -388,12 +393,12 @@ func TestNothingRunsUnlessStored(t *testing.T) {
 	if _, err := r.exec.Start(ctx, apiv1.ReleaseRequest{Name: "rel", Services: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(time.Second)
+	r.rt.Advance(time.Second)
 	fs.failing = true
 	if _, err := r.exec.Abort(ctx, "rel-1", apiv1.ReleaseCommand{}); err == nil || !strings.Contains(err.Error(), "nothing was carried out") {
 		t.Fatalf("abort while the store fails: %v", err)
 	}
-	r.rt.advance(3 * time.Second)
+	r.rt.Advance(3 * time.Second)
 	if got := r.rec.Calls(); !slices.Equal(got, []string{"switch a green"}) || r.traffic("a").Rollout.Phase != model.RolloutProgressing {
 		t.Fatalf("an abort that was not stored was carried out: %v", got)
 	}
@@ -401,7 +406,7 @@ func TestNothingRunsUnlessStored(t *testing.T) {
 	if _, err := r.exec.Abort(ctx, "rel-1", apiv1.ReleaseCommand{}); err != nil {
 		t.Fatal(err)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	if rel := r.stored("rel-1"); rel.Phase != release.Aborted || r.traffic("a").Serving() != model.Blue {
 		t.Fatalf("after the abort: %s", rel.Phase)
 	}
@@ -425,7 +430,7 @@ func TestStatefulMemberGoesBackByARoll(t *testing.T) {
 			{ID: "kv-g1", Address: "10.0.1.1", Port: 8080, Weight: 1, Slot: "s1"}, {ID: "kv-g2", Address: "10.0.1.2", Port: 8080, Weight: 1, Slot: "s2"}}},
 	}})
 	ctrl.OnMembership(membership.Update{Service: "web", Membership: fleets("web", false)}) // web's green is empty: its start is refused
-	rt.advance(0)
+	rt.Advance(0)
 	if err := ctrl.LoadState(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -439,13 +444,13 @@ func TestStatefulMemberGoesBackByARoll(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e.Lead(ctx)
-	rt.advance(0)
+	rt.Advance(0)
 	if _, err := e.Start(ctx, apiv1.ReleaseRequest{Name: "rel", All: true}); err != nil {
 		t.Fatal(err)
 	}
 	var rel release.Release
 	for i := 0; i < 120; i++ {
-		rt.advance(time.Second)
+		rt.Advance(time.Second)
 		r, _, _, err := store.LoadRelease(ctx, "rel-1")
 		if err != nil {
 			t.Fatal(err)

@@ -19,8 +19,9 @@ type Metrics struct {
 }
 
 // NewMetrics registers bg_releases_total{outcome}, every outcome at 0,
-// and bg_release_members{release,phase}, read from the running releases
-// when scraped.
+// and, read from the running releases when scraped,
+// bg_release_members{release,phase} and
+// bg_release_member_phase{release,service,phase}.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -42,6 +43,10 @@ var membersDesc = prometheus.NewDesc("bg_release_members",
 	"Members of each running release, by member phase (waiting, starting, switching, promoted, aborting, rolling_back, rolled_back, aborted, skipped, detached).",
 	[]string{"release", "phase"}, nil)
 
+var memberPhaseDesc = prometheus.NewDesc("bg_release_member_phase",
+	"1 for each member service of a running release, labelled with its phase: the dashboard's phase-per-service timeline.",
+	[]string{"release", "service", "phase"}, nil)
+
 // membersCollector counts each running release's members by phase.
 type membersCollector struct {
 	mu   sync.Mutex
@@ -55,7 +60,10 @@ func (c *membersCollector) source(read func() []release.Release) {
 }
 
 // Describe implements prometheus.Collector.
-func (c *membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- membersDesc }
+func (c *membersCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- membersDesc
+	ch <- memberPhaseDesc
+}
 
 // Collect implements prometheus.Collector: every phase of every running
 // release, 0 included, so a phase's series does not appear from nowhere.
@@ -70,6 +78,7 @@ func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
 		n := map[release.MemberPhase]int{}
 		for _, m := range r.Members {
 			n[m.Phase]++
+			ch <- prometheus.MustNewConstMetric(memberPhaseDesc, prometheus.GaugeValue, 1, r.ID, m.Service, string(m.Phase))
 		}
 		for _, p := range release.MemberPhases {
 			ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n[p]), r.ID, string(p))
