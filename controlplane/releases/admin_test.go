@@ -44,7 +44,7 @@ func TestAdminAPIOverTheExecutor(t *testing.T) {
 	if err := json.Unmarshal(raw, &st); err != nil || st.Release.ID != "rel-1" || st.Release.Phase != release.Running {
 		t.Fatalf("start answered %s (%v)", raw, err)
 	}
-	r.rt.advance(2 * time.Second)
+	r.rt.Advance(2 * time.Second)
 
 	code, raw = do("POST", "/v1/services/a/abort", "")
 	var e apiv1.ErrorBody
@@ -69,7 +69,7 @@ func TestAdminAPIOverTheExecutor(t *testing.T) {
 	if code, raw = do("POST", "/v1/releases/rel-1/abort", `{"reason":"INC-9"}`); code != http.StatusOK {
 		t.Fatalf("abort: %d %s", code, raw)
 	}
-	r.rt.advance(0)
+	r.rt.Advance(0)
 	if code, raw = do("POST", "/v1/releases/rel-1/pause", ""); code != http.StatusConflict || !strings.Contains(string(raw), apiv1.CodeReleaseState) {
 		t.Fatalf("pause of an aborted release: %d %s", code, raw)
 	}

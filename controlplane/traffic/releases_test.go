@@ -59,7 +59,7 @@ func newReleaseWorld(t *testing.T) *releaseWorld {
 	for _, name := range chainServices {
 		w.ctrl.OnMembership(membership.Update{Service: name, Membership: webMembership()})
 	}
-	rt.advance(0)
+	rt.Advance(0)
 	if err := w.ctrl.LoadState(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func newReleaseWorld(t *testing.T) *releaseWorld {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	w.exec.Lead(ctx)
-	rt.advance(0)
+	rt.Advance(0)
 	if !w.exec.Leading() {
 		t.Fatal("the executor does not lead")
 	}
@@ -99,7 +99,7 @@ func (w *releaseWorld) run(id string, limit time.Duration) release.Release {
 	w.t.Helper()
 	deps := map[string]string{"web": "api", "api": "auth"}
 	for start := w.rt.Now(); w.rt.Now().Sub(start) < limit; {
-		w.rt.advance(time.Second)
+		w.rt.Advance(time.Second)
 		rel := w.stored(id)
 		for consumer, provider := range deps {
 			t, _ := w.ctrl.TrafficState(consumer)
