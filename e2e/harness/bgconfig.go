@@ -26,9 +26,31 @@ type BGConfig struct {
 	// ServiceYAML is extra YAML lines for services[0] itself (e.g. strategy,
 	// rolling, affinity), indented as under "- name:".
 	ServiceYAML string
+	// Services, when set, are the configured services instead of Service
+	// (with Analysis, Latency and ServiceYAML): several http2 services, each
+	// judged on its own counters when PrometheusURL is set.
+	Services []BGService
+	// TopYAML is extra top-level YAML (e.g. "release:" or "releases:"),
+	// written as is at the end.
+	TopYAML string
 }
 
-// WriteBGConfig writes a config for one http2 (gRPC) service and returns its path.
+// BGService is one service of a multi-service config (BGConfig.Services).
+type BGService struct {
+	Name string
+	// Port is the service's listener port; 0: 10000 + its index.
+	Port int
+	// DependsOn names the services it calls.
+	DependsOn []string
+	// Analysis is extra YAML for its analysis, one "key: value" per line
+	// (used when BGConfig.PrometheusURL is set).
+	Analysis string
+	// YAML is extra YAML lines for the service itself, as ServiceYAML.
+	YAML string
+}
+
+// WriteBGConfig writes a config for http2 (gRPC) services (one, Service,
+// unless Services is set) and returns its path.
 func WriteBGConfig(t TB, c BGConfig) string {
 	t.Helper()
 	token := ""
@@ -47,40 +69,61 @@ switch:
 leader:
   lock_delay: 1s
 services:
-  - name: %s
-    port: 10000
-    protocol: http2
-`, c.ConsulAddr, c.XDSAddr, c.AdminAddr, token, c.Service)
-	for _, line := range strings.Split(strings.TrimRight(c.ServiceYAML, "\n "), "\n") {
-		if strings.TrimSpace(line) != "" {
-			cfg += "    " + line + "\n"
+`, c.ConsulAddr, c.XDSAddr, c.AdminAddr, token)
+	if len(c.Services) == 0 {
+		cfg += serviceYAML(c, BGService{Name: c.Service, Port: 10000, Analysis: c.Analysis, YAML: c.ServiceYAML}, c.Latency)
+	}
+	for i, s := range c.Services {
+		if s.Port == 0 {
+			s.Port = 10000 + i
 		}
+		cfg += serviceYAML(c, s, false)
 	}
 	if c.PrometheusURL != "" {
-		cfg += "    analysis:\n"
-		cfg += "      requests: '" + AppRequestsTemplate + "'\n"
-		cfg += "      errors: '" + AppErrorsTemplate + "'\n"
-		for _, line := range strings.Split(strings.TrimSpace(c.Analysis), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				cfg += "      " + line + "\n"
-			}
-		}
-		if c.Latency {
-			cfg += "      latency:\n"
-			cfg += "        enabled: true\n"
-			cfg += "        query: '" + AppLatencyTemplate + "'\n"
-			cfg += "        unit: s\n"
-			for _, line := range strings.Split(strings.TrimSpace(c.LatencyYAML), "\n") {
-				if line = strings.TrimSpace(line); line != "" {
-					cfg += "        " + line + "\n"
-				}
-			}
-		}
 		cfg += "prometheus:\n  address: " + c.PrometheusURL + "\n"
+	}
+	if top := strings.TrimSpace(c.TopYAML); top != "" {
+		cfg += top + "\n"
 	}
 	path := filepath.Join(t.TempDir(), "bg.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatalf("write bg config: %v", err)
 	}
 	return path
+}
+
+// serviceYAML is one "- name:" entry of services.
+func serviceYAML(c BGConfig, s BGService, latency bool) string {
+	cfg := fmt.Sprintf("  - name: %s\n    port: %d\n    protocol: http2\n", s.Name, s.Port)
+	if len(s.DependsOn) > 0 {
+		cfg += "    depends_on: [" + strings.Join(s.DependsOn, ", ") + "]\n"
+	}
+	for _, line := range strings.Split(strings.TrimRight(s.YAML, "\n "), "\n") {
+		if strings.TrimSpace(line) != "" {
+			cfg += "    " + line + "\n"
+		}
+	}
+	if c.PrometheusURL == "" {
+		return cfg
+	}
+	cfg += "    analysis:\n"
+	cfg += "      requests: '" + AppRequestsTemplate + "'\n"
+	cfg += "      errors: '" + AppErrorsTemplate + "'\n"
+	for _, line := range strings.Split(strings.TrimSpace(s.Analysis), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			cfg += "      " + line + "\n"
+		}
+	}
+	if latency {
+		cfg += "      latency:\n"
+		cfg += "        enabled: true\n"
+		cfg += "        query: '" + AppLatencyTemplate + "'\n"
+		cfg += "        unit: s\n"
+		for _, line := range strings.Split(strings.TrimSpace(c.LatencyYAML), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				cfg += "        " + line + "\n"
+			}
+		}
+	}
+	return cfg
 }
