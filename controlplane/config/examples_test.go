@@ -83,7 +83,7 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
 		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)
 	}
-	if g := []ReleaseGroup{{Name: "checkout", Services: []string{"web", "api"}}}; !reflect.DeepEqual(c.Releases, g) || c.Release.MaxParallel != DefaultMaxParallel {
+	if g := []ReleaseGroup{{Name: "checkout", Services: []string{"web", "api"}, Gates: []Gate{}}}; !reflect.DeepEqual(c.Releases, g) || c.Release.MaxParallel != DefaultMaxParallel {
 		t.Errorf("demo releases changed: %+v, max_parallel %d", c.Releases, c.Release.MaxParallel)
 	}
 	groups, _ := v.Get("releases").([]any)

@@ -69,6 +69,7 @@ func Load(path string, overrides map[string]any) (*Config, error) {
 		decoded[k] = true
 	}
 	defaultServices(cfg.Services, func(k string) bool { return decoded[k] })
+	defaultReleaseGroups(cfg.Releases, func(k string) bool { return decoded[k] })
 	judgeRolls(&cfg)
 	return &cfg, nil
 }

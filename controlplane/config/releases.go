@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/release"
 )
 
@@ -16,6 +17,34 @@ const DefaultMaxParallel = 4
 type ReleaseGroup struct {
 	Name     string   `mapstructure:"name"`
 	Services []string `mapstructure:"services"`
+	// Gates are the release's own webhooks: pre gates run before its first
+	// member starts, post gates after its last member is promoted. The
+	// schema is a service's; step is refused (a release has no steps).
+	Gates []Gate `mapstructure:"gates"`
+}
+
+// ModelGates converts the group's gates to the model's.
+func (g ReleaseGroup) ModelGates() []model.Gate {
+	return Service{Gates: g.Gates}.ModelGates()
+}
+
+// GroupGates maps each configured release group's name to its gates
+// (only groups that have some).
+func (c *Config) GroupGates() map[string][]model.Gate {
+	out := map[string][]model.Gate{}
+	for _, g := range c.Releases {
+		if len(g.Gates) > 0 {
+			out[g.Name] = g.ModelGates()
+		}
+	}
+	return out
+}
+
+// defaultReleaseGroups fills the release groups' gate keys left unset.
+func defaultReleaseGroups(gs []ReleaseGroup, set func(key string) bool) {
+	for i := range gs {
+		defaultGates(gs[i].Gates, fmt.Sprintf("releases[%d].gates", i), set)
+	}
 }
 
 // Release tunes releases (several services switched together, in
@@ -110,6 +139,20 @@ func (c *Config) validateReleases(es *Errors) {
 				es.add(sat, "%q: listed twice", s)
 			}
 			seen[s] = true
+		}
+		names := map[string]bool{}
+		for j, mg := range g.ModelGates() {
+			gat := fmt.Sprintf("%s.gates[%d]", at, j)
+			if err := mg.Validate(); err != nil {
+				es.add(gat, "%v", err)
+			}
+			if mg.At(model.GateStep) {
+				es.add(gat+".stages", "step: a release has no steps; its gates run pre (before the first member) or post (after the last)")
+			}
+			if names[mg.Name] {
+				es.add(gat+".name", "%q used twice", mg.Name)
+			}
+			names[mg.Name] = true
 		}
 	}
 }

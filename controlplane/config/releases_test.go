@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateReleases(t *testing.T) {
@@ -44,10 +45,51 @@ func TestValidateReleases(t *testing.T) {
 		{"group without services", func(c *Config) { c.Releases = []ReleaseGroup{{Name: "checkout"}} }, "releases[0].services", "at least one service"},
 		{"group with an unknown service", func(c *Config) { c.Releases = []ReleaseGroup{{Name: "checkout", Services: []string{"web", "cart"}}} }, "releases[0].services[1]", `"cart": not a configured service`},
 		{"group with a service twice", func(c *Config) { c.Releases = []ReleaseGroup{{Name: "checkout", Services: []string{"web", "web"}}} }, "releases[0].services[1]", `"web": listed twice`},
+		{"group gates ok", func(c *Config) {
+			c.Releases = []ReleaseGroup{{Name: "checkout", Services: []string{"web"}, Gates: []Gate{relGate("smoke", "pre", "post")}}}
+		}, "", ""},
+		{"group gate at step", func(c *Config) {
+			c.Releases = []ReleaseGroup{{Name: "checkout", Services: []string{"web"}, Gates: []Gate{relGate("smoke", "pre", "step")}}}
+		}, "releases[0].gates[0].stages", "step: a release has no steps"},
+		{"group gate invalid (service schema)", func(c *Config) {
+			g := relGate("smoke", "post")
+			g.OnFailure = "retry"
+			c.Releases = []ReleaseGroup{{Name: "checkout", Services: []string{"web"}, Gates: []Gate{g}}}
+		}, "releases[0].gates[0]", `on_failure: "retry" is not rollback or hold`},
+		{"group gate names unique", func(c *Config) {
+			c.Releases = []ReleaseGroup{{Name: "checkout", Services: []string{"web"}, Gates: []Gate{relGate("smoke", "pre"), relGate("smoke", "post")}}}
+		}, "releases[0].gates[1].name", `"smoke" used twice`},
 		{"max_parallel 1 ok", func(c *Config) { c.Release.MaxParallel = 1 }, "", ""},
 		{"max_parallel 0", func(c *Config) { c.Release.MaxParallel = 0 }, "release.max_parallel", "must be at least 1"},
 		{"max_parallel negative", func(c *Config) { c.Release.MaxParallel = -2 }, "release.max_parallel", "must be at least 1"},
 	})
+}
+
+func relGate(name string, stages ...string) Gate {
+	return Gate{Name: name, URL: "http://127.0.0.1:8081/" + name, Stages: stages, Timeout: time.Second, OnFailure: "rollback"}
+}
+
+func TestLoadReleaseGates(t *testing.T) {
+	c, err := Load(writeYAML(t, fileYAML+`
+releases:
+  - name: checkout
+    services: [web, api]
+    gates:
+      - name: smoke
+        url: http://127.0.0.1:8081/smoke
+        stages: [pre, post]
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := c.GroupGates()["checkout"]
+	if len(g) != 1 || g[0].Name != "smoke" || !g[0].At("pre") || !g[0].At("post") ||
+		g[0].Timeout.D() != DefaultGateTimeout || g[0].OnFailure != DefaultGateOnFailure {
+		t.Fatalf("group gates (defaults filled) %+v", g)
+	}
 }
 
 func TestLoadReleases(t *testing.T) {

@@ -120,6 +120,19 @@ type WindowOpened struct {
 	Service string
 }
 
+// GatesResult reports the calls of the release's gates at Stage (pre or
+// post), one result per gate. All passed: the release goes on (pre: its
+// members may start; post: it ends promoted). A failing gate with
+// on_failure rollback takes the release back (cause gate_failed, naming
+// the gate); a failing hold gate (or one without a result) keeps it
+// waiting, and the gates are called again at the next tick. A result for
+// a stage the release does not wait for is ignored (late or replayed).
+type GatesResult struct {
+	Now     time.Time
+	Stage   string
+	Results []model.GateResult
+}
+
 // Resync asks for the effects a stored state still owes (after a leader
 // change or a restart): a start, abort or rollback that was decided and
 // stored but may not have been carried out. The state does not change.
@@ -135,6 +148,7 @@ func (e Resume) at() time.Time         { return e.Now }
 func (e WindowClosed) at() time.Time   { return e.Now }
 func (e WindowOpened) at() time.Time   { return e.Now }
 func (e Resync) at() time.Time         { return e.Now }
+func (e GatesResult) at() time.Time    { return e.Now }
 
 // Effect is something a decision asks the executor to carry out, in the
 // order given. Persist comes first: nothing else runs unless the new state
@@ -175,7 +189,15 @@ type RollBack struct {
 	To       model.Color
 }
 
+// CallGates calls the release's gates at Stage (pre or post) and reports
+// a GatesResult. Owed (Resync) while the release waits for that stage.
+type CallGates struct {
+	Stage string
+	Gates []model.Gate
+}
+
 func (Persist) effect()     {}
+func (CallGates) effect()   {}
 func (StartSwitch) effect() {}
 func (AbortSwitch) effect() {}
 func (RollBack) effect()    {}
@@ -212,9 +234,14 @@ func Decide(r Release, ev Event) (Release, []Effect, error) {
 func (r *Release) apply(ev Event) ([]Effect, error) {
 	switch e := ev.(type) {
 	case Start:
-		return nil, r.start(e)
+		if err := r.start(e); err != nil {
+			return nil, err
+		}
+		return r.enterGate(model.GatePre), nil
 	case Tick:
-		return nil, nil
+		return r.callGates(), nil // a held gate is called again
+	case GatesResult:
+		return r.gated(e)
 	case MemberObserved:
 		return r.observed(e)
 	case StartRefused:
@@ -265,6 +292,7 @@ func (r *Release) start(e Start) error {
 	r.Phase, r.StartedAt = Running, e.Now
 	if e.Force {
 		r.Force, r.ForceReason = true, strings.TrimSpace(e.Reason)
+		r.GatesSkipped = len(r.Gates) > 0 // forced past the release's gates
 		for i := range r.Members {
 			r.Members[i].Window = nil // forced past windows
 		}
@@ -503,8 +531,78 @@ func (r *Release) fail(member string, cause model.Cause, reason string, now time
 	return r.stopAll(now)
 }
 
+// enterGate makes the release wait for its gates at stage, if it has any
+// and is not forced, and asks for them to be called.
+func (r *Release) enterGate(stage string) []Effect {
+	if r.Force || len(r.GatesAt(stage)) == 0 {
+		return nil
+	}
+	r.Gate, r.Reason = stage, "waiting for the release's "+stage+" gates"
+	return r.callGates()
+}
+
+// callGates asks for the gates the release waits for (none if it does not).
+func (r Release) callGates() []Effect {
+	if r.Gate == "" || r.Phase.Ended() {
+		return nil
+	}
+	return []Effect{CallGates{Stage: r.Gate, Gates: slices.Clone(r.GatesAt(r.Gate))}}
+}
+
+// gated applies the results of the release's gates at one stage.
+func (r *Release) gated(e GatesResult) ([]Effect, error) {
+	if e.Stage != model.GatePre && e.Stage != model.GatePost {
+		return nil, fmt.Errorf("%w: gate stage %q is not pre or post", ErrBadEvent, e.Stage)
+	}
+	if r.Phase.Ended() || r.Gate != e.Stage {
+		return nil, nil // late or replayed: the release no longer waits for them
+	}
+	var held, failed *model.GateResult
+	for _, g := range r.GatesAt(e.Stage) {
+		res, missing := model.GateResult{Detail: "no result reported"}, true
+		if i := slices.IndexFunc(e.Results, func(x model.GateResult) bool { return x.Gate == g.Name }); i >= 0 {
+			res, missing = e.Results[i], false
+		}
+		res.Gate, res.Stage, res.Step, res.At, res.Attempts = g.Name, e.Stage, 0, e.Now, 1
+		if i := slices.IndexFunc(r.GateResults, func(x model.GateResult) bool { return x.Gate == g.Name && x.Stage == e.Stage }); i >= 0 {
+			res.Attempts = r.GateResults[i].Attempts + 1
+			r.GateResults[i] = res
+		} else {
+			r.GateResults = append(r.GateResults, res)
+		}
+		switch {
+		case res.Passed:
+		case g.OnFailure == model.GateRollback && !missing: // a missing result is asked again
+			if failed == nil {
+				failed = &res
+			}
+		default:
+			if held == nil {
+				held = &res
+			}
+		}
+	}
+	switch {
+	case failed != nil:
+		r.Gate = ""
+		r.Phase, r.Member, r.Cause, r.Reason = RollingBack, "", model.CauseGateFailed, "release "+failed.String()
+		return r.stopAll(e.Now), nil
+	case held != nil:
+		r.Reason = "held by release " + held.String()
+		return nil, nil
+	}
+	r.Gate = ""
+	if e.Stage == model.GatePost {
+		r.Phase, r.EndedAt, r.Reason = Promoted, e.Now, "every member promoted; post gates passed"
+	} else {
+		r.Reason = "pre gates passed"
+	}
+	return nil, nil
+}
+
 // stopAll skips the waiting members and aborts the running switches.
 func (r *Release) stopAll(now time.Time) []Effect {
+	r.Gate = "" // no gate is waited for on the way back
 	var effs []Effect
 	for i := range r.Members {
 		m := &r.Members[i]
@@ -531,10 +629,16 @@ func (r *Release) settle(now time.Time) []Effect {
 	var effs []Effect
 	switch r.Phase {
 	case Running:
-		effs = r.schedule(now)
+		if r.Gate != model.GatePre {
+			effs = r.schedule(now)
+		}
 		fallthrough
 	case Paused:
-		if !slices.ContainsFunc(r.Members, func(m Member) bool { return m.Phase != MemberPromoted }) {
+		if r.Gate == "" && !slices.ContainsFunc(r.Members, func(m Member) bool { return m.Phase != MemberPromoted }) {
+			if g := r.enterGate(model.GatePost); g != nil {
+				effs = append(effs, g...)
+				break
+			}
 			r.Phase, r.EndedAt, r.Reason = Promoted, now, "every member promoted"
 		}
 	case RollingBack:
@@ -610,7 +714,7 @@ func (r Release) outstanding() []Effect {
 	if r.Phase.Ended() {
 		return nil
 	}
-	var effs []Effect
+	effs := r.callGates()
 	for _, m := range r.Members {
 		switch m.Phase {
 		case MemberStarting:
@@ -628,6 +732,11 @@ func (r Release) outstanding() []Effect {
 func (r Release) clone() Release {
 	c := r
 	c.Members = slices.Clone(r.Members)
+	c.Gates = slices.Clone(r.Gates)
+	c.GateResults = slices.Clone(r.GateResults)
+	for i := range c.Gates {
+		c.Gates[i].Stages = slices.Clone(r.Gates[i].Stages)
+	}
 	for i := range c.Members {
 		c.Members[i].DependsOn = slices.Clone(r.Members[i].DependsOn)
 		if w := r.Members[i].Window; w != nil {

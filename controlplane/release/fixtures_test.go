@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +281,10 @@ func checkTransition(t testing.TB, in, out Release, effs []Effect, ev Event, rea
 			if out.Phase != Running && !resync {
 				t.Errorf("%s started in a %s release", m.Service, out.Phase)
 			}
+		case CallGates:
+			if out.Phase.Ended() || e.Stage != out.Gate || !reflect.DeepEqual(e.Gates, out.GatesAt(e.Stage)) {
+				t.Errorf("%+v while the release is %s waiting for gates %q", e, out.Phase, out.Gate)
+			}
 		case AbortSwitch:
 			if m, _ := out.Find(e.Service); m.Phase != MemberAborting || e.SwitchID != m.SwitchID {
 				t.Errorf("%+v for a member %s (%s)", e, m.Phase, m.SwitchID)
@@ -293,6 +298,25 @@ func checkTransition(t testing.TB, in, out Release, effs []Effect, ev Event, rea
 				if o.Level > m.Level && (o.Phase.Moving() || o.Phase == MemberPromoted) {
 					t.Errorf("%s (level %d) rolled back while %s (level %d) is %s", m.Service, m.Level, o.Service, o.Level, o.Phase)
 				}
+			}
+		}
+	}
+	// Release gates: no member starts before the pre gates passed, and a
+	// release ends promoted only once its post gates passed (unless forced).
+	if out.Gate == model.GatePre && slices.ContainsFunc(out.Members, func(m Member) bool { return m.Phase != MemberWaiting }) {
+		t.Errorf("a member started while the pre gates are pending")
+	}
+	if out.Phase == Promoted && !out.Force {
+		for _, g := range out.GatesAt(model.GatePost) {
+			if !slices.ContainsFunc(out.GateResults, func(r model.GateResult) bool { return r.Gate == g.Name && r.Stage == model.GatePost && r.Passed }) {
+				t.Errorf("promoted without post gate %s passing", g.Name)
+			}
+		}
+	}
+	if in.Gate == model.GatePre && out.Gate == "" && out.Phase == Running && !out.Force {
+		for _, g := range out.GatesAt(model.GatePre) {
+			if !slices.ContainsFunc(out.GateResults, func(r model.GateResult) bool { return r.Gate == g.Name && r.Stage == model.GatePre && r.Passed }) {
+				t.Errorf("members may start without pre gate %s passing", g.Name)
 			}
 		}
 	}

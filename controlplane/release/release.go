@@ -211,6 +211,17 @@ type Release struct {
 	CreatedAt   time.Time `json:"created_at"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	EndedAt     time.Time `json:"ended_at,omitzero"`
+	// Gates are the release's own gates (stages pre and post); a release
+	// of a configured group has its group's, one of --services none.
+	Gates []model.Gate `json:"gates,omitempty"`
+	// Gate is the stage whose gates the release waits for ("" none):
+	// pre before its first member starts, post after its last member is
+	// promoted. CallGates is owed while it is set.
+	Gate string `json:"gate,omitempty"`
+	// GateResults are the latest calls of the release's gates.
+	GateResults []model.GateResult `json:"gate_results,omitempty"`
+	// GatesSkipped: a forced release skipped its gates (recorded once).
+	GatesSkipped bool `json:"gates_skipped,omitempty"`
 	// Generation increases by one on every stored change.
 	Generation uint64 `json:"generation"`
 	// Members in start order: by level, then by name.
@@ -219,7 +230,8 @@ type Release struct {
 
 // New plans a release: members ordered by dependency level, all waiting.
 // A dependency on a service outside the release is ignored for ordering.
-func New(id, name string, specs []Spec, maxParallel int, now time.Time) (Release, error) {
+// gates are the release's own (its group's): stages pre and post only.
+func New(id, name string, specs []Spec, maxParallel int, now time.Time, gates ...model.Gate) (Release, error) {
 	var errs []error
 	if err := validateID(id); err != nil {
 		errs = append(errs, fmt.Errorf("id: %w", err))
@@ -233,6 +245,7 @@ func New(id, name string, specs []Spec, maxParallel int, now time.Time) (Release
 	if len(specs) == 0 {
 		errs = append(errs, errors.New("members: at least one service"))
 	}
+	errs = append(errs, validateGates(gates))
 	in := map[string]bool{}
 	for i, s := range specs {
 		if err := s.validate(); err != nil {
@@ -261,7 +274,7 @@ func New(id, name string, specs []Spec, maxParallel int, now time.Time) (Release
 	if err != nil {
 		return Release{}, err
 	}
-	r := Release{ID: id, Name: name, Phase: Pending, MaxParallel: maxParallel, CreatedAt: now, Generation: 1}
+	r := Release{ID: id, Name: name, Phase: Pending, MaxParallel: maxParallel, CreatedAt: now, Generation: 1, Gates: slices.Clone(gates)}
 	for _, s := range specs {
 		r.Members = append(r.Members, Member{
 			Service: s.Service, DependsOn: deps[s.Service], Level: levels[s.Service],
@@ -294,6 +307,37 @@ func (s Spec) validate() error {
 	}
 	errs = append(errs, validateColours(s.From, s.To))
 	return errors.Join(errs...)
+}
+
+// validateGates checks a release's gates with the service gate schema;
+// step is refused: a release has no steps.
+func validateGates(gates []model.Gate) error {
+	var errs []error
+	names := map[string]bool{}
+	for i, g := range gates {
+		if err := g.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("gates[%d]: %w", i, err))
+		}
+		if g.At(model.GateStep) {
+			errs = append(errs, fmt.Errorf("gates[%d].stages: step: a release has no steps; its gates run pre or post", i))
+		}
+		if names[g.Name] {
+			errs = append(errs, fmt.Errorf("gates[%d].name: %q used twice", i, g.Name))
+		}
+		names[g.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// GatesAt are the release's gates that run at stage.
+func (r Release) GatesAt(stage string) []model.Gate {
+	var out []model.Gate
+	for _, g := range r.Gates {
+		if g.At(stage) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func validateID(id string) error {
@@ -490,8 +534,27 @@ func (r Release) Validate() error {
 	if r.Phase == Aborted && (r.Member != "" || r.Cause != model.CauseAborted) {
 		add("phase aborted: an operator abort names no member and has cause %s", model.CauseAborted)
 	}
-	if r.Phase == RolledBack && r.Member == "" {
-		add("phase rolled_back: names the failing member")
+	if r.Phase == RolledBack && r.Member == "" && r.Cause != model.CauseGateFailed {
+		add("phase rolled_back: names the failing member (or a failing release gate)")
+	}
+	if err := validateGates(r.Gates); err != nil {
+		add("%w", err)
+	}
+	switch r.Gate {
+	case "":
+	case model.GatePre:
+		if r.Phase != Running && r.Phase != Paused || slices.ContainsFunc(r.Members, func(m Member) bool { return m.Phase != MemberWaiting }) {
+			add("gate: pre gates pending while %s with members started", r.Phase)
+		}
+	case model.GatePost:
+		if r.Phase != Running && r.Phase != Paused || slices.ContainsFunc(r.Members, func(m Member) bool { return m.Phase != MemberPromoted }) {
+			add("gate: post gates pending while %s before every member is promoted", r.Phase)
+		}
+	default:
+		add("gate: %q is not pre or post", r.Gate)
+	}
+	if r.Gate != "" && len(r.GatesAt(r.Gate)) == 0 {
+		add("gate: %s pending, but the release has no %s gates", r.Gate, r.Gate)
 	}
 	if len(r.Members) == 0 {
 		add("members: at least one service")

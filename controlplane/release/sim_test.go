@@ -24,13 +24,17 @@ type world struct {
 	plan time.Duration // D: one switch's duration
 	ack  time.Duration // time for every proxy to ACK a flip back
 	// fail: the member's switch fails its analysis this long after it starts.
-	fail   map[string]time.Duration
-	svcs   map[string]*fakeService
-	timers []timer
-	seq    int
-	inbox  []func() Event // the leader's queue; observations are read when delivered
-	stored Release        // the last persisted release (Decide never writes into it)
-	levels map[string]int
+	fail map[string]time.Duration
+	// gatePass: a release gate passes from this long after t0; a gate not
+	// listed always fails. Each call answers after gateLatency.
+	gatePass  map[string]time.Duration
+	gateCalls int
+	svcs      map[string]*fakeService
+	timers    []timer
+	seq       int
+	inbox     []func() Event // the leader's queue; observations are read when delivered
+	stored    Release        // the last persisted release (Decide never writes into it)
+	levels    map[string]int
 
 	starts    map[string]int       // switches started per service
 	startedAt map[string]time.Time // when each member's switch started
@@ -160,6 +164,18 @@ func (w *world) exec(e Effect, r Release) {
 	switch e := e.(type) {
 	case Persist:
 		w.stored = r
+	case CallGates:
+		w.gateCalls++
+		// The call is the leader's: it dies with it (Resync calls again).
+		w.after(gateLatency, true, func() {
+			ev := GatesResult{Now: w.now, Stage: e.Stage}
+			for _, g := range e.Gates {
+				from, ok := w.gatePass[g.Name]
+				pass := ok && !w.now.Before(t0.Add(from))
+				ev.Results = append(ev.Results, model.GateResult{Gate: g.Name, Stage: e.Stage, Passed: pass})
+			}
+			w.inbox = append(w.inbox, func() Event { return ev })
+		})
 	case StartSwitch:
 		s := w.svcs[e.Service]
 		if l := s.latest; l != nil && l.release == w.rid && l.to == e.To {
@@ -370,6 +386,8 @@ type scenario struct {
 	specs    func() []Spec
 	max      int
 	fail     map[string]time.Duration
+	gates    []model.Gate
+	gatePass map[string]time.Duration
 	commands func(w *world)
 	// expected
 	phase  Phase
@@ -380,7 +398,7 @@ type scenario struct {
 }
 
 func (sc scenario) release(t testing.TB) Release {
-	r, err := New("rel-7", sc.name, sc.specs(), sc.max, t0)
+	r, err := New("rel-7", sc.name, sc.specs(), sc.max, t0, sc.gates...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +408,7 @@ func (sc scenario) release(t testing.TB) Release {
 func (sc scenario) play(t testing.TB, mode crashMode, crashAt int) (Release, *world) {
 	r := sc.release(t)
 	w := newWorld(t, r, D, 5*time.Second, sc.fail)
+	w.gatePass = sc.gatePass
 	if sc.commands != nil {
 		sc.commands(w)
 	}
@@ -398,7 +417,10 @@ func (sc scenario) play(t testing.TB, mode crashMode, crashAt int) (Release, *wo
 	return out, w
 }
 
-const ack = 5 * time.Second
+const (
+	ack         = 5 * time.Second
+	gateLatency = time.Second
+)
 
 func chainScenarios() []scenario {
 	all := func(d time.Duration, svcs ...string) map[string]time.Duration {
@@ -445,6 +467,19 @@ func chainScenarios() []scenario {
 				w.command(2*D, func(now time.Time) Event { return Resume{Now: now} })
 			},
 			phase: Promoted, end: 4 * D, starts: merge(all(0, "auth", "mail"), all(2*D, "api"), all(3*D, "web"))},
+		{name: "a held pre gate passes at 20m: members start then; post gate passes", specs: chainSpecs, max: 4,
+			gates:    []model.Gate{gate("change", model.GateHold, model.GatePre), gate("soak", model.GateRollback, model.GatePost)},
+			gatePass: map[string]time.Duration{"change": 20 * time.Minute, "soak": 0},
+			commands: func(w *world) { w.command(20*time.Minute, func(now time.Time) Event { return Tick{Now: now} }) },
+			phase:    Promoted, end: 20*time.Minute + gateLatency + 3*D + gateLatency,
+			starts: merge(all(20*time.Minute+gateLatency, "auth", "mail"), all(20*time.Minute+gateLatency+D, "api"), all(20*time.Minute+gateLatency+2*D, "web"))},
+		{name: "a failing pre gate: nothing starts, rolled back", specs: chainSpecs, max: 4,
+			gates: []model.Gate{gate("smoke", model.GateRollback, model.GatePre)},
+			phase: RolledBack, end: gateLatency, starts: map[string]time.Duration{}},
+		{name: "a failing post gate: web, then api, then auth and mail go back", specs: chainSpecs, max: 4,
+			gates: []model.Gate{gate("soak", model.GateRollback, model.GatePost)},
+			phase: RolledBack, end: 3*D + gateLatency + 3*ack, starts: merge(all(0, "auth", "mail"), all(D, "api"), all(2*D, "web")),
+			waves: []string{(3*D + gateLatency).String() + ": web", (3*D + gateLatency + ack).String() + ": api", (3*D + gateLatency + 2*ack).String() + ": auth mail"}},
 		{name: "api's window closes mid-release until 1h", specs: chainSpecs, max: 4,
 			commands: func(w *world) {
 				w.command(h, func(now time.Time) Event {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/release"
 	"github.com/bgctl/bg/controlplane/state"
@@ -59,6 +60,11 @@ type Controller interface {
 	Lead(ctx context.Context)
 }
 
+// GateCaller calls one gate (gate.Caller; a fake in tests).
+type GateCaller interface {
+	Call(ctx context.Context, g model.Gate, p gate.Payload) model.GateResult
+}
+
 // Options configure the executor.
 type Options struct {
 	// Services are the configured services, in order (a release of --all).
@@ -67,6 +73,13 @@ type Options struct {
 	Dependencies map[string][]string
 	// Groups maps a configured release group to its services.
 	Groups map[string][]string
+	// GroupGates maps a configured release group to its own gates
+	// (releases[].gates): a release of that group waits for its pre gates
+	// before its first member starts and for its post gates after its last
+	// member is promoted.
+	GroupGates map[string][]model.Gate
+	// Gates calls release gates (nil: gate.Caller{}, plain HTTP).
+	Gates GateCaller
 	// MaxParallel is release.max_parallel: a release's default cap.
 	MaxParallel int
 	// Timeout bounds each ACK wait of a member's switch (switch.timeout).
@@ -123,6 +136,9 @@ func New(ctrl Controller, store state.Releases, o Options) *Executor {
 	}
 	if e.opts.MaxParallel < 1 {
 		e.opts.MaxParallel = 4
+	}
+	if e.opts.Gates == nil {
+		e.opts.Gates = gate.Caller{}
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -297,7 +313,8 @@ func (e *Executor) onTick(r *run) {
 func (e *Executor) owed(r *run) {
 	_, effs, err := release.Decide(r.rel, release.Resync{Now: e.rt.Now()})
 	if err == nil {
-		e.carry(r, effs)
+		// The Tick that always follows calls the pending gates: once a tick.
+		e.carry(r, slices.DeleteFunc(effs, func(x release.Effect) bool { _, ok := x.(release.CallGates); return ok }))
 	}
 }
 
@@ -438,6 +455,8 @@ func (e *Executor) carry(r *run, effs []release.Effect) {
 			ev = e.abortSwitch(r, x)
 		case release.RollBack:
 			ev = e.rollBack(r, x)
+		case release.CallGates:
+			ev = e.callGates(r, x)
 		}
 		if ev == nil {
 			continue // not carried out now; the next Resync asks again
@@ -595,6 +614,22 @@ func (e *Executor) rollBack(r *run, b release.RollBack) release.Event {
 	return e.observe(b.Service, t)
 }
 
+// callGates calls the release's gates at one stage, one after the other,
+// and reports their results. The payload names the release: service is
+// the release's name, switch its ID, stage pre or post, steps its number
+// of members.
+func (e *Executor) callGates(r *run, c release.CallGates) release.Event {
+	ev := release.GatesResult{Stage: c.Stage}
+	for _, g := range c.Gates {
+		p := gate.Payload{Service: r.rel.Name, Switch: r.id, Stage: c.Stage, Steps: len(r.rel.Members), Generation: r.rel.Generation}
+		res := e.opts.Gates.Call(context.Background(), g, p)
+		e.log.Info("release gate", "release", r.id, "gate", g.Name, "stage", c.Stage, "passed", res.Passed, "status", res.Status, "detail", res.Detail)
+		ev.Results = append(ev.Results, res)
+	}
+	ev.Now = e.rt.Now()
+	return ev
+}
+
 // releaseName is what a release name (and group name) may be: it names a
 // KV key, as the release's ID with a counter.
 var releaseName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -688,7 +723,11 @@ func (e *Executor) start(ctx context.Context, req apiv1.ReleaseRequest) (apiv1.R
 		return apiv1.ReleaseStatus{}, err
 	}
 	now := e.rt.Now()
-	planned, err := release.New(id, name, specs, maxParallel, now)
+	var gates []model.Gate
+	if req.Group != "" {
+		gates = e.opts.GroupGates[req.Group] // a release of --services or --all has none
+	}
+	planned, err := release.New(id, name, specs, maxParallel, now, gates...)
 	if err != nil {
 		return apiv1.ReleaseStatus{}, fmt.Errorf("%w: %v", traffic.ErrBadPlan, err)
 	}

@@ -94,6 +94,8 @@ type rigOptions struct {
 	emptyGreen []string
 	rels       state.Releases // default: the memstate store
 	maxPar     int
+	groupGates map[string][]model.Gate
+	gates      releases.GateCaller
 }
 
 func fleets(service string, green bool) model.Membership {
@@ -158,7 +160,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 
 func (r *rig) newExecutor(o rigOptions) *releases.Executor {
 	e := releases.New(r.rec, r.rels, releases.Options{
-		Services: o.services, Dependencies: o.deps, Groups: o.groups, MaxParallel: o.maxPar,
+		Services: o.services, Dependencies: o.deps, Groups: o.groups, GroupGates: o.groupGates, Gates: o.gates, MaxParallel: o.maxPar,
 		Timeout: time.Second, Tick: time.Second, Runtime: r.rt, Log: quiet, Metrics: r.m,
 	})
 	r.ctrl.SetReleaseGuard(e.Guard)
