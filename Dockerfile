@@ -10,7 +10,10 @@ ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN go build -ldflags="-s -w" -o /out/bg ./cli/bg \
+# .git is not in the build context, so Go records no revision: pass one,
+# e.g. --build-arg VERSION=$(git describe --always --dirty); bg --version prints it.
+ARG VERSION=""
+RUN go build -ldflags="-s -w -X github.com/bgctl/bg/cli/commands.Version=${VERSION}" -o /out/bg ./cli/bg \
  && go build -ldflags="-s -w" -o /out/demo-app ./e2e/cmd/demo-app
 
 FROM debian:12.11-slim AS demo-app

@@ -5,16 +5,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Version is set at build time with -ldflags "-X github.com/bgctl/bg/cli/commands.Version=...".
-var Version = "dev"
-
 // App builds the bg command line. Use Run to execute it: Run reports errors,
 // returns the exit code and lets flags follow a command's arguments.
 func App() *cli.App {
 	return &cli.App{
 		Name:    "bg",
 		Usage:   "blue/green traffic switching for Envoy and proxyless gRPC fleets on Consul",
-		Version: Version,
+		Version: VersionString(),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:9090", EnvVars: []string{"BG_ADDR"}, Usage: "admin API address of the control plane"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"BG_TOKEN"}, Usage: "bearer token for the admin API"},

@@ -491,8 +491,8 @@ func TestServiceNameIsEscaped(t *testing.T) {
 func TestHelpAndVersion(t *testing.T) {
 	code, out, errOut := run(t, "--version")
 	expect(t, code, out, errOut, commands.ExitOK)
-	if !strings.Contains(out, commands.Version) {
-		t.Errorf("--version printed %q", out)
+	if want := "bg version " + commands.VersionString() + "\n"; out != want {
+		t.Errorf("--version printed %q, want %q", out, want)
 	}
 	code, out, errOut = run(t, "switch", "--help")
 	expect(t, code, out, errOut, commands.ExitOK)
