@@ -328,6 +328,42 @@ func (h *haStack) stored(t *testing.T) storedHead {
 	return st
 }
 
+// converged waits until every replica's status shows the stored
+// generation, and fails when one lags by more than maxFollowerLag: a
+// follower's view is eventually consistent, never stale for long.
+func (h *haStack) converged(t *testing.T) statusJSON {
+	t.Helper()
+	start := time.Now()
+	for {
+		want := h.stored(t).Generation
+		var last statusJSON
+		lagging := -1
+		for i := range h.replicas {
+			st, err := h.statusOn(i)
+			if err != nil || st.Generation != want {
+				lagging = i
+				last = st
+				break
+			}
+			last = st
+		}
+		if lagging < 0 {
+			if lag := time.Since(start); lag > 200*time.Millisecond {
+				t.Logf("replicas reached stored generation %d after %v", want, lag.Round(10*time.Millisecond))
+			}
+			return last
+		}
+		if time.Since(start) > maxFollowerLag {
+			t.Fatalf("replica %d shows generation %d %d s after; stored is %d", lagging, last.Generation, int(maxFollowerLag.Seconds()), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// maxFollowerLag bounds how long a replica's status may trail the stored
+// state: one blocking-query round trip plus headroom for a loaded box.
+const maxFollowerLag = 5 * time.Second
+
 // maxKillTakeover bounds kill -9 → another replica leads. With the
 // defaults (check TTL 2s, a heartbeat every 500 ms, lock delay 500ms) it is
 // 2.0–2.5 s plus polling; the rest is headroom for a loaded CI box.
@@ -486,10 +522,7 @@ func TestHighAvailability(t *testing.T) {
 	})
 
 	t.Run("a leader paused past its check TTL is fenced: on resume it writes nothing and stops leading", func(t *testing.T) {
-		st, err := h.statusOn(0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := h.converged(t)
 		to := "green"
 		if st.Weights.Green == 100 {
 			to = "blue"
@@ -579,7 +612,9 @@ func TestHighAvailability(t *testing.T) {
 	})
 
 	t.Run("concurrent switches: exactly one wins", func(t *testing.T) {
-		st, _ := h.statusOn(0)
+		// Each replica serves status from its own watch of the stored
+		// state; the two CLIs below must both see the state they race on.
+		st := h.converged(t)
 		to := "green"
 		if st.Weights.Green == 100 {
 			to = "blue"
