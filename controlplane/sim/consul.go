@@ -199,3 +199,55 @@ func (c *Consul) deleteKey(service string) {
 	c.index++
 	c.w.notifyWatchers()
 }
+
+var _ state.Creator = store{}
+
+// CreateAbsent implements state.Creator as consulkv does: fenced batches of
+// 21 states, each all or nothing; a batch where a state exists is left out.
+func (s store) CreateAbsent(ctx context.Context, states []state.Absent) (map[string]state.Stored, error) {
+	c := s.c
+	created := map[string]state.Stored{}
+	if !c.reachable(s.r) {
+		return created, errUnreachable
+	}
+	if c.holder != s.r.id || c.holderInc != s.r.inc || c.term != s.r.term {
+		return created, state.ErrNotLeader
+	}
+	const per = 21
+	for start := 0; start < len(states); start += per {
+		batch := states[start:min(start+per, len(states))]
+		clash := false
+		for _, a := range batch {
+			if _, ok := c.states[a.Service]; ok {
+				clash = true
+			}
+		}
+		if clash {
+			continue
+		}
+		for _, a := range batch {
+			idx, err := s.Save(ctx, a.Service, a.Traffic, 0, a.Entry)
+			if err != nil {
+				return created, err // cannot happen: checked above, atomically
+			}
+			t := a.Traffic
+			t.Term = c.term
+			created[a.Service] = state.Stored{Traffic: t, Index: idx}
+		}
+	}
+	return created, nil
+}
+
+// HistoryOwners implements state.Creator.
+func (s store) HistoryOwners(context.Context) (map[string]bool, error) {
+	if !s.c.reachable(s.r) {
+		return nil, errUnreachable
+	}
+	owners := map[string]bool{}
+	for service, h := range s.c.history {
+		if len(h) > 0 {
+			owners[service] = true
+		}
+	}
+	return owners, nil
+}

@@ -68,6 +68,27 @@ type Lister interface {
 	LoadAll(ctx context.Context) (Snapshot, error)
 }
 
+// Absent is a state to create where none is stored, with its first
+// history entry.
+type Absent struct {
+	Service string
+	Traffic model.Traffic
+	Entry   model.HistoryEntry
+}
+
+// Creator is a store that creates many absent states in few writes, so a
+// first start costs a few requests whatever the number of services. Each
+// state is written only if none is stored for its service, with its
+// history entry, fenced like Save. Created holds each state stored, as
+// stored; a service left out (another write came first, or its batch
+// failed) is created alone by the caller. ErrNotLeader stops the batch.
+type Creator interface {
+	CreateAbsent(ctx context.Context, states []Absent) (created map[string]Stored, err error)
+	// HistoryOwners names the services with any history entry, in one
+	// read: their state is restored from history, never created anew.
+	HistoryOwners(ctx context.Context) (map[string]bool, error)
+}
+
 // StoredRelease is one release as stored, with its revision.
 type StoredRelease struct {
 	Release release.Release

@@ -101,6 +101,8 @@ type Controller struct {
 	counts     analysisSessions // each running switch's or roll's counters, per service
 	// releaseGuard names the running release owning a service (members.go).
 	releaseGuard ReleaseGuard
+	// subs are told when a service's served state changes (subscribe.go).
+	subs subscribers
 }
 
 // New builds a controller for the configured services.
@@ -244,6 +246,7 @@ func (c *Controller) loaders(ctx context.Context) (stateLoader, intentLoader) {
 	if err != nil {
 		return func(string) (model.Traffic, state.Index, bool, error) { return model.Traffic{}, 0, false, err }, intent
 	}
+	c.createAbsent(ctx, snap)
 	return func(service string) (model.Traffic, state.Index, bool, error) {
 			if err := snap.Invalid[service]; err != nil {
 				return model.Traffic{}, 0, false, err
@@ -254,6 +257,63 @@ func (c *Controller) loaders(ctx context.Context) (stateLoader, intentLoader) {
 			in, found := snap.Intents[service]
 			return in, found, nil
 		}
+}
+
+// createAbsent creates, in a few writes, the states of services that have
+// none, no history and a first membership read, when this replica leads
+// and the store can (state.Creator); it adds them to snap, where LoadState
+// adopts them. Whatever it leaves out (an error, a state that appeared, a
+// history to restore) LoadState creates one service at a time.
+func (c *Controller) createAbsent(ctx context.Context, snap state.Snapshot) {
+	cr, ok := c.store.(state.Creator)
+	c.mu.Lock()
+	leading := c.leading
+	c.mu.Unlock()
+	if !ok || !leading {
+		return
+	}
+	var absent []state.Absent
+	var owners map[string]bool
+	for _, name := range c.names {
+		if _, found := snap.Traffic[name]; found || snap.Invalid[name] != nil {
+			continue
+		}
+		s := c.services[name]
+		c.mu.Lock()
+		loaded, ms := s.loaded, s.membership
+		c.mu.Unlock()
+		if loaded || ms == nil {
+			continue
+		}
+		if owners == nil {
+			var err error
+			if owners, err = cr.HistoryOwners(ctx); err != nil {
+				c.log.Warn("cannot list history; creating states one at a time", "error", err)
+				return
+			}
+		}
+		if owners[name] {
+			continue // restored from its history by createMissing
+		}
+		t, why := initialState(*ms)
+		t.Reason = why
+		e := c.entry(ctx, t, t)
+		absent = append(absent, state.Absent{Service: name, Traffic: t, Entry: e})
+	}
+	if len(absent) == 0 {
+		return
+	}
+	start := c.now()
+	created, err := cr.CreateAbsent(ctx, absent)
+	for name, st := range created {
+		snap.Traffic[name] = st
+		delete(snap.Intents, name) // removed in the same write
+	}
+	if err != nil {
+		c.log.Warn("creating traffic states in batches failed; creating the rest one at a time", "created", len(created), "error", err)
+		return
+	}
+	c.log.Info("created traffic states", "services", len(created), "of", len(absent), "took", c.now().Sub(start).Round(time.Millisecond))
 }
 
 // OnStored applies a state read by the watch (possibly written by another

@@ -127,6 +127,7 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 		c.confirmLater(s, next)
 	}
 	c.schedule(s)
+	c.changed(s)
 	return nil
 }
 
@@ -185,6 +186,7 @@ func (c *Controller) onConfirmed(s *service, gen uint64, at time.Time) {
 		c.mu.Lock()
 		s.traffic = next
 		c.mu.Unlock()
+		c.changed(s)
 		return
 	}
 	next.Generation++ // a change of the stored state: its own history entry
@@ -195,6 +197,7 @@ func (c *Controller) onConfirmed(s *service, gen uint64, at time.Time) {
 		s.traffic, s.index, s.storedGen = next, newIdx, next.Generation
 		c.mu.Unlock()
 		c.pusher.MarkRouteGen(s.cfg.Name, next.Generation)
+		c.changed(s)
 	}
 }
 
@@ -300,6 +303,7 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 		c.log.Info("serving the stored state", "service", s.cfg.Name, "state", describe(t))
 	}
 	c.schedule(s)
+	c.changed(s)
 	return nil
 }
 
@@ -456,6 +460,7 @@ func (c *Controller) writeBack(ctx context.Context, s *service, t model.Traffic,
 	c.mu.Unlock()
 	c.pushTraffic(s)
 	c.schedule(s)
+	c.changed(s)
 	return nil
 }
 
@@ -478,12 +483,7 @@ func (c *Controller) createMissing(ctx context.Context, s *service) error {
 		if ms == nil {
 			return fmt.Errorf("%w for %s; waiting for its first membership read to choose a colour", ErrStateMissing, s.cfg.Name)
 		}
-		t = model.InitialTraffic()
-		why = "initial state: blue"
-		if len(ms.Blue.Endpoints) == 0 && len(ms.Green.Endpoints) > 0 {
-			t.Stable, t.GreenPercent = model.Green, 100
-			why = "initial state: green (blue has no members)"
-		}
+		t, why = initialState(*ms)
 	}
 	t.Reason = why
 	e := c.entry(ctx, t, t)
@@ -501,6 +501,17 @@ func (c *Controller) createMissing(ctx context.Context, s *service) error {
 	c.mu.Unlock()
 	c.m.setWeights(s.cfg.Name, t)
 	return nil
+}
+
+// initialState is a new service's first state: all on blue, or on green
+// when only green has members.
+func initialState(ms model.Membership) (model.Traffic, string) {
+	t := model.InitialTraffic()
+	if len(ms.Blue.Endpoints) == 0 && len(ms.Green.Endpoints) > 0 {
+		t.Stable, t.GreenPercent = model.Green, 100
+		return t, "initial state: green (blue has no members)"
+	}
+	return t, "initial state: blue"
 }
 
 // restoreFromHistory rebuilds a lost state from the service's last
