@@ -8,10 +8,13 @@
 //
 // Only the leader runs releases. Each running release has its own loop
 // (a traffic.Runtime key, "release/ID"): its state, decisions and effects
-// are handled there, one message at a time; a tick every Options.Tick
-// observes every member, asks for the effects the state still owes
-// (Resync: a start, abort or rollback that did not get through, or an ACK
-// wait that gave up) and lets the scheduler start what may start (Tick).
+// are handled there, one message at a time. A member whose served state
+// changes is observed there at once (Controller.Subscribe), so the next
+// level starts as soon as its providers are promoted; a tick every
+// Options.Tick, the safety net, observes every member, asks for the
+// effects the state still owes (Resync: a start, abort or rollback that
+// did not get through, or an ACK wait that gave up) and lets the
+// scheduler start what may start (Tick).
 // Readers (status, the guard, metrics) see a copy taken after each stored
 // change, under the executor's lock. docs/releases.md, "Executor".
 package releases
@@ -58,6 +61,9 @@ type Controller interface {
 	// Lead makes the controller act until ctx ends; it returns once the
 	// services' states are loaded and running switches resumed.
 	Lead(ctx context.Context)
+	// Subscribe tells f, on the service's loop, each time a service's
+	// served state changes (traffic.Controller.Subscribe).
+	Subscribe(f func(service string)) (cancel func())
 }
 
 // GateCaller calls one gate (gate.Caller; a fake in tests).
@@ -84,7 +90,8 @@ type Options struct {
 	MaxParallel int
 	// Timeout bounds each ACK wait of a member's switch (switch.timeout).
 	Timeout time.Duration
-	// Tick is how often a running release observes its members (1s).
+	// Tick is how often a running release observes every member (1s), on
+	// top of observing each one as it changes.
 	Tick    time.Duration
 	Runtime traffic.Runtime
 	Log     *slog.Logger
@@ -112,12 +119,16 @@ type Executor struct {
 }
 
 // run is one running release. Its fields are owned by its loop (key),
-// except id, key and epoch, which never change.
+// except id, key and epoch, which never change, and pending, which the
+// executor's mutex guards.
 type run struct {
 	id, key string
 	epoch   uint64
 	rel     release.Release
 	idx     state.Index
+	// pending: members whose change is posted to the loop and not yet
+	// observed there (changes coalesce until it runs).
+	pending map[string]bool
 }
 
 // startKey is the loop that plans releases, one at a time: two starts
@@ -205,8 +216,10 @@ func (e *Executor) running() []release.Release {
 // may start starts (Tick).
 func (e *Executor) Lead(ctx context.Context) {
 	epoch := e.elect()
+	unsubscribe := e.ctrl.Subscribe(e.onChange)
 	go func() {
 		<-ctx.Done()
+		unsubscribe()
 		e.depose(epoch)
 	}()
 	e.ctrl.Lead(ctx)
@@ -289,6 +302,43 @@ func (e *Executor) resume(r *run) {
 	e.scheduleTick(r)
 }
 
+// onChange is told that a service's served state changed (on that
+// service's loop): each running release of which it is an unsettled
+// member observes it on its own loop at once, rather than on its next
+// tick. Changes that come while one is posted coalesce.
+func (e *Executor) onChange(service string) {
+	var posts []*run
+	e.mu.Lock()
+	for id, r := range e.runs {
+		if m, ok := e.views[id].Find(service); !ok || m.Phase.Settled() || r.pending[service] {
+			continue
+		}
+		if r.pending == nil {
+			r.pending = map[string]bool{}
+		}
+		r.pending[service] = true
+		posts = append(posts, r)
+	}
+	e.mu.Unlock()
+	for _, r := range posts {
+		e.rt.Post(r.key, func() { e.onMemberChanged(r, service) })
+	}
+}
+
+// onMemberChanged observes one member whose state changed; the scheduler
+// starts, aborts or rolls back what follows. Runs on the release's loop.
+func (e *Executor) onMemberChanged(r *run, service string) {
+	e.mu.Lock()
+	delete(r.pending, service)
+	e.mu.Unlock()
+	if !e.current(r) || r.rel.Phase.Ended() {
+		return
+	}
+	if m, ok := r.rel.Find(service); ok && !m.Phase.Settled() {
+		e.observeMember(r, m)
+	}
+}
+
 func (e *Executor) scheduleTick(r *run) {
 	e.rt.After(e.tick, func() { e.rt.Post(r.key, func() { e.onTick(r) }) })
 }
@@ -340,18 +390,23 @@ func (e *Executor) observeAll(r *run) {
 		if m.Phase.Settled() {
 			continue
 		}
-		t, err := e.ctrl.TrafficState(m.Service)
-		if err != nil {
-			continue
-		}
-		var acked func() bool
-		if m.Phase.Moving() {
-			acked = e.ackedFn(m.Service, t)
-		} else {
-			acked = func() bool { return false } // not read for waiting or promoted members
-		}
-		e.event(r, Observe(e.rt.Now(), m.Service, t, acked))
+		e.observeMember(r, m)
 	}
+}
+
+// observeMember feeds what member m's state shows now.
+func (e *Executor) observeMember(r *run, m release.Member) {
+	t, err := e.ctrl.TrafficState(m.Service)
+	if err != nil {
+		return
+	}
+	var acked func() bool
+	if m.Phase.Moving() {
+		acked = e.ackedFn(m.Service, t)
+	} else {
+		acked = func() bool { return false } // not read for waiting or promoted members
+	}
+	e.event(r, Observe(e.rt.Now(), m.Service, t, acked))
 }
 
 func (e *Executor) ackedFn(service string, t model.Traffic) func() bool {

@@ -471,3 +471,54 @@ func TestStatefulMemberGoesBackByARoll(t *testing.T) {
 		t.Fatalf("calls %v", got)
 	}
 }
+
+// A release reacts to its members' changes as they happen, not on its
+// next tick: the next level starts within milliseconds of its provider's
+// promotion, and a member's failure takes the others back as soon as the
+// failing switch is back and confirmed. The clock moves 50 ms after each
+// change; the next tick is 700 ms away.
+func TestReleaseReactsWithoutWaitingForATick(t *testing.T) {
+	r := newRig(t, rigOptions{services: []string{"a", "b", "c"}, deps: map[string][]string{"b": {"a"}, "c": {"b"}}, progressive: []string{"a", "b", "c"}})
+	ctx := context.Background()
+	if _, err := r.exec.Start(ctx, apiv1.ReleaseRequest{Name: "rel", Services: []string{"a", "b", "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.rt.Advance(300 * time.Millisecond) // 700 ms before the release's next tick
+	if rel := r.stored("rel-1"); phaseOf(rel, "a") != release.MemberSwitching || phaseOf(rel, "b") != release.MemberWaiting {
+		t.Fatalf("after the start: a %s, b %s", phaseOf(rel, "a"), phaseOf(rel, "b"))
+	}
+	// a is promoted (as its plan would): b starts at once.
+	promoted := r.rt.Now()
+	if _, err := r.ctrl.Promote(ctx, traffic.Request{Service: "a", Force: true, Reason: "test", Release: "rel-1", Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	r.rt.Advance(50 * time.Millisecond)
+	rel := r.stored("rel-1")
+	a, _ := rel.Find("a")
+	b, _ := rel.Find("b")
+	if a.Phase != release.MemberPromoted || b.Phase != release.MemberSwitching || r.traffic("b").Rollout == nil {
+		t.Fatalf("50 ms after a's promotion: a %s, b %s; calls %v", a.Phase, b.Phase, r.rec.Calls())
+	}
+	if lag := b.StartedAt.Sub(promoted); lag > 50*time.Millisecond {
+		t.Fatalf("b started %v after a's promotion", lag)
+	}
+	// b's switch is aborted (tagged with the release, as its own abort would
+	// be): the release fails at once and a goes back once b's flip back is
+	// confirmed, without a tick.
+	r.rt.Advance(250 * time.Millisecond) // 700 ms before the next tick again
+	failed := r.rt.Now()
+	if _, err := r.ctrl.Abort(ctx, traffic.Request{Service: "b", Release: "rel-1", Reason: "test", Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	r.rt.Advance(50 * time.Millisecond)
+	rel = r.stored("rel-1")
+	if rel.Phase != release.RolledBack || rel.Member != "b" || phaseOf(rel, "a") != release.MemberRolledBack || phaseOf(rel, "c") != release.MemberSkipped {
+		t.Fatalf("50 ms after b's abort: %s (member %q), a %s, c %s; calls %v", rel.Phase, rel.Member, phaseOf(rel, "a"), phaseOf(rel, "c"), r.rec.Calls())
+	}
+	if lag := rel.EndedAt.Sub(failed); lag > 50*time.Millisecond || r.traffic("a").Serving() != model.Blue {
+		t.Fatalf("rolled back %v after b's abort; a serves %q", lag, r.traffic("a").Serving())
+	}
+	if got, want := r.rec.Calls(), []string{"switch a green", "switch b green", "back a blue"}; !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+}
