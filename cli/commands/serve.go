@@ -18,7 +18,7 @@ func configFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"BG_CONFIG"}, Usage: "YAML config file"}
 }
 
-// loadConfig reads the file, BG_* env and flag overrides, then validates.
+// loadConfig reads the file, BG_* env and flag overrides, and validates them.
 func loadConfig(c *cli.Context) (*config.Config, error) {
 	overrides := map[string]any{}
 	for flag, key := range map[string]string{"xds-listen": "xds.listen", "admin-listen": "admin.listen", "consul-address": "consul.address"} {
@@ -26,11 +26,10 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 			overrides[key] = c.String(flag)
 		}
 	}
-	cfg, err := config.Load(c.String("config"), overrides)
+	// Every problem at once: unknown keys, values that do not decode and
+	// semantic errors, one per line with its field path.
+	cfg, err := config.LoadValid(c.String("config"), overrides)
 	if err != nil {
-		return nil, cli.Exit("invalid configuration:\n"+indent(err.Error()), ExitUsage)
-	}
-	if err := cfg.Validate(); err != nil {
 		return nil, cli.Exit("invalid configuration:\n"+indent(err.Error()), ExitUsage)
 	}
 	return cfg, nil

@@ -99,3 +99,70 @@ func TestValidateExamples(t *testing.T) {
 		})
 	}
 }
+
+// bg validate lists every problem of a file at once, unknown keys (with a
+// suggestion when one is close) together with values that do not decode and
+// semantic errors, one per line with its field path, and exits 2.
+func TestValidateListsEveryError(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{{
+		name: "unknown keys, a bad value and semantic errors",
+		yaml: `
+consul: {adress: consul:8500}
+log: {level: loud}
+logging: {level: debug}
+services:
+  - name: web
+    port: 10000
+  - name: api
+    port: 70000
+  - name: search
+  - name: cart
+    port: 10000
+    analyis: {margin: 0.2}
+    analysis: {bake: 60}
+  - name: Bad_Name
+    port: 0
+releases:
+  - name: checkout
+    services: [web, billing]
+`,
+		want: []string{
+			"services[3].analysis.bake: duration 60 has no unit (write e.g. 30s or 5m)",
+			"consul.adress: unknown key (did you mean address?)",
+			"logging: unknown key",
+			"services[3].analyis: unknown key (did you mean analysis?)",
+			"services[4].port: 0: must be in 1..65535 (leave port out for a service without an Envoy listener)",
+			`log.level: "loud": must be one of debug, info, warn, error`,
+			"services[1].port: 70000: must be in 1..65535 (leave port out for a service without an Envoy listener)",
+			"services[3].port: 10000 already used by services[0]",
+			`services[4].name: "Bad_Name": must be lowercase letters, digits and inner dashes`,
+			`releases[0].services[1]: "billing": not a configured service`,
+		},
+	}, {
+		name: "a typo alone",
+		yaml: "services:\n  - name: web\n    prot: 10000\n",
+		want: []string{"services[0].prot: unknown key (did you mean port?)"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, "validate", "--config", writeConfig(t, tc.yaml))
+			lines := make([]string, len(tc.want))
+			for i, w := range tc.want {
+				lines[i] = "  " + w
+			}
+			want := "invalid configuration:\n" + strings.Join(lines, "\n") + "\n"
+			if code != commands.ExitUsage || out != "" || errOut != want {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit %d, stderr:\n%s", code, out, errOut, commands.ExitUsage, want)
+			}
+		})
+	}
+}
+
+// A service without a port (proxyless gRPC clients only) is valid.
+func TestValidatePortless(t *testing.T) {
+	code, out, errOut := run(t, "validate", "--config", writeConfig(t, "services:\n  - name: web\n    port: 10000\n  - name: search\n    protocol: http2\n"))
+	expect(t, code, out, errOut, commands.ExitOK)
+}

@@ -97,7 +97,9 @@ type Service struct {
 	Name string `mapstructure:"name"`
 	// ConsulService is the Consul service name; Load defaults it to Name.
 	ConsulService string `mapstructure:"consul_service"`
-	// Port is the Envoy listener port for this service.
+	// Port is the Envoy listener port for this service. Optional: without
+	// one (0) the service has no Envoy listener, only proxyless gRPC's. Load
+	// refuses an explicit port: 0.
 	Port int `mapstructure:"port"`
 	// Protocol is "http1" or "http2" (use http2 for gRPC); Load defaults it to http1.
 	Protocol string `mapstructure:"protocol"`

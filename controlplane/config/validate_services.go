@@ -29,12 +29,16 @@ func validateServices(svcs []Service, judged bool, es *Errors) {
 		if strings.TrimSpace(s.ConsulService) == "" {
 			es.add(at+".consul_service", "required")
 		}
-		if s.Port < 1 || s.Port > 65535 {
-			es.add(at+".port", "%d: must be in 1..65535", s.Port)
-		} else if j, dup := ports[s.Port]; dup {
-			es.add(at+".port", "%d already used by services[%d]", s.Port, j)
-		} else {
-			ports[s.Port] = i
+		switch p := s.Port; {
+		case p == 0: // no port: no Envoy listener (proxyless gRPC clients only)
+		case p < 1 || p > 65535:
+			es.add(at+".port", "%s", badPort(p))
+		default:
+			if j, dup := ports[p]; dup {
+				es.add(at+".port", "%d already used by services[%d]", p, j)
+			} else {
+				ports[p] = i
+			}
 		}
 		validateStrategy(s, at, es)
 		switch model.Protocol(s.Protocol) {
@@ -48,6 +52,11 @@ func validateServices(svcs []Service, judged bool, es *Errors) {
 		}
 		validateRelease(s, at, es)
 	}
+}
+
+// badPort says why p is no listener port.
+func badPort(p int) string {
+	return fmt.Sprintf("%d: must be in 1..65535 (leave port out for a service without an Envoy listener)", p)
 }
 
 // checkServiceName returns why name is unusable as an xDS cluster prefix, or "".

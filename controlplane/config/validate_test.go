@@ -120,9 +120,13 @@ func TestValidateRules(t *testing.T) {
 		{"name single char ok", func(c *Config) { c.Services[1].Name = "a" }, "", ""},
 		{"name duplicate", func(c *Config) { c.Services[1].Name = "web" }, "services[1].name", `"web" already used by services[0]`},
 		{"consul service empty", func(c *Config) { c.Services[1].ConsulService = "" }, "services[1].consul_service", "required"},
-		{"port zero", func(c *Config) { c.Services[1].Port = 0 }, "services[1].port", "0: must be in 1..65535"},
+		// 0 is no port (no Envoy listener); Load refuses an explicit port: 0 (TestLoadPortOptional).
+		{"port zero is none", func(c *Config) { c.Services[1].Port = 0 }, "", ""},
 		{"port too big", func(c *Config) { c.Services[1].Port = 70000 }, "services[1].port", "must be in 1..65535"},
 		{"port duplicate", func(c *Config) { c.Services[1].Port = 10000 }, "services[1].port", "10000 already used by services[0]"},
+		{"port negative", func(c *Config) { c.Services[1].Port = -1 }, "services[1].port", "-1: must be in 1..65535 (leave port out for a service without an Envoy listener)"},
+		{"port 65535 ok", func(c *Config) { c.Services[1].Port = 65535 }, "", ""},
+		{"no port on either ok", func(c *Config) { c.Services[0].Port, c.Services[1].Port = 0, 0 }, "", ""},
 		{"protocol bad", func(c *Config) { c.Services[1].Protocol = "grpc" }, "services[1].protocol", `"grpc": must be http1 or http2`},
 		{"protocol empty", func(c *Config) { c.Services[1].Protocol = "" }, "services[1].protocol", "must be http1 or http2"},
 

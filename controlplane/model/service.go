@@ -20,7 +20,8 @@ const (
 // Service is the static description of one switched service.
 type Service struct {
 	Name string
-	// ListenerPort is the port of the Envoy listener for this service.
+	// ListenerPort is the port of the Envoy listener for this service;
+	// 0: none (the service is for proxyless gRPC clients only).
 	ListenerPort int
 	Protocol     Protocol
 	Strategy     Strategy // "" means blue-green

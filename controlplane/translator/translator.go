@@ -37,7 +37,11 @@ func Translate(v model.View) Resources {
 			out.Endpoints[cn] = cla
 		}
 		out.Routes[name] = ServiceRoute(s.Service, s.Traffic)
-		out.Listeners[model.FlavourEnvoy][name] = EnvoyListener(s.Service, v.EnvoyListenAddress)
+		// A service without a port is for proxyless gRPC clients only:
+		// Envoy gets its clusters and route but no listener.
+		if s.Service.ListenerPort != 0 {
+			out.Listeners[model.FlavourEnvoy][name] = EnvoyListener(s.Service, v.EnvoyListenAddress)
+		}
 		out.Listeners[model.FlavourGRPC][name] = GRPCListener(name)
 	}
 	return out
