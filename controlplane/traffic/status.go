@@ -44,6 +44,7 @@ func (c *Controller) Status(name string) (Status, error) {
 		st.Pools = append(st.Pools, p.String())
 	}
 	st.MirrorPercent, st.Preview = svc.MirrorPercent, t.Preview
+	st.NoEnvoyListener = svc.ListenerPort == 0
 	if !svc.Stateful() {
 		st.Candidate = t.Candidate()
 	}

@@ -101,6 +101,9 @@ type Status struct {
 	// yet (Consul unreachable, leadership lost); it keeps serving it and
 	// stores it as soon as it can. No stored state undoes it meanwhile.
 	Unsaved bool `json:"unsaved,omitempty"`
+	// NoEnvoyListener: the service has no port, so Envoy gets no listener
+	// for it; only proxyless gRPC clients reach it.
+	NoEnvoyListener bool `json:"no_envoy_listener,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,
