@@ -54,6 +54,7 @@ var defaults = map[string]any{
 
 	"membership.shrink_grace": DefaultShrinkGrace,
 	"release.max_parallel":    DefaultMaxParallel,
+	"release.keep":            DefaultReleaseKeep,
 }
 
 // defaultServices fills per-service defaults that viper cannot express for

@@ -13,6 +13,10 @@ import (
 // unless the release or release.max_parallel says otherwise.
 const DefaultMaxParallel = 4
 
+// DefaultReleaseKeep is how many ended releases stay stored (release.keep):
+// the leader deletes older ended ones; running ones are never deleted.
+const DefaultReleaseKeep = 50
+
 // ReleaseGroup is a named set of services released together.
 type ReleaseGroup struct {
 	Name     string   `mapstructure:"name"`
@@ -52,6 +56,9 @@ func defaultReleaseGroups(gs []ReleaseGroup, set func(key string) bool) {
 type Release struct {
 	// MaxParallel caps the members of one release switching at once.
 	MaxParallel int `mapstructure:"max_parallel"`
+	// Keep is how many ended releases stay stored (and listed by bg
+	// release history); older ended ones are deleted by the leader.
+	Keep int `mapstructure:"keep"`
 }
 
 // Dependencies maps every configured service to the services it calls.
@@ -77,6 +84,9 @@ func (c *Config) Groups() map[string][]string {
 func (c *Config) validateReleases(es *Errors) {
 	if n := c.Release.MaxParallel; n < 1 {
 		es.add("release.max_parallel", "%d: must be at least 1", n)
+	}
+	if n := c.Release.Keep; n < 1 {
+		es.add("release.keep", "%d: must be at least 1 (ended releases kept stored)", n)
 	}
 	known := map[string]int{}
 	for i, s := range c.Services {

@@ -62,6 +62,9 @@ func TestValidateReleases(t *testing.T) {
 		{"max_parallel 1 ok", func(c *Config) { c.Release.MaxParallel = 1 }, "", ""},
 		{"max_parallel 0", func(c *Config) { c.Release.MaxParallel = 0 }, "release.max_parallel", "must be at least 1"},
 		{"max_parallel negative", func(c *Config) { c.Release.MaxParallel = -2 }, "release.max_parallel", "must be at least 1"},
+		{"keep 1 ok", func(c *Config) { c.Release.Keep = 1 }, "", ""},
+		{"keep 0", func(c *Config) { c.Release.Keep = 0 }, "release.keep", "0: must be at least 1"},
+		{"keep negative", func(c *Config) { c.Release.Keep = -5 }, "release.keep", "-5: must be at least 1"},
 	})
 }
 
@@ -99,11 +102,12 @@ releases:
     services: [web, api]
 release:
   max_parallel: 2
+  keep: 10
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Releases) != 1 || c.Releases[0].Name != "checkout" || strings.Join(c.Releases[0].Services, ",") != "web,api" || c.Release.MaxParallel != 2 {
+	if len(c.Releases) != 1 || c.Releases[0].Name != "checkout" || strings.Join(c.Releases[0].Services, ",") != "web,api" || c.Release.MaxParallel != 2 || c.Release.Keep != 10 {
 		t.Fatalf("releases %+v, release %+v", c.Releases, c.Release)
 	}
 	if g := c.Groups(); strings.Join(g["checkout"], ",") != "web,api" {
@@ -115,8 +119,12 @@ release:
 
 	// Unset: the default; the environment overrides it.
 	c, err = Load(writeYAML(t, fileYAML), nil)
-	if err != nil || c.Release.MaxParallel != DefaultMaxParallel {
-		t.Fatalf("default max_parallel: %+v %v", c.Release, err)
+	if err != nil || c.Release.MaxParallel != DefaultMaxParallel || c.Release.Keep != DefaultReleaseKeep {
+		t.Fatalf("default max_parallel and keep: %+v %v", c.Release, err)
+	}
+	t.Setenv("BG_RELEASE_KEEP", "3")
+	if c, err = Load(writeYAML(t, fileYAML), nil); err != nil || c.Release.Keep != 3 {
+		t.Fatalf("BG_RELEASE_KEEP: %+v %v", c.Release, err)
 	}
 	t.Setenv("BG_RELEASE_MAX_PARALLEL", "7")
 	if c, err = Load(writeYAML(t, fileYAML), nil); err != nil || c.Release.MaxParallel != 7 {
@@ -127,6 +135,7 @@ release:
 	for _, tc := range []struct{ yaml, key string }{
 		{"releases:\n  - name: a\n    service: [web]\n", "releases[0].service"},
 		{"release:\n  max_paralel: 3\n", "release.max_paralel"},
+		{"release:\n  kep: 3\n", "release.kep"},
 		{"services:\n  - name: web\n    port: 10000\n    depends: [api]\n", "services[0].depends"},
 	} {
 		_, err := Load(writeYAML(t, tc.yaml), nil)

@@ -30,7 +30,7 @@ func valid() *Config {
 		Leader:     Leader{CheckTTL: 2 * time.Second, SessionTTL: 10 * time.Second, LockDelay: 500 * time.Millisecond},
 		History:    History{Retention: 1000},
 		Membership: Membership{ShrinkGrace: 30 * time.Second},
-		Release:    Release{MaxParallel: 4},
+		Release:    Release{MaxParallel: 4, Keep: 50},
 		Services: []Service{
 			{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis()},
 			{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis()},

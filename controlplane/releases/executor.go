@@ -88,6 +88,9 @@ type Options struct {
 	Gates GateCaller
 	// MaxParallel is release.max_parallel: a release's default cap.
 	MaxParallel int
+	// Keep is release.keep: how many ended releases stay stored (50 if
+	// unset); the leader deletes older ended ones, never a running one.
+	Keep int
 	// Timeout bounds each ACK wait of a member's switch (switch.timeout).
 	Timeout time.Duration
 	// Tick is how often a running release observes every member (1s), on
@@ -147,6 +150,9 @@ func New(ctrl Controller, store state.Releases, o Options) *Executor {
 	}
 	if e.opts.MaxParallel < 1 {
 		e.opts.MaxParallel = 4
+	}
+	if e.opts.Keep < 1 {
+		e.opts.Keep = 50
 	}
 	if e.opts.Gates == nil {
 		e.opts.Gates = gate.Caller{}
@@ -258,6 +264,7 @@ func (e *Executor) Lead(ctx context.Context) {
 		e.log.Info("resuming release", "release", r.id, "phase", r.rel.Phase, "generation", r.rel.Generation)
 		e.rt.Post(r.key, func() { e.resume(r) })
 	}
+	e.rt.Post(startKey, func() { e.prune(epoch) })
 }
 
 // elect starts a term: no release runs until they are loaded.
@@ -488,6 +495,7 @@ func (e *Executor) stored(r *run, prev release.Release) {
 		e.log.Info("release", "release", r.id, "phase", next.Phase, "member", next.Member, "cause", next.Cause, "reason", next.Reason)
 		if !prev.Phase.Ended() && next.Phase.Ended() {
 			e.m.outcomes.WithLabelValues(string(next.Phase)).Inc()
+			e.rt.Post(startKey, func() { e.prune(r.epoch) })
 		}
 	}
 }
@@ -879,21 +887,115 @@ func (e *Executor) resolve(req apiv1.ReleaseRequest) ([]string, string, error) {
 	return services, name, nil
 }
 
-// nextID is NAME-N, N one more than any stored release of that name.
+// nextID is NAME-N, N one more than any stored or pruned release of that
+// name: an ID is never given twice.
 func (e *Executor) nextID(ctx context.Context, name string) (string, error) {
 	all, err := e.store.ListReleases(ctx)
 	if err != nil {
 		return "", err
 	}
 	n := 0
+	if p, ok := e.store.(state.ReleasePruner); ok {
+		ids, _, err := p.PrunedIDs(ctx)
+		if err != nil {
+			return "", err
+		}
+		n = ids[name]
+	}
 	for _, s := range all {
-		if rest, ok := strings.CutPrefix(s.Release.ID, name+"-"); ok {
-			if k, err := strconv.Atoi(rest); err == nil {
-				n = max(n, k)
-			}
+		if k, ok := idNumber(s.Release.ID, name); ok {
+			n = max(n, k)
 		}
 	}
 	return fmt.Sprintf("%s-%d", name, n+1), nil
+}
+
+// idNumber is N of a release ID NAME-N of the given name.
+func idNumber(id, name string) (int, bool) {
+	rest, ok := strings.CutPrefix(id, name+"-")
+	if !ok {
+		return 0, false
+	}
+	k, err := strconv.Atoi(rest)
+	return k, err == nil && k > 0
+}
+
+// splitID splits a release ID NAME-N.
+func splitID(id string) (string, int, bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i < 1 {
+		return "", 0, false
+	}
+	k, ok := idNumber(id, id[:i])
+	return id[:i], k, ok
+}
+
+// prune deletes the oldest ended releases beyond Options.Keep (by
+// creation; a running, paused or rolling-back release is never deleted),
+// fenced and check-and-set on each release's revision, and records the
+// highest pruned number of each name so nextID never gives it again. It
+// runs on the start loop, after a release ends and when a term begins, so
+// it never interleaves with the choice of a new ID. A failed prune is
+// logged; the next one tries again.
+func (e *Executor) prune(epoch uint64) {
+	p, ok := e.store.(state.ReleasePruner)
+	if !ok {
+		return
+	}
+	for {
+		e.mu.Lock()
+		current := e.leading && e.epoch == epoch
+		e.mu.Unlock()
+		if !current {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		more, err := e.pruneOnce(ctx, p)
+		cancel()
+		if err != nil {
+			e.log.Warn("stored releases not pruned; the next release that ends tries again", "keep", e.opts.Keep, "error", err)
+			return
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// pruneOnce deletes up to state.MaxPrunedPerWrite of the releases to
+// prune, in one write; more says whether some are left.
+func (e *Executor) pruneOnce(ctx context.Context, p state.ReleasePruner) (more bool, err error) {
+	all, err := e.store.ListReleases(ctx)
+	if err != nil {
+		return false, err
+	}
+	var ended []state.StoredRelease
+	for _, s := range all {
+		if s.Release.Phase.Ended() {
+			ended = append(ended, s)
+		}
+	}
+	excess := len(ended) - e.opts.Keep
+	if excess <= 0 {
+		return false, nil
+	}
+	del := ended[:min(excess, state.MaxPrunedPerWrite)]
+	ids, idx, err := p.PrunedIDs(ctx)
+	if err != nil {
+		return false, err
+	}
+	names := make([]string, 0, len(del))
+	for _, d := range del {
+		if name, k, ok := splitID(d.Release.ID); ok && k > ids[name] {
+			ids[name] = k
+		}
+		names = append(names, d.Release.ID)
+	}
+	if err := p.PruneReleases(ctx, del, ids, idx); err != nil {
+		return false, err
+	}
+	e.log.Info("pruned stored releases", "releases", names, "keep", e.opts.Keep)
+	return excess > len(del), nil
 }
 
 // Abort takes the release back by hand: running member switches are

@@ -522,3 +522,65 @@ func TestReleaseReactsWithoutWaitingForATick(t *testing.T) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
 }
+
+// Ended releases beyond release.keep are deleted, oldest first, when a
+// release ends and when a term begins; a running release never is, the
+// history lists what is kept, and a pruned release's ID is never given
+// again.
+func TestPruneEndedReleases(t *testing.T) {
+	o := rigOptions{services: []string{"a", "b", "c"}, progressive: []string{"a"}, keep: 2}
+	r := newRig(t, o)
+	ctx := context.Background()
+	start := func(name string, services ...string) string {
+		t.Helper()
+		st, err := r.exec.Start(ctx, apiv1.ReleaseRequest{Name: name, Services: services})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.rt.Advance(time.Second)
+		return st.Release.ID
+	}
+	history := func(want ...string) {
+		t.Helper()
+		all, err := r.exec.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, st := range all {
+			got = append(got, st.Release.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("stored releases (newest first) %v, want %v", got, want)
+		}
+	}
+	start("run", "a") // a's switch runs to the end of the test: the oldest, running
+	start("x", "b")   // b to green: promoted at once
+	start("x", "b")   // and back
+	history("x-2", "x-1", "run-1")
+	start("x", "b")
+	history("x-3", "x-2", "run-1") // x-1 pruned; run-1 is older but running
+	if _, err := r.exec.Get(ctx, "x-1"); !errors.Is(err, releases.ErrUnknownRelease) {
+		t.Fatalf("a pruned release: %v", err)
+	}
+	start("y", "c")
+	start("z", "c")
+	history("z-1", "y-1", "run-1") // every x pruned
+	if id := start("x", "b"); id != "x-4" {
+		t.Fatalf("the next x is %s, want x-4: a pruned ID is never given again", id)
+	}
+	history("x-4", "z-1", "run-1")
+	if rel := r.stored("run-1"); rel.Phase != release.Running {
+		t.Fatalf("run-1 %s", rel.Phase)
+	}
+	// A new term with keep 1 prunes when it begins.
+	r.stop()
+	waitDeposed(t, r)
+	o.keep = 1
+	r.exec = r.newExecutor(o)
+	nctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.exec.Lead(nctx)
+	r.rt.Advance(0)
+	history("x-4", "run-1")
+}

@@ -96,6 +96,7 @@ type rigOptions struct {
 	maxPar     int
 	groupGates map[string][]model.Gate
 	gates      releases.GateCaller
+	keep       int // release.keep (0: the default)
 }
 
 func fleets(service string, green bool) model.Membership {
@@ -160,7 +161,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 
 func (r *rig) newExecutor(o rigOptions) *releases.Executor {
 	e := releases.New(r.rec, r.rels, releases.Options{
-		Services: o.services, Dependencies: o.deps, Groups: o.groups, GroupGates: o.groupGates, Gates: o.gates, MaxParallel: o.maxPar,
+		Services: o.services, Dependencies: o.deps, Groups: o.groups, GroupGates: o.groupGates, Gates: o.gates, MaxParallel: o.maxPar, Keep: o.keep,
 		Timeout: time.Second, Tick: time.Second, Runtime: r.rt, Log: quiet, Metrics: r.m,
 	})
 	r.ctrl.SetReleaseGuard(e.Guard)

@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		serviceNames = append(serviceNames, s.Name)
 	}
 	rels := releases.New(ctrl, store, releases.Options{
-		Services: serviceNames, Dependencies: cfg.Dependencies(), Groups: cfg.Groups(), GroupGates: cfg.GroupGates(), MaxParallel: cfg.Release.MaxParallel,
+		Services: serviceNames, Dependencies: cfg.Dependencies(), Groups: cfg.Groups(), GroupGates: cfg.GroupGates(), MaxParallel: cfg.Release.MaxParallel, Keep: cfg.Release.Keep,
 		Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
 	})
 	ctrl.SetReleaseGuard(rels.Guard)

@@ -25,6 +25,9 @@ type Store struct {
 	next     state.Index
 	entries  []model.HistoryEntry
 	releases map[string]storedRelease
+	// pruned is the pruned-IDs record (state.ReleasePruner), at prunedIdx.
+	pruned    map[string]int
+	prunedIdx state.Index
 }
 
 type storedRelease struct {
@@ -130,4 +133,51 @@ func (m *Store) ListReleases(context.Context) ([]state.StoredRelease, error) {
 		return cmp.Compare(a.Release.ID, b.Release.ID)
 	})
 	return out, nil
+}
+
+var _ state.ReleasePruner = (*Store)(nil)
+
+// PrunedIDs implements state.ReleasePruner.
+func (m *Store) PrunedIDs(context.Context) (map[string]int, state.Index, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make(map[string]int, len(m.pruned))
+	for k, v := range m.pruned {
+		ids[k] = v
+	}
+	return ids, m.prunedIdx, nil
+}
+
+// PruneReleases implements state.ReleasePruner with Consul's rules: all or
+// nothing, check-and-set on every revision, ended releases only.
+func (m *Store) PruneReleases(_ context.Context, del []state.StoredRelease, ids map[string]int, prev state.Index) error {
+	if len(del) == 0 {
+		return nil
+	}
+	if len(del) > state.MaxPrunedPerWrite {
+		return fmt.Errorf("prune %d releases: at most %d per write", len(del), state.MaxPrunedPerWrite)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.prunedIdx != prev {
+		return fmt.Errorf("prune releases: pruned IDs: %w", state.ErrConflict)
+	}
+	for _, d := range del {
+		if !d.Release.Phase.Ended() {
+			return fmt.Errorf("refusing to prune release %s: it is %s, not ended", d.Release.ID, d.Release.Phase)
+		}
+		if sr, ok := m.releases[d.Release.ID]; !ok || sr.idx != d.Index {
+			return fmt.Errorf("prune release %s: %w", d.Release.ID, state.ErrConflict)
+		}
+	}
+	for _, d := range del {
+		delete(m.releases, d.Release.ID)
+	}
+	m.next++
+	m.prunedIdx = m.next
+	m.pruned = make(map[string]int, len(ids))
+	for k, v := range ids {
+		m.pruned[k] = v
+	}
+	return nil
 }
