@@ -8,6 +8,7 @@ import (
 
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/series"
 )
 
 // Rollback reasons are model.Causes, the only values of
@@ -36,16 +37,18 @@ type Metrics struct {
 	analyses        *prometheus.CounterVec
 	rollbackSeconds *prometheus.HistogramVec
 	stateWrite      prometheus.Histogram
-	steps           *prometheus.CounterVec
-	rollbacks       *prometheus.CounterVec
-	overrides       *prometheus.CounterVec
-	errorRatio      *prometheus.GaugeVec
-	evidence        *prometheus.GaugeVec
-	evidenceBar     *prometheus.GaugeVec
-	latency         *prometheus.GaugeVec
-	gateCalls       *prometheus.CounterVec
-	windowRefusals  *prometheus.CounterVec
-	held            *membership.HeldMetrics
+	// Counters every service exports from zero (series.Family: 8 bytes a
+	// series, not a stored Counter's 500).
+	steps          *series.Family
+	rollbacks      *series.Family
+	overrides      *series.Family
+	errorRatio     *prometheus.GaugeVec
+	evidence       *prometheus.GaugeVec
+	evidenceBar    *prometheus.GaugeVec
+	latency        *prometheus.GaugeVec
+	gateCalls      *prometheus.CounterVec
+	windowRefusals *series.Family
+	held           *membership.HeldMetrics
 }
 
 // NewMetrics registers the traffic series.
@@ -65,22 +68,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from the analysis that failed a switch to every proxy ACKing the flip back.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"service"}),
-		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bg_switch_steps_total", Help: "Steps entered by progressive switches, the first step included.",
-		}, []string{"service"}),
-		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bg_rollbacks_total",
-			Help: "Traffic sent back to the stable colour, by reason (analysis_failed, metrics_unavailable, aborted, roll_failed, gate_failed).",
-		}, []string{"service", "reason"}),
-		overrides: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bg_overrides_total", Help: "Forced commands recorded as overrides: switch, promote or abort --force.",
-		}, []string{"service"}),
+		steps: series.New("bg_switch_steps_total", "Steps entered by progressive switches, the first step included.",
+			prometheus.CounterValue, ""),
+		rollbacks: series.New("bg_rollbacks_total",
+			"Traffic sent back to the stable colour, by reason (analysis_failed, metrics_unavailable, aborted, roll_failed, gate_failed).",
+			prometheus.CounterValue, "reason", causeNames()...),
+		overrides: series.New("bg_overrides_total", "Forced commands recorded as overrides: switch, promote or abort --force.",
+			prometheus.CounterValue, ""),
 		gateCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bg_gate_calls_total", Help: "Gate webhook calls, by service, gate, stage (pre, step, post) and result (passed, failed).",
 		}, []string{"service", "gate", "stage", "result"}),
-		windowRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bg_window_refusals_total", Help: "Switches refused because the service's deploy windows were closed.",
-		}, []string{"service"}),
+		windowRefusals: series.New("bg_window_refusals_total", "Switches refused because the service's deploy windows were closed.",
+			prometheus.CounterValue, ""),
 		errorRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_analysis_error_ratio",
 			Help: "Error ratio since the running (or last) switch began, by role (candidate, baseline).",
@@ -109,14 +108,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // increases exist before the first event. (Its state gauges come from the
 // controller at scrape time.)
 func (m *Metrics) setWeights(service string, _ model.Traffic) {
-	m.steps.WithLabelValues(service)
-	m.overrides.WithLabelValues(service)
-	m.windowRefusals.WithLabelValues(service)
+	m.steps.Ensure(service)
+	m.overrides.Ensure(service)
+	m.windowRefusals.Ensure(service)
 	// Every reason starts at zero: a series born at 1 shows no increase(),
 	// and the dashboard's rollback annotation would miss the first one.
-	for _, cause := range model.Causes {
-		m.rollbacks.WithLabelValues(service, string(cause))
+	m.rollbacks.Ensure(service)
+}
+
+// causeNames are bg_rollbacks_total's reasons.
+func causeNames() []string {
+	out := make([]string, len(model.Causes))
+	for i, c := range model.Causes {
+		out[i] = string(c)
 	}
+	return out
 }
 
 // lastPhase is the phase of the later of the last switch and the last roll.
@@ -149,20 +155,20 @@ func (m *Metrics) recordChange(service string, cur, next model.Traffic) {
 		}
 		switch {
 		case old == nil:
-			m.steps.WithLabelValues(service).Add(float64(r.Step + 1))
+			m.steps.Add(service, "", float64(r.Step+1))
 		case r.Step > old.Step:
-			m.steps.WithLabelValues(service).Add(float64(r.Step - old.Step))
+			m.steps.Add(service, "", float64(r.Step-old.Step))
 		}
 		n := len(r.Overrides)
 		if old != nil {
 			n -= len(old.Overrides)
 		}
 		if n > 0 {
-			m.overrides.WithLabelValues(service).Add(float64(n))
+			m.overrides.Add(service, "", float64(n))
 		}
 	}
 	if reason := rollbackReason(cur, next); reason != "" {
-		m.rollbacks.WithLabelValues(service, reason).Inc()
+		m.rollbacks.Add(service, reason, 1)
 	}
 }
 

@@ -77,3 +77,39 @@ func TestCountersStartAtZero(t *testing.T) {
 		}
 	}
 }
+
+// A change counts on its service's series: steps entered, overrides, the
+// rollback under its reason; other services' series stay at zero.
+func TestRecordChangeCounts(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	m.setWeights("web", model.Traffic{})
+	m.setWeights("api", model.Traffic{})
+	plan := model.Plan{Steps: []int{25, 50, 100}}
+	start := model.Traffic{Rollout: &model.Rollout{ID: "g2", Phase: model.RolloutProgressing, Plan: plan, Overrides: []string{"forced"}}}
+	m.recordChange("web", model.Traffic{}, start)
+	next := start
+	r := *start.Rollout
+	r.Step = 2
+	next.Rollout = &r
+	m.recordChange("web", start, next)
+	back := next
+	rb := r
+	rb.Phase, rb.Cause = model.RolloutRollingBack, model.CauseAnalysisFailed
+	back.Rollout = &rb
+	m.recordChange("web", next, back)
+	if got := m.steps.Value("web", ""); got != 3 {
+		t.Errorf("web steps %v, want 3", got)
+	}
+	if got := m.overrides.Value("web", ""); got != 1 {
+		t.Errorf("web overrides %v, want 1", got)
+	}
+	if got := m.rollbacks.Value("web", string(model.CauseAnalysisFailed)); got != 1 {
+		t.Errorf("web rollbacks for analysis_failed %v, want 1", got)
+	}
+	if m.steps.Value("api", "") != 0 || m.rollbacks.Value("api", string(model.CauseAnalysisFailed)) != 0 {
+		t.Error("api's series moved")
+	}
+	if n := testutil.CollectAndCount(m.rollbacks); n != 2*len(model.Causes) {
+		t.Errorf("%d bg_rollbacks_total series for two services, want %d", n, 2*len(model.Causes))
+	}
+}

@@ -118,7 +118,7 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 	c.m.setWeights(name, next)
 	c.m.recordChange(name, cur, next)
 	if overrideFrom(ctx) != "" {
-		c.m.overrides.WithLabelValues(name).Inc()
+		c.m.overrides.Add(name, "", 1)
 	}
 	if unsaved {
 		c.retrySave(s, next.Generation, 250*time.Millisecond)

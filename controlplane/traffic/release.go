@@ -54,7 +54,7 @@ func (c *Controller) checkWindow(name string) error {
 	if !ws.NextOpen.IsZero() {
 		next = "next open " + ws.NextOpen.Format(time.RFC3339)
 	}
-	c.m.windowRefusals.WithLabelValues(name).Inc()
+	c.m.windowRefusals.Add(name, "", 1)
 	return fmt.Errorf("%w: %s is %s; %s (use --force --reason to override)", ErrWindowClosed, name, ws.Reason, next)
 }
 
