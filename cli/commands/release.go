@@ -340,7 +340,7 @@ Examples:
 func releaseHistoryCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "history",
-		Usage:       "list ended releases: promoted, rolled back or aborted, newest first",
+		Usage:       "list ended releases: promoted, rolled back or aborted, newest first (the newest release.keep are kept, 50 by default)",
 		Description: "Example:\n   bg release history -o json | jq -r '.[] | select(.release.phase == \"rolled_back\") | .release.reason'",
 		Flags:       []cli.Flag{outputFlag()},
 		Action: func(c *cli.Context) error {
