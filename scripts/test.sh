@@ -34,7 +34,7 @@ echo "== unit tests (-race)"
 go test -race -count=1 -timeout 20m $unit_pkgs
 echo "== statistical simulations of whole switches (without -race: pure arithmetic)"
 # They skip themselves under -race above; docs/judge.md quotes their tables.
-go test -count=1 -v -run '^(TestWholeSwitches|TestSimPerSwitch|TestEndOfSwitchBound|TestSequentialGridTuning|TestLatencyWholeSwitchesNull|TestLatencyWholeSwitchesDetect|TestWholeSwitchesThroughDecide)$' \
+go test -count=1 -v -run '^(TestWholeSwitches|TestSimPerSwitch|TestEndOfSwitchBound|TestSequentialGridTuning|TestLatencyWholeSwitchesNull|TestLatencyWholeSwitchesDetect|TestWholeSwitchesThroughDecide|TestConsumerWholeSwitches)$' \
 	./controlplane/judge/ ./controlplane/rollout/ | grep -E '^(---|ok|FAIL|PASS)|switch|req/s' | grep -v -E '^=== '
 echo "== fault simulation (2,000 seeds, without -race)"
 go test -count=1 -run 'TestSim$' ./controlplane/sim/
