@@ -240,10 +240,14 @@ const (
 	CauseGateFailed         Cause = "gate_failed"
 	CauseAborted            Cause = "aborted"
 	CauseRollFailed         Cause = "roll_failed"
+	// CauseConsumerRegressed: a release watching consumers
+	// (release.watch_consumers) saw a service that calls the switching
+	// one fail more than before the switch began.
+	CauseConsumerRegressed Cause = "consumer_regressed"
 )
 
 // Causes lists every cause, in the order metrics show them.
-var Causes = []Cause{CauseAnalysisFailed, CauseLatencyRegressed, CauseMetricsUnavailable, CauseInsufficientData, CauseAborted, CauseRollFailed, CauseGateFailed}
+var Causes = []Cause{CauseAnalysisFailed, CauseLatencyRegressed, CauseMetricsUnavailable, CauseInsufficientData, CauseAborted, CauseRollFailed, CauseGateFailed, CauseConsumerRegressed}
 
 // Validate rejects an unknown cause ("" is none).
 func (c Cause) Validate() error {
