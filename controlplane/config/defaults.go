@@ -52,9 +52,14 @@ var defaults = map[string]any{
 	"leader.session_ttl":     10 * time.Second,
 	"leader.lock_delay":      DefaultLockDelay,
 
-	"membership.shrink_grace": DefaultShrinkGrace,
-	"release.max_parallel":    DefaultMaxParallel,
-	"release.keep":            DefaultReleaseKeep,
+	"membership.shrink_grace":      DefaultShrinkGrace,
+	"release.max_parallel":         DefaultMaxParallel,
+	"release.keep":                 DefaultReleaseKeep,
+	"release.watch_consumers":      false,
+	"release.consumers.lookback":   DefaultConsumerTest.Lookback,
+	"release.consumers.confidence": DefaultConsumerTest.Confidence,
+	"release.consumers.margin":     DefaultConsumerTest.Margin,
+	"release.consumers.min_errors": DefaultConsumerTest.MinErrors,
 }
 
 // defaultServices fills per-service defaults that viper cannot express for

@@ -61,7 +61,7 @@ func TestLoadDefaultsOnly(t *testing.T) {
 		Leader:     Leader{CheckTTL: 2 * time.Second, SessionTTL: 10 * time.Second, LockDelay: 500 * time.Millisecond},
 		History:    History{Retention: 1000},
 		Membership: Membership{ShrinkGrace: 30 * time.Second},
-		Release:    Release{MaxParallel: DefaultMaxParallel, Keep: DefaultReleaseKeep},
+		Release:    Release{MaxParallel: DefaultMaxParallel, Keep: DefaultReleaseKeep, Consumers: DefaultConsumerTest},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got  %+v\nwant %+v", *c, want)
@@ -141,6 +141,8 @@ func TestLoadEnvReachesEveryKey(t *testing.T) {
 				val = "77"
 			case bool:
 				val = "true"
+			case float64:
+				val = "0.95"
 			}
 			t.Setenv(env, val)
 			c, err := Load("", nil)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/release"
@@ -59,6 +60,30 @@ type Release struct {
 	// Keep is how many ended releases stay stored (and listed by bg
 	// release history); older ended ones are deleted by the leader.
 	Keep int `mapstructure:"keep"`
+	// WatchConsumers judges, while a member of a release switches, every
+	// configured service that calls it (depends_on) on its own request and
+	// error counters against its ratio before the switch began; a consumer
+	// that fails more fails the provider's switch (consumer_regressed).
+	WatchConsumers bool `mapstructure:"watch_consumers"`
+	// Consumers tunes that test.
+	Consumers ConsumerTest `mapstructure:"consumers"`
+}
+
+// DefaultConsumerTest is release.consumers unless set.
+var DefaultConsumerTest = ConsumerTest{Lookback: 10 * time.Minute, Confidence: 0.99, Margin: 0.5, MinErrors: 5}
+
+// ConsumerTest is release.consumers: the test of release.watch_consumers
+// (judge.Consumer; docs/releases.md, "Watching consumers").
+type ConsumerTest struct {
+	// Lookback is the consumer's reference before its provider's switch.
+	Lookback time.Duration `mapstructure:"lookback"`
+	// Confidence: a provider is failed wrongly in at most 1−confidence of
+	// switches, if the consumer's error ratio is steady.
+	Confidence float64 `mapstructure:"confidence"`
+	// Margin tolerates errors up to the reference's bound × (1+margin).
+	Margin float64 `mapstructure:"margin"`
+	// MinErrors: errors since the switch began before a consumer can fail it.
+	MinErrors int `mapstructure:"min_errors"`
 }
 
 // Dependencies maps every configured service to the services it calls.
@@ -87,6 +112,22 @@ func (c *Config) validateReleases(es *Errors) {
 	}
 	if n := c.Release.Keep; n < 1 {
 		es.add("release.keep", "%d: must be at least 1 (ended releases kept stored)", n)
+	}
+	ct := c.Release.Consumers
+	if ct.Lookback < time.Minute || ct.Lookback > 24*time.Hour {
+		es.add("release.consumers.lookback", "%s: must be between 1m and 24h", ct.Lookback)
+	}
+	if !(ct.Confidence >= 0.9 && ct.Confidence < 1) {
+		es.add("release.consumers.confidence", "%v: must be at least 0.9 and below 1", ct.Confidence)
+	}
+	if !(ct.Margin >= 0 && ct.Margin <= 10) {
+		es.add("release.consumers.margin", "%v: must be between 0 and 10", ct.Margin)
+	}
+	if ct.MinErrors < 1 {
+		es.add("release.consumers.min_errors", "%d: must be at least 1", ct.MinErrors)
+	}
+	if c.Release.WatchConsumers && c.Prometheus.Address == "" {
+		es.add("release.watch_consumers", "needs prometheus.address: consumers are judged on their counters")
 	}
 	known := map[string]int{}
 	for i, s := range c.Services {

@@ -64,6 +64,9 @@ type Controller interface {
 	// Subscribe tells f, on the service's loop, each time a service's
 	// served state changes (traffic.Controller.Subscribe).
 	Subscribe(f func(service string)) (cancel func())
+	// FailSwitch rolls back a member's running switch on a verdict of the
+	// release's (release.watch_consumers).
+	FailSwitch(ctx context.Context, service, switchID string, cause model.Cause, reason string, timeout time.Duration) (traffic.Result, error)
 }
 
 // GateCaller calls one gate (gate.Caller; a fake in tests).
@@ -93,6 +96,9 @@ type Options struct {
 	Keep int
 	// Timeout bounds each ACK wait of a member's switch (switch.timeout).
 	Timeout time.Duration
+	// Consumers, when set, judges the consumers of each switching member
+	// (release.watch_consumers) on every tick.
+	Consumers *ConsumerWatch
 	// Tick is how often a running release observes every member (1s), on
 	// top of observing each one as it changes.
 	Tick    time.Duration
@@ -132,6 +138,8 @@ type run struct {
 	// pending: members whose change is posted to the loop and not yet
 	// observed there (changes coalesce until it runs).
 	pending map[string]bool
+	// watches: consumers judged while their providers switch (loop-owned).
+	watches map[string]*watch
 }
 
 // startKey is the loop that plans releases, one at a time: two starts
@@ -289,6 +297,7 @@ func (e *Executor) depose(epoch uint64) {
 	e.leading, e.loaded = false, false
 	clear(e.runs)
 	clear(e.views)
+	e.m.consumerEvidence.Reset() // the next leader judges them
 }
 
 // current says whether r is still this term's run of its release.
@@ -357,6 +366,7 @@ func (e *Executor) onTick(r *run) {
 		return
 	}
 	e.observeAll(r)
+	e.watchConsumers(r)
 	e.reopenWindows(r)
 	e.owed(r)
 	e.event(r, release.Tick{Now: e.rt.Now()})
@@ -495,6 +505,7 @@ func (e *Executor) stored(r *run, prev release.Release) {
 		e.log.Info("release", "release", r.id, "phase", next.Phase, "member", next.Member, "cause", next.Cause, "reason", next.Reason)
 		if !prev.Phase.Ended() && next.Phase.Ended() {
 			e.m.outcomes.WithLabelValues(string(next.Phase)).Inc()
+			e.endWatches(r)
 			e.rt.Post(startKey, func() { e.prune(r.epoch) })
 		}
 	}

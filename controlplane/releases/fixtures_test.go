@@ -97,6 +97,7 @@ type rigOptions struct {
 	groupGates map[string][]model.Gate
 	gates      releases.GateCaller
 	keep       int // release.keep (0: the default)
+	consumers  *releases.ConsumerWatch
 }
 
 func fleets(service string, green bool) model.Membership {
@@ -162,7 +163,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 func (r *rig) newExecutor(o rigOptions) *releases.Executor {
 	e := releases.New(r.rec, r.rels, releases.Options{
 		Services: o.services, Dependencies: o.deps, Groups: o.groups, GroupGates: o.groupGates, Gates: o.gates, MaxParallel: o.maxPar, Keep: o.keep,
-		Timeout: time.Second, Tick: time.Second, Runtime: r.rt, Log: quiet, Metrics: r.m,
+		Consumers: o.consumers, Timeout: time.Second, Tick: time.Second, Runtime: r.rt, Log: quiet, Metrics: r.m,
 	})
 	r.ctrl.SetReleaseGuard(e.Guard)
 	return e

@@ -14,8 +14,9 @@ var Outcomes = []release.Phase{release.Promoted, release.RolledBack, release.Abo
 
 // Metrics are the release series.
 type Metrics struct {
-	outcomes *prometheus.CounterVec
-	members  *membersCollector
+	outcomes         *prometheus.CounterVec
+	members          *membersCollector
+	consumerEvidence *prometheus.GaugeVec
 }
 
 // NewMetrics registers bg_releases_total{outcome}, every outcome at 0,
@@ -28,13 +29,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bg_releases_total",
 			Help: "Releases ended by this control plane, by outcome (promoted, rolled_back, aborted).",
 		}, []string{"outcome"}),
-		members: &membersCollector{},
+		members:          &membersCollector{},
+		consumerEvidence: newConsumerEvidence(),
 	}
 	for _, o := range Outcomes {
 		m.outcomes.WithLabelValues(string(o))
 	}
 	if reg != nil {
-		reg.MustRegister(m.outcomes, m.members)
+		reg.MustRegister(m.outcomes, m.members, m.consumerEvidence)
 	}
 	return m
 }

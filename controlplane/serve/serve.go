@@ -21,6 +21,7 @@ import (
 
 	"github.com/bgctl/bg/controlplane/admin"
 	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/leader"
 	consulsrc "github.com/bgctl/bg/controlplane/membership/consul"
 	"github.com/bgctl/bg/controlplane/model"
@@ -110,9 +111,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, s := range cfg.Services {
 		serviceNames = append(serviceNames, s.Name)
 	}
+	var consumers *releases.ConsumerWatch
+	if cfg.Release.WatchConsumers && src != nil {
+		ct := cfg.Release.Consumers
+		consumers = &releases.ConsumerWatch{Source: src, Lookback: ct.Lookback,
+			Test: judge.Consumer{Confidence: ct.Confidence, Margin: ct.Margin, MinErrors: float64(ct.MinErrors)}}
+	}
 	rels := releases.New(ctrl, store, releases.Options{
 		Services: serviceNames, Dependencies: cfg.Dependencies(), Groups: cfg.Groups(), GroupGates: cfg.GroupGates(), MaxParallel: cfg.Release.MaxParallel, Keep: cfg.Release.Keep,
-		Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
+		Consumers: consumers, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
 	})
 	ctrl.SetReleaseGuard(rels.Guard)
 
