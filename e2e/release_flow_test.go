@@ -73,6 +73,12 @@ type relStack struct {
 
 func newRelStack(t *testing.T, replicas int) *relStack {
 	t.Helper()
+	return newRelStackWith(t, replicas, "")
+}
+
+// newRelStackWith is newRelStack with more top-level config (e.g. releases).
+func newRelStackWith(t *testing.T, replicas int, top string) *relStack {
+	t.Helper()
 	s := &relStack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), token: "e2e-secret",
 		backends: map[string]*harness.Backend{}, clients: map[string]*harness.Traffic{}}
 	var targets []string
@@ -99,7 +105,7 @@ func newRelStack(t *testing.T, replicas int) *relStack {
 	for i := 0; i < replicas; i++ {
 		r := &relReplica{admin: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), xds: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))}
 		cfg := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: r.xds, AdminAddr: r.admin, Token: s.token,
-			PrometheusURL: s.prom.URL(), Services: svcs, TopYAML: "release:\n  max_parallel: 4\n"})
+			PrometheusURL: s.prom.URL(), Services: svcs, TopYAML: "release:\n  max_parallel: 4\n" + top})
 		var env []string
 		if replicas > 1 {
 			// bg's election defaults, as users run it (see newHAStack).
@@ -414,7 +420,13 @@ func TestReleases(t *testing.T) {
 			}
 		}
 		for _, m := range []release.Member{auth, api, web, search} {
-			t.Logf("measured: %s: switch promoted (history) → release saw it: %v", m.Service, m.EndedAt.Sub(promoted[m.Service]).Round(time.Millisecond))
+			lag := m.EndedAt.Sub(promoted[m.Service])
+			t.Logf("measured: %s: switch promoted (history) → release saw it: %v", m.Service, lag.Round(time.Millisecond))
+			// The release is told of the change (Controller.Subscribe), not
+			// left to find it on its 1 s tick (up to ~1 s per level).
+			if lag > 500*time.Millisecond {
+				t.Errorf("%s: the release saw its promotion %v after it was stored, want it at once (not on the 1 s tick)", m.Service, lag)
+			}
 		}
 		if promoted["auth"].After(first["api"]) || promoted["api"].After(first["web"]) || !first["search"].Before(promoted["auth"]) {
 			t.Errorf("histories disagree with the order: first entries %v, promoted %v", first, promoted)
