@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,49 +13,6 @@ import (
 	"github.com/bgctl/bg/e2e/harness"
 )
 
-// timedGate is a release gate webhook that records when each call came
-// and answers with a settable status.
-type timedGate struct {
-	*httptest.Server
-	status atomic.Int32
-	mu     sync.Mutex
-	calls  []timedCall
-}
-
-type timedCall struct {
-	at   time.Time
-	body map[string]any
-}
-
-func startTimedGate(t *testing.T) *timedGate {
-	g := &timedGate{}
-	g.status.Store(http.StatusOK)
-	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p map[string]any
-		body, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(body, &p)
-		g.mu.Lock()
-		g.calls = append(g.calls, timedCall{at: time.Now(), body: p})
-		g.mu.Unlock()
-		code := int(g.status.Load())
-		w.WriteHeader(code)
-		if code >= 300 {
-			fmt.Fprint(w, "soak test failed")
-		}
-	}))
-	t.Cleanup(g.Close)
-	return g
-}
-
-// take returns the calls so far and forgets them.
-func (g *timedGate) take() []timedCall {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := g.calls
-	g.calls = nil
-	return out
-}
-
 // Release gates and release.watch_consumers on real Consul, Prometheus
 // and grpc-go xDS clients: a configured group's pre gate is called before
 // its first member starts, its post gate after its last member is
@@ -68,7 +20,7 @@ func (g *timedGate) take() []timedCall {
 // before its provider; a provider whose switch makes its consumer fail is
 // rolled back although its own analysis passes.
 func TestReleaseGatesAndConsumers(t *testing.T) {
-	pre, post := startTimedGate(t), startTimedGate(t)
+	pre, post := startGate(t), startGate(t)
 	s := newRelStackWith(t, 1, `  watch_consumers: true
 releases:
   - name: checkout
@@ -93,7 +45,7 @@ releases:
 			t.Fatalf("gate calls: pre %d, post %d; want one each", len(pres), len(posts))
 		}
 		for _, c := range []struct {
-			call  timedCall
+			call  gateCall
 			stage string
 		}{{pres[0], "pre"}, {posts[0], "post"}} {
 			if c.call.body["stage"] != c.stage || !strings.Contains(fmt.Sprint(c.call.body), r.ID) {

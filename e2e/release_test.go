@@ -15,12 +15,18 @@ import (
 	"github.com/bgctl/bg/e2e/harness"
 )
 
-// gateServer is a smoke-test webhook answering with a settable status.
+// gateServer is a gate webhook answering with a settable status; it
+// records each call's payload and when it came.
 type gateServer struct {
 	*httptest.Server
 	status atomic.Int32
 	mu     sync.Mutex
-	calls  []map[string]any
+	calls  []gateCall
+}
+
+type gateCall struct {
+	at   time.Time
+	body map[string]any
 }
 
 func startGate(t *testing.T) *gateServer {
@@ -31,7 +37,7 @@ func startGate(t *testing.T) *gateServer {
 		body, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(body, &p)
 		g.mu.Lock()
-		g.calls = append(g.calls, p)
+		g.calls = append(g.calls, gateCall{at: time.Now(), body: p})
 		g.mu.Unlock()
 		code := int(g.status.Load())
 		w.WriteHeader(code)
@@ -43,12 +49,21 @@ func startGate(t *testing.T) *gateServer {
 	return g
 }
 
+// take returns the calls so far and forgets them.
+func (g *gateServer) take() []gateCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := g.calls
+	g.calls = nil
+	return out
+}
+
 func (g *gateServer) stages() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var out []string
 	for _, c := range g.calls {
-		out = append(out, fmt.Sprintf("%v@%v", c["stage"], c["step"]))
+		out = append(out, fmt.Sprintf("%v@%v", c.body["stage"], c.body["step"]))
 	}
 	return out
 }
@@ -168,9 +183,7 @@ gates:
 
 	t.Run("passing gates let the switch promote", func(t *testing.T) {
 		gate.status.Store(http.StatusOK)
-		gate.mu.Lock()
-		gate.calls = nil
-		gate.mu.Unlock()
+		gate.take()
 		code, rep, errOut := s.startWait(t, "--to", "green")()
 		if code != 0 || rep.Switch.Phase != "promoted" || rep.Weights.Green != 100 {
 			t.Fatalf("exit %d, report %+v / %+v, stderr %s", code, rep, rep.Switch, errOut)

@@ -30,11 +30,7 @@ func (c *Controller) FailSwitch(ctx context.Context, service, switchID string, c
 			return cur, effects{}, fmt.Errorf("%w: switch %s of %s is not running", ErrNotRunning, switchID, service)
 		}
 		now := c.now()
-		next, actions, err := rollout.Decide(cur, rollout.Rollback{Now: now, DetectedAt: now, Cause: cause, Reason: reason})
-		if err != nil {
-			return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
-		}
-		return next, effectsOf(actions), nil
+		return decideEvent(cur, rollout.Rollback{Now: now, DetectedAt: now, Cause: cause, Reason: reason})
 	})
 	if err != nil {
 		return Result{}, err

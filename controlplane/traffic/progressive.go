@@ -106,16 +106,22 @@ func (c *Controller) Command(ctx context.Context, service string, ev rollout.Eve
 		return Result{}, err
 	}
 	changed, err := c.command(ctx, s, func(cur model.Traffic, _ model.Membership) (model.Traffic, effects, error) {
-		next, actions, err := rollout.Decide(cur, ev)
-		if err != nil {
-			return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
-		}
-		return next, effectsOf(actions), nil
+		return decideEvent(cur, ev)
 	})
 	if err != nil {
 		return Result{}, err
 	}
 	return c.waitAcked(ctx, Request{Service: service, Timeout: timeout}, changed)
+}
+
+// decideEvent applies one event to the running switch: its next state and
+// the effects to carry out, or ErrNotRunning.
+func decideEvent(cur model.Traffic, ev rollout.Event) (model.Traffic, effects, error) {
+	next, actions, err := rollout.Decide(cur, ev)
+	if err != nil {
+		return cur, effects{}, fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	return next, effectsOf(actions), nil
 }
 
 func busy(t model.Traffic) error {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/e2e/harness"
@@ -26,17 +24,7 @@ func TestCreateAbsentAgainstConsul(t *testing.T) {
 	ctx := context.Background()
 
 	lock := "createtest/leader"
-	mine, _, err := c.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, _, err := c.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, _, err := c.KV().Acquire(&api.KVPair{Key: lock, Session: mine}, nil); err != nil || !ok {
-		t.Fatalf("acquire: %v %v", ok, err)
-	}
+	mine, theirs := holdLock(t, c, lock)
 
 	absent := make([]state.Absent, 50) // batches of 21: 0–20, 21–41, 42–49
 	for i := range absent {

@@ -88,17 +88,7 @@ func TestPruneReleasesAgainstConsul(t *testing.T) {
 	}
 	// Fenced: without the lock, or with a lost one, nothing is deleted.
 	lock := "prunetest/leader"
-	mine, _, err := c.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, _, err := c.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, _, err := c.KV().Acquire(&api.KVPair{Key: lock, Session: mine}, nil); err != nil || !ok {
-		t.Fatalf("acquire: %v %v", ok, err)
-	}
+	mine, theirs := holdLock(t, c, lock)
 	s.SetFence(func() (Fence, bool) { return Fence{}, false })
 	if err := s.PruneReleases(ctx, []state.StoredRelease{one}, map[string]int{"checkout": 1}, 0); !errors.Is(err, state.ErrNotLeader) {
 		t.Fatalf("without the lock: %v, want ErrNotLeader", err)

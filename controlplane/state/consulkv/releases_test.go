@@ -80,17 +80,7 @@ func TestReleasesAgainstConsul(t *testing.T) {
 
 	// Fenced: without the lock, or with a lost one, nothing is written.
 	lock := "reltest/leader"
-	mine, _, err := c.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, _, err := c.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, _, err := c.KV().Acquire(&api.KVPair{Key: lock, Session: mine}, nil); err != nil || !ok {
-		t.Fatalf("acquire: %v %v", ok, err)
-	}
+	mine, theirs := holdLock(t, c, lock)
 	paused, _, err := release.Decide(started, release.Pause{Now: t0.Add(2 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
