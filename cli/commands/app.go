@@ -16,7 +16,7 @@ func App() *cli.App {
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:9090", EnvVars: []string{"BG_ADDR"}, Usage: "admin API address of the control plane"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"BG_TOKEN"}, Usage: "bearer token for the admin API"},
 		},
-		Commands:             []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand(), pauseCommand(), resumeCommand(), promoteCommand(), previewCommand(), historyCommand(), releaseCommand(), completionCommand()},
+		Commands:             []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand(), pauseCommand(), resumeCommand(), promoteCommand(), previewCommand(), historyCommand(), releaseCommand(), certsCommand(), completionCommand()},
 		EnableBashCompletion: true,
 		// Run reports errors and picks the exit code; cli's default handler
 		// would call os.Exit.
