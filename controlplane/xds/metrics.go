@@ -9,6 +9,8 @@ type metrics struct {
 	acks     *prometheus.CounterVec
 	nacks    *prometheus.CounterVec
 	ackDelay *prometheus.HistogramVec
+	// tlsFailures counts refused TLS connections and streams (tls.go).
+	tlsFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,9 +32,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from sending an xDS response to the proxy's ACK, by resource type.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"type"}),
+		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bg_xds_tls_failures_total",
+			Help: "xDS connections refused at the TLS handshake (reason handshake) and streams refused because their node id is not their client certificate's (reason identity).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.proxies, m.pushes, m.acks, m.nacks, m.ackDelay)
+		reg.MustRegister(m.proxies, m.pushes, m.acks, m.nacks, m.ackDelay, m.tlsFailures)
 	}
 	return m
 }

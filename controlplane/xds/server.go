@@ -42,6 +42,10 @@ type Server struct {
 	routeCounter  uint64
 	routeVersions map[string]uint64
 	routeRes      map[string]types.Resource // what the route cache holds, by name
+
+	// tlsSrc and failures are set by UseTLS (tls.go); nil serves plaintext.
+	tlsSrc   *tlsSource
+	failures *failures
 }
 
 // NewServer builds an empty server. Versions carry a per-process random
@@ -176,11 +180,15 @@ func (s *Server) Proxies() []ProxyInfo { return s.tracker.proxiesList() }
 
 // Serve runs ADS on lis until ctx ends.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	xs := serverv3.NewServer(ctx, s.mux, s.tracker)
+	}
+	if s.tlsSrc != nil {
+		opts = append(opts, grpc.Creds(s.serverCreds()))
+	}
+	gs := grpc.NewServer(opts...)
+	xs := serverv3.NewServer(ctx, s.mux, s.callbacks())
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 	go func() {
 		<-ctx.Done()
