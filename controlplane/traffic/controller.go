@@ -103,6 +103,8 @@ type Controller struct {
 	releaseGuard ReleaseGuard
 	// subs are told when a service's served state changes (subscribe.go).
 	subs subscribers
+	// recorder is told of each change the leader stores (record.go).
+	recorder atomicRecorder
 }
 
 // New builds a controller for the configured services.

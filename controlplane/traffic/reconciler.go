@@ -76,7 +76,8 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 		}
 		c.mu.Unlock()
 		began := time.Now()
-		newIdx, err := c.store.Save(ctx, name, next, idx, c.entry(ctx, cur, next))
+		entry := c.entry(ctx, cur, next)
+		newIdx, err := c.store.Save(ctx, name, next, idx, entry)
 		c.m.stateWrite.Observe(time.Since(began).Seconds())
 		switch {
 		case err == nil:
@@ -84,6 +85,7 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 			s.index, s.unsaved, s.storedGen = newIdx, false, next.Generation
 			c.mu.Unlock()
 			c.maybePrune(name, next.Generation)
+			c.record(name, cur, next, entry)
 		case eff.safety:
 			c.log.Error("could not store the rollback; serving it anyway and retrying the write", "service", name, "error", err)
 			unsaved = true
@@ -192,10 +194,12 @@ func (c *Controller) onConfirmed(s *service, gen uint64, at time.Time) {
 	next.Generation++ // a change of the stored state: its own history entry
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if newIdx, err := c.store.Save(ctx, s.cfg.Name, next, idx, c.entry(ctx, t, next)); err == nil {
+	entry := c.entry(ctx, t, next)
+	if newIdx, err := c.store.Save(ctx, s.cfg.Name, next, idx, entry); err == nil {
 		c.mu.Lock()
 		s.traffic, s.index, s.storedGen = next, newIdx, next.Generation
 		c.mu.Unlock()
+		c.record(s.cfg.Name, t, next, entry)
 		c.pusher.MarkRouteGen(s.cfg.Name, next.Generation)
 		c.changed(s)
 	}
@@ -278,7 +282,7 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 		return nil
 	case storedWriteRollback:
 		// The next generation after what is stored: history stays gapless.
-		return c.writeBack(ctx, s, withGeneration(cur, t.Generation+1), idx, "stored the rollback decided while Consul could not be written")
+		return c.writeBack(ctx, s, withGeneration(cur, t.Generation+1), idx, t, "stored the rollback decided while Consul could not be written")
 	case storedWriteBack:
 		c.mu.Lock()
 		gen := s.storedGen + 1 // the next after the last one stored: gapless
@@ -286,7 +290,7 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 		if gen == 1 {
 			gen = cur.Generation + 1
 		}
-		return c.writeBack(ctx, s, withGeneration(cur, gen), 0, "the stored state was missing; wrote back the state this replica served")
+		return c.writeBack(ctx, s, withGeneration(cur, gen), 0, cur, "the stored state was missing; wrote back the state this replica served")
 	case storedCreate:
 		return c.createMissing(ctx, s)
 	}
@@ -443,8 +447,9 @@ func withGeneration(t model.Traffic, g uint64) model.Traffic {
 	return t
 }
 
-// writeBack stores t over the stored revision prev (0: none), recording why.
-func (c *Controller) writeBack(ctx context.Context, s *service, t model.Traffic, prev state.Index, why string) error {
+// writeBack stores t over the stored revision prev (0: none), recording
+// why; before is what was stored (what t changes, for the recorder).
+func (c *Controller) writeBack(ctx context.Context, s *service, t model.Traffic, prev state.Index, before model.Traffic, why string) error {
 	c.mu.Lock()
 	cur := s.traffic
 	c.mu.Unlock()
@@ -458,6 +463,7 @@ func (c *Controller) writeBack(ctx context.Context, s *service, t model.Traffic,
 	c.mu.Lock()
 	s.traffic, s.index, s.unsaved, s.storedGen = t, idx, false, t.Generation
 	c.mu.Unlock()
+	c.record(s.cfg.Name, before, t, e)
 	c.pushTraffic(s)
 	c.schedule(s)
 	c.changed(s)
