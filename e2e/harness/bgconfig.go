@@ -33,6 +33,9 @@ type BGConfig struct {
 	// TopYAML is extra top-level YAML (e.g. "release:" or "releases:"),
 	// written as is at the end.
 	TopYAML string
+	// ConsulYAML is extra YAML lines under consul: (e.g. tls, token_file),
+	// indented as its keys.
+	ConsulYAML string
 }
 
 // BGService is one service of a multi-service config (BGConfig.Services).
@@ -60,7 +63,7 @@ func WriteBGConfig(t TB, c BGConfig) string {
 	cfg := fmt.Sprintf(`consul:
   address: %s
   wait: 30s
-xds:
+%sxds:
   listen: %s
 admin:
   listen: %s%s
@@ -69,7 +72,7 @@ switch:
 leader:
   lock_delay: 1s
 services:
-`, c.ConsulAddr, c.XDSAddr, c.AdminAddr, token)
+`, c.ConsulAddr, indentYAML(c.ConsulYAML, "  "), c.XDSAddr, c.AdminAddr, token)
 	if len(c.Services) == 0 {
 		cfg += serviceYAML(c, BGService{Name: c.Service, Port: 10000, Analysis: c.Analysis, YAML: c.ServiceYAML}, c.Latency)
 	}
@@ -126,4 +129,15 @@ func serviceYAML(c BGConfig, s BGService, latency bool) string {
 		}
 	}
 	return cfg
+}
+
+// indentYAML indents each non-blank line of y by in, newline-terminated.
+func indentYAML(y, in string) string {
+	var out string
+	for _, line := range strings.Split(strings.TrimRight(y, "\n "), "\n") {
+		if strings.TrimSpace(line) != "" {
+			out += in + line + "\n"
+		}
+	}
+	return out
 }

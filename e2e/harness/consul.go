@@ -26,14 +26,79 @@ type Consul struct {
 	t      TB
 	p      *proc
 	http   string
+	https  string // "" unless ConsulOptions.TLS
 	client *api.Client
 	probeC *api.Client // short timeouts, so a wedged agent can't hang a probe
 }
+
+// ConsulOptions add to the agent StartConsul runs. The zero value is
+// StartConsul's agent.
+type ConsulOptions struct {
+	// TLS, if set, also serves the HTTP API over TLS on its own port
+	// (HTTPSAddr) with this certificate, requiring client certificates
+	// signed by CAFile (tls.https.verify_incoming). The plain HTTP port
+	// stays, on loopback, for the harness's own client.
+	TLS *ConsulTLS
+	// ManagementToken, if set, enables ACLs with default deny and this
+	// initial management token, which the harness's clients (Client) and
+	// the agent itself use.
+	ManagementToken string
+}
+
+// ConsulTLS are the agent's CA and certificate files.
+type ConsulTLS struct{ CAFile, CertFile, KeyFile string }
 
 // StartConsul starts a single-node Consul server and waits until it has a
 // leader and accepts KV writes. It is stopped when the test ends.
 func StartConsul(t TB) *Consul {
 	t.Helper()
+	return StartConsulWith(t, ConsulOptions{})
+}
+
+// consulConfigFile writes the agent config file for o, "" when there is
+// nothing to add. Consul 1.12 names: tls { defaults, https } (new in
+// 1.12) and acl.tokens.initial_management (formerly master).
+func consulConfigFile(t TB, o ConsulOptions) string {
+	var hcl string
+	if o.TLS != nil {
+		hcl += fmt.Sprintf(`tls {
+  defaults {
+    ca_file   = %q
+    cert_file = %q
+    key_file  = %q
+  }
+  https {
+    verify_incoming = true
+  }
+}
+`, o.TLS.CAFile, o.TLS.CertFile, o.TLS.KeyFile)
+	}
+	if o.ManagementToken != "" {
+		hcl += fmt.Sprintf(`acl {
+  enabled                  = true
+  default_policy           = "deny"
+  enable_token_persistence = true
+  tokens {
+    initial_management = %q
+    agent              = %q
+  }
+}
+`, o.ManagementToken, o.ManagementToken)
+	}
+	if hcl == "" {
+		return ""
+	}
+	path := filepath.Join(t.TempDir(), "consul.hcl")
+	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
+		t.Fatalf("harness: write consul config: %v", err)
+	}
+	return path
+}
+
+// StartConsulWith is StartConsul with TLS and ACLs as o says.
+func StartConsulWith(t TB, o ConsulOptions) *Consul {
+	t.Helper()
+	extra := consulConfigFile(t, o)
 	bin := consulBinary(t)
 	node := fmt.Sprintf("bg-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 
@@ -43,7 +108,10 @@ func StartConsul(t TB) *Consul {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		dataDir := t.TempDir()
-		httpPort := FreePort(t)
+		httpPort, httpsPort := FreePort(t), -1
+		if o.TLS != nil {
+			httpsPort = FreePort(t)
+		}
 		args := []string{
 			"agent", "-server", "-bootstrap-expect=1",
 			"-data-dir=" + dataDir,
@@ -53,7 +121,7 @@ func StartConsul(t TB) *Consul {
 			"-serf-lan-port=" + strconv.Itoa(freeTCPUDPPort(t)),
 			"-serf-wan-port=" + strconv.Itoa(freeTCPUDPPort(t)),
 			"-server-port=" + strconv.Itoa(FreePort(t)),
-			"-dns-port=-1", "-grpc-port=-1", "-https-port=-1",
+			"-dns-port=-1", "-grpc-port=-1", "-https-port=" + strconv.Itoa(httpsPort),
 			"-ui=false",
 			// Default multiplier 5 makes each election take ~5 s.
 			"-hcl=performance { raft_multiplier = 1 }",
@@ -61,14 +129,23 @@ func StartConsul(t TB) *Consul {
 			"-hcl=disable_update_check = true",
 			"-log-level=debug",
 		}
+		if extra != "" {
+			args = append(args, "-config-file="+extra)
+		}
 		c := &Consul{
 			t:    t,
 			p:    newProc(t, fmt.Sprintf("consul-%d", attempt), bin, args, nil),
 			http: "127.0.0.1:" + strconv.Itoa(httpPort),
 		}
+		if o.TLS != nil {
+			c.https = "127.0.0.1:" + strconv.Itoa(httpsPort)
+		}
 		cfg := api.DefaultConfig()
 		cfg.Address = c.http
 		cfg.Scheme = "http"
+		if o.ManagementToken != "" {
+			cfg.Token = o.ManagementToken
+		}
 		client, err := api.NewClient(cfg)
 		if err != nil {
 			t.Fatalf("harness: consul client: %v", err)
@@ -76,6 +153,9 @@ func StartConsul(t TB) *Consul {
 		c.client = client
 		pcfg := api.DefaultConfig()
 		pcfg.Address, pcfg.Scheme = c.http, "http"
+		if o.ManagementToken != "" {
+			pcfg.Token = o.ManagementToken
+		}
 		pcfg.HttpClient = &http.Client{Timeout: 2 * time.Second}
 		if c.probeC, err = api.NewClient(pcfg); err != nil {
 			t.Fatalf("harness: consul client: %v", err)
@@ -94,6 +174,10 @@ func StartConsul(t TB) *Consul {
 
 // HTTPAddr is the HTTP API address, host:port.
 func (c *Consul) HTTPAddr() string { return c.http }
+
+// HTTPSAddr is the HTTPS API address, host:port; "" without
+// ConsulOptions.TLS.
+func (c *Consul) HTTPSAddr() string { return c.https }
 
 // Client is an API client for this agent.
 func (c *Consul) Client() *api.Client { return c.client }
