@@ -3,14 +3,12 @@ package harness
 import (
 	"context"
 	"fmt"
-	"google.golang.org/grpc/metadata"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
-	"google.golang.org/grpc/xds"
+	"google.golang.org/grpc/metadata"
 )
 
 // TrafficOptions configure one proxyless gRPC client.
@@ -21,6 +19,8 @@ type TrafficOptions struct {
 	Workers int    // concurrent callers; default 1
 	// Metadata is sent with every call (e.g. a canary pool header).
 	Metadata map[string]string
+	// TLS, when set, reaches the management server over TLS (xdstls.go).
+	TLS *XDSClientTLS
 }
 
 // callTimeout is each RPC's deadline.
@@ -58,15 +58,7 @@ func Bootstrap(xdsAddr, nodeID string) []byte {
 
 // DialXDS opens a ClientConn to xds:///service with a private bootstrap.
 func DialXDS(xdsAddr, nodeID, service string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	rb, err := xds.NewXDSResolverWithConfigForTesting(Bootstrap(xdsAddr, nodeID))
-	if err != nil {
-		return nil, fmt.Errorf("xds resolver: %w", err)
-	}
-	opts = append([]grpc.DialOption{
-		grpc.WithResolvers(rb),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, opts...)
-	return grpc.NewClient("xds:///"+service, opts...)
+	return dialXDS(xdsAddr, nodeID, service, nil, opts...)
 }
 
 // StartTraffic starts Workers callers; they run until Stop or test end.
@@ -75,7 +67,7 @@ func StartTraffic(t TB, o TrafficOptions) *Traffic {
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}
-	conn, err := DialXDS(o.XDSAddr, o.NodeID, o.Service)
+	conn, err := dialXDS(o.XDSAddr, o.NodeID, o.Service, o.TLS)
 	if err != nil {
 		t.Fatalf("harness: traffic %s: %v", o.NodeID, err)
 	}
