@@ -36,6 +36,9 @@ type BGConfig struct {
 	// ConsulYAML is extra YAML lines under consul: (e.g. tls, token_file),
 	// indented as its keys.
 	ConsulYAML string
+	// AdminYAML is extra YAML lines under admin: (e.g. tls, tokens),
+	// indented as its keys.
+	AdminYAML string
 }
 
 // BGService is one service of a multi-service config (BGConfig.Services).
@@ -59,6 +62,9 @@ func WriteBGConfig(t TB, c BGConfig) string {
 	token := ""
 	if c.Token != "" {
 		token = "\n  token: " + c.Token
+	}
+	if a := indentYAML(c.AdminYAML, "  "); a != "" {
+		token += "\n" + strings.TrimRight(a, "\n")
 	}
 	cfg := fmt.Sprintf(`consul:
   address: %s
