@@ -21,6 +21,8 @@ type Config struct {
 	// start --group NAME); Release tunes every release.
 	Releases []ReleaseGroup `mapstructure:"releases"`
 	Release  Release        `mapstructure:"release"`
+	// Notifications tell people what bg did (notifications.go).
+	Notifications []Notification `mapstructure:"notifications"`
 }
 
 // Consul says where fleets and traffic state are read from.

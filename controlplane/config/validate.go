@@ -55,6 +55,7 @@ func (c *Config) Validate() error {
 	}
 	validateServices(c.Services, c.Prometheus.Address != "", &es)
 	c.validateReleases(&es)
+	c.validateNotifications(&es)
 	if len(es) == 0 {
 		return nil // untyped nil, so err != nil stays meaningful
 	}
