@@ -2,9 +2,13 @@ package releases_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bgctl/bg/controlplane/notify"
+	"github.com/bgctl/bg/controlplane/traffic"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
@@ -121,5 +125,37 @@ func TestConsumersNotWatchedByDefault(t *testing.T) {
 	r.rt.Advance(time.Minute)
 	if rel := r.stored("rel-1"); phaseOf(rel, "auth") != release.MemberSwitching {
 		t.Fatalf("auth %s", phaseOf(rel, "auth"))
+	}
+}
+
+// Options.Notify hears a release start and end, once each.
+func TestReleaseNotifies(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	r := newRig(t, rigOptions{services: []string{"auth", "api"}, deps: map[string][]string{"api": {"auth"}}, progressive: []string{"auth"},
+		notify: func(ev notify.Event) {
+			mu.Lock()
+			got = append(got, string(ev.Kind)+" "+ev.Release+" "+string(ev.Cause))
+			mu.Unlock()
+		}})
+	ctx := context.Background()
+	if _, err := r.exec.Start(ctx, apiv1.ReleaseRequest{Name: "rel", Services: []string{"auth", "api"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.rt.Advance(time.Second)
+	if _, err := r.exec.Pause(ctx, "rel-1", apiv1.ReleaseCommand{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.exec.Resume(ctx, "rel-1", apiv1.ReleaseCommand{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ctrl.Abort(ctx, traffic.Request{Service: "auth", Release: "rel-1", Reason: "test", Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	r.rt.Advance(2 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, ",") != "release_started rel-1 ,release_rolled_back rel-1 aborted" {
+		t.Fatalf("heard %q", got)
 	}
 }

@@ -34,6 +34,7 @@ import (
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/notify"
 	"github.com/bgctl/bg/controlplane/release"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/traffic"
@@ -96,6 +97,10 @@ type Options struct {
 	Keep int
 	// Timeout bounds each ACK wait of a member's switch (switch.timeout).
 	Timeout time.Duration
+	// Notify, when set, is told when a release starts and when it ends
+	// (release_started, release_promoted, release_rolled_back,
+	// release_aborted); it must not block.
+	Notify func(notify.Event)
 	// Consumers, when set, judges the consumers of each switching member
 	// (release.watch_consumers) on every tick.
 	Consumers *ConsumerWatch
@@ -503,6 +508,7 @@ func (e *Executor) stored(r *run, prev release.Release) {
 	}
 	if prev.Phase != next.Phase {
 		e.log.Info("release", "release", r.id, "phase", next.Phase, "member", next.Member, "cause", next.Cause, "reason", next.Reason)
+		e.notify(prev, next)
 		if !prev.Phase.Ended() && next.Phase.Ended() {
 			e.m.outcomes.WithLabelValues(string(next.Phase)).Inc()
 			e.endWatches(r)
@@ -823,6 +829,7 @@ func (e *Executor) start(ctx context.Context, req apiv1.ReleaseRequest) (apiv1.R
 	}
 	e.mu.Unlock()
 	e.log.Info("release started", "release", id, "services", services, "order", next.Order(), "max_parallel", maxParallel, "force", req.Force)
+	e.notify(planned, next)
 	e.rt.Post(r.key, func() {
 		e.carry(r, effs[1:])
 		if e.current(r) {

@@ -14,6 +14,7 @@ import (
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/membership"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/notify"
 	"github.com/bgctl/bg/controlplane/release"
 	"github.com/bgctl/bg/controlplane/releases"
 	"github.com/bgctl/bg/controlplane/state"
@@ -98,6 +99,7 @@ type rigOptions struct {
 	gates      releases.GateCaller
 	keep       int // release.keep (0: the default)
 	consumers  *releases.ConsumerWatch
+	notify     func(notify.Event)
 }
 
 func fleets(service string, green bool) model.Membership {
@@ -163,7 +165,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 func (r *rig) newExecutor(o rigOptions) *releases.Executor {
 	e := releases.New(r.rec, r.rels, releases.Options{
 		Services: o.services, Dependencies: o.deps, Groups: o.groups, GroupGates: o.groupGates, Gates: o.gates, MaxParallel: o.maxPar, Keep: o.keep,
-		Consumers: o.consumers, Timeout: time.Second, Tick: time.Second, Runtime: r.rt, Log: quiet, Metrics: r.m,
+		Consumers: o.consumers, Notify: o.notify, Timeout: time.Second, Tick: time.Second, Runtime: r.rt, Log: quiet, Metrics: r.m,
 	})
 	r.ctrl.SetReleaseGuard(e.Guard)
 	return e

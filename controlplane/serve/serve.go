@@ -117,9 +117,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		consumers = &releases.ConsumerWatch{Source: src, Lookback: ct.Lookback,
 			Test: judge.Consumer{Confidence: ct.Confidence, Margin: ct.Margin, MinErrors: float64(ct.MinErrors)}}
 	}
+	notifyRelease, err := notifications(ctx, cfg, ctrl, log, reg)
+	if err != nil {
+		return err
+	}
 	rels := releases.New(ctrl, store, releases.Options{
 		Services: serviceNames, Dependencies: cfg.Dependencies(), Groups: cfg.Groups(), GroupGates: cfg.GroupGates(), MaxParallel: cfg.Release.MaxParallel, Keep: cfg.Release.Keep,
-		Consumers: consumers, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
+		Consumers: consumers, Notify: notifyRelease, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
 	})
 	ctrl.SetReleaseGuard(rels.Guard)
 
