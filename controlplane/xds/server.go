@@ -188,7 +188,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		opts = append(opts, grpc.Creds(s.serverCreds()))
 	}
 	gs := grpc.NewServer(opts...)
-	xs := serverv3.NewServer(ctx, s.mux, s.callbacks())
+	xs := serverv3.NewServer(ctx, s.mux, boundRequests(s.callbacks())) // limits.go
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 	go func() {
 		<-ctx.Done()
