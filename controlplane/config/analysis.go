@@ -19,6 +19,8 @@ type Prometheus struct {
 	// means not configured: plain switches still work, progressive ones are
 	// refused.
 	Address string `mapstructure:"address"`
+	// HTTP is TLS and authentication (promhttp.go).
+	HTTP PrometheusHTTP `mapstructure:"http"`
 }
 
 // UnavailablePolicy is what a progressive switch does once metrics have been

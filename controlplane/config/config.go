@@ -27,9 +27,13 @@ type Config struct {
 
 // Consul says where fleets and traffic state are read from.
 type Consul struct {
-	Address    string `mapstructure:"address"` // host:port or http(s) URL
-	Token      string `mapstructure:"token"`
-	Datacenter string `mapstructure:"datacenter"`
+	Address string `mapstructure:"address"` // host:port or http(s) URL
+	// Token is the ACL token (BG_CONSUL_TOKEN); it never prints. TokenFile
+	// holds it instead; TLS and both are in consultls.go.
+	Token      Secret    `mapstructure:"token"`
+	TokenFile  string    `mapstructure:"token_file"`
+	TLS        ConsulTLS `mapstructure:"tls"`
+	Datacenter string    `mapstructure:"datacenter"`
 	// KVPrefix is the KV folder holding traffic state; it must end in "/".
 	KVPrefix string `mapstructure:"kv_prefix"`
 	// Wait is the blocking-query wait; Consul caps it at 10m.

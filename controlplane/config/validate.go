@@ -29,6 +29,8 @@ var (
 func (c *Config) Validate() error {
 	var es Errors
 	c.validateConsul(&es)
+	c.validateConsulSecurity(&es) // consultls.go
+	c.validatePrometheusHTTP(&es) // promhttp.go
 	c.validateListeners(&es)
 	if _, err := netip.ParseAddr(c.Envoy.ListenAddress); err != nil {
 		// Envoy's socket_address needs an IP, not a hostname or host:port.

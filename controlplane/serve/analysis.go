@@ -1,8 +1,12 @@
 package serve
 
 import (
+	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
+
+	commoncfg "github.com/prometheus/common/config"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 
@@ -44,7 +48,17 @@ func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (
 		log.Info("prometheus.address not set: progressive switches are disabled, --instant still works")
 		return nil, plans, nil
 	}
-	src, err := prometheus.New(cfg.Prometheus.Address, templates, log)
+	var rt http.RoundTripper
+	if h := cfg.Prometheus.HTTP; h.Configured() {
+		// Prometheus's own HTTP client config: CA and certificate files
+		// re-read when they change, the bearer token or password file on
+		// every request.
+		var err error
+		if rt, err = commoncfg.NewRoundTripperFromConfig(h.ClientConfig(), "bg-prometheus"); err != nil {
+			return nil, nil, fmt.Errorf("prometheus.http: %w", err)
+		}
+	}
+	src, err := prometheus.New(cfg.Prometheus.Address, templates, log, rt)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -47,13 +47,17 @@ func consulClients(c config.Consul, reg prometheus.Registerer) (consulClientSet,
 	if reg != nil {
 		reg.MustRegister(open)
 	}
+	token, err := c.ResolveToken()
+	if err != nil {
+		return consulClientSet{}, err
+	}
 	var p consulClientSet
 	for _, x := range []struct {
 		client **api.Client
 		use    string
 		conns  int
 	}{{&p.Watch, "watch", consulWatchConns}, {&p.Read, "read", consulReaders}, {&p.Control, "control", consulControlConns}} {
-		client, err := consulClient(c, x.conns, open.WithLabelValues(x.use))
+		client, err := consulClient(c, token, x.conns, open.WithLabelValues(x.use))
 		if err != nil {
 			return consulClientSet{}, err
 		}
@@ -68,13 +72,21 @@ func consulClients(c config.Consul, reg prometheus.Registerer) (consulClientSet,
 // closes, so the bound holds at the socket level whatever the transport's
 // own bookkeeping does when requests are cancelled. Further requests wait
 // for a free connection.
-func consulClient(c config.Consul, conns int, open prometheus.Gauge) (*api.Client, error) {
+//
+// Every client gets the same ACL token (token, resolved once from
+// consul.token or consul.token_file) and TLS settings (consul.tls): the
+// watch, read and control sets, so membership, KV, the lock and session,
+// and the ACK reports all reach Consul the same way.
+func consulClient(c config.Consul, token string, conns int, open prometheus.Gauge) (*api.Client, error) {
 	ac := api.DefaultConfig() // a fresh pooled transport per call
-	ac.Address = c.Address
+	ac.Address, ac.Scheme = c.Address, c.Scheme()
 	if u, err := url.Parse(c.Address); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		ac.Address, ac.Scheme = u.Host, u.Scheme
+		ac.Address = u.Host
 	}
-	ac.Token = c.Token
+	ac.Token = token
+	if t := c.TLS; t.Enabled() {
+		ac.TLSConfig = api.TLSConfig{Address: t.ServerName, CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
 	ac.Datacenter = c.Datacenter
 	ac.Transport.MaxConnsPerHost = conns
 	ac.Transport.MaxIdleConnsPerHost = conns

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/url"
 	"strconv"
 	"text/template"
@@ -38,12 +39,18 @@ var _ fleetmetrics.Source = (*Source)(nil)
 
 // New parses every service's templates; address is Prometheus's base URL,
 // e.g. "http://127.0.0.1:9090". log receives query warnings; nil discards.
-func New(address string, templates map[string]Templates, log *slog.Logger) (*Source, error) {
+// rt, if not nil, carries every query (TLS and authentication, see
+// config.PrometheusHTTP); nil uses client_golang's default.
+func New(address string, templates map[string]Templates, log *slog.Logger, rt ...http.RoundTripper) (*Source, error) {
 	u, err := url.Parse(address)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("prometheus address %q: want a URL such as http://127.0.0.1:9090", address)
 	}
-	c, err := api.NewClient(api.Config{Address: address})
+	ac := api.Config{Address: address}
+	if len(rt) > 0 && rt[0] != nil {
+		ac.RoundTripper = rt[0]
+	}
+	c, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus address %q: %w", address, err)
 	}
