@@ -53,6 +53,7 @@ type ColorRule struct {
 // XDS is the ADS gRPC server proxies connect to.
 type XDS struct {
 	Listen string `mapstructure:"listen"`
+	TLS    XDSTLS `mapstructure:"tls"` // see xdstls.go
 }
 
 // Admin is the HTTP API used to switch and abort.

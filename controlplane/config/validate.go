@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 	c.validateConsulSecurity(&es) // consultls.go
 	c.validatePrometheusHTTP(&es) // promhttp.go
 	c.validateListeners(&es)
+	c.validateXDSTLS(&es)
 	if _, err := netip.ParseAddr(c.Envoy.ListenAddress); err != nil {
 		// Envoy's socket_address needs an IP, not a hostname or host:port.
 		es.add("envoy.listen_address", "%q: must be an IP address", c.Envoy.ListenAddress)

@@ -47,6 +47,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	client := consul.Control
 	xdsServer := xds.NewServer(log, reg)
+	if err := useXDSTLS(xdsServer, cfg.XDS.TLS, log); err != nil { // xdstls.go
+		return err
+	}
 	var services []model.Service
 	names := map[string]string{}
 	for _, s := range cfg.Services {
