@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strings"
 	"time"
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -313,10 +312,10 @@ func (r *Replica) deliver() {
 			r.ctrl.OnStored(name, t, idx, true)
 		}
 	}
-	for name := range r.seen {
-		if strings.HasSuffix(name, "/intent") {
-			continue
-		}
+	// Like consulkv.Watch: every delivery is a new index, and every
+	// configured service whose key is absent is reported, seen or not (a
+	// key written back and deleted again between two polls is never seen).
+	for _, name := range services {
 		if _, ok := c.states[name]; !ok {
 			delete(r.seen, name)
 			r.ctrl.OnStored(name, model.Traffic{}, state.Index(0), false)

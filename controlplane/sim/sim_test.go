@@ -97,6 +97,16 @@ func TestScenarios(t *testing.T) {
 			Replicas: 3, Abort: 9100 * time.Millisecond,
 			Faults: []Fault{{At: 5750 * time.Millisecond, Kind: EmptyRead, Replica: -2, For: 5700 * time.Millisecond}},
 		}, "", "", false},
+		{"a state key written back and deleted again before the watch saw it is written back again (seed 2046, frozen)", 2046, Options{
+			Replicas: 3, GreenBadAt: 5418667445 * time.Nanosecond, StaleGreen: true,
+			Faults: []Fault{
+				{At: 3119064797 * time.Nanosecond, Kind: Pause, Replica: 2, For: 2516597270 * time.Nanosecond, Service: service, Slot: 1},
+				{At: 11964851442 * time.Nanosecond, Kind: DeleteKey, Replica: 2, For: 1214138706 * time.Nanosecond, Service: cache, Slot: 4},
+				{At: 19737671806 * time.Nanosecond, Kind: GateFail, Replica: -1, For: 5628668663 * time.Nanosecond, Service: service, Slot: 4},
+				{At: 11949149146 * time.Nanosecond, Kind: DeleteKey, Replica: -1, For: 6891782134 * time.Nanosecond, Service: cache, Slot: 4},
+				{At: 4590345609 * time.Nanosecond, Kind: NoTraffic, Replica: -1, For: 5640208903 * time.Nanosecond, Service: service, Slot: 1},
+			},
+		}, "", "", false},
 		{"a restarted follower behind the leader's unsaved rollback is not counted done (seed 1658, frozen)", 1658, Options{
 			Replicas: 2, GreenBadAt: 5345203374,
 			Faults: []Fault{

@@ -26,6 +26,9 @@ type Store struct {
 
 	healthMu sync.Mutex
 	health   Reachability
+
+	expectMu sync.Mutex
+	expect   []string // services whose key should exist (Expect)
 }
 
 // Fence makes a write conditional on a Consul session still holding a

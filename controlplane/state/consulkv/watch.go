@@ -3,6 +3,7 @@ package consulkv
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,12 +46,13 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 		}
 		backoff = 100 * time.Millisecond
 		s.setHealth(nil)
+		moved := meta.LastIndex != index
 		if meta.LastIndex < index {
 			index = 0 // index went backwards (e.g. restored snapshot): start over
 		} else {
 			index = max(meta.LastIndex, 1)
 		}
-		present := map[string]bool{}
+		present, reported := map[string]bool{}, map[string]bool{}
 		for _, p := range pairs {
 			present[p.Key] = true
 		}
@@ -63,8 +65,21 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 			if service, ok := strings.CutSuffix(rest, "/traffic"); ok {
 				log.Warn("stored traffic state disappeared", "key", key)
 				fn(service, model.Traffic{}, 0, false)
+				reported[service] = true
 			} else if service, ok := strings.CutSuffix(rest, "/intent"); ok && onIntent != nil {
 				onIntent(service, model.Intent{}, false)
+			}
+		}
+		// A key written back and deleted again between two polls was never
+		// seen, so the loop above cannot tell it went: whenever the index
+		// moved, every expected service without a key is reported (sim
+		// seed 2046). The controller ignores it unless it leads and the
+		// service is loaded; the leader writes the state back.
+		if moved {
+			for _, service := range s.expected() {
+				if !present[s.Key(service)] && !reported[service] {
+					fn(service, model.Traffic{}, 0, false)
+				}
 			}
 		}
 		for _, p := range pairs {
@@ -97,6 +112,20 @@ func (s *Store) Watch(ctx context.Context, log *slog.Logger, fn func(service str
 		}
 		wait.Sleep(ctx, 100*time.Millisecond) // rate-limit: blocking queries can return at once
 	}
+}
+
+// Expect names the services whose state key should exist: Watch reports
+// each one it finds absent whenever the index moves, even one it never saw.
+func (s *Store) Expect(services []string) {
+	s.expectMu.Lock()
+	defer s.expectMu.Unlock()
+	s.expect = slices.Clone(services)
+}
+
+func (s *Store) expected() []string {
+	s.expectMu.Lock()
+	defer s.expectMu.Unlock()
+	return s.expect
 }
 
 // Reachability says whether the state watch last reached Consul, and
