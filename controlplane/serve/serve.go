@@ -182,6 +182,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
 		}
+		store.Expect(serviceNames) // a key gone unseen is still reported
 		go store.Watch(ctx, log, ctrl.OnStored, ctrl.OnIntent)
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
