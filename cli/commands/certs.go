@@ -15,6 +15,8 @@ func certsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "certs",
 		Usage: "make certificates for xDS over mTLS",
+		Description: "bg certs dev writes a development CA and certificates (README \"xDS over mTLS\").\n\n" +
+			"Example:\n   bg certs dev --dir certs --node-ids envoy-1,web-client",
 		Subcommands: []*cli.Command{{
 			Name:  "dev",
 			Usage: "write a development CA, a server certificate and a client certificate per node id (not for production)",
