@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -216,7 +217,7 @@ func (d *demo) checkRate(p phaseResult) {
 // on once the 50% step is applied: the judge fails it, bg rolls back, and
 // the clients show when every call was back on blue.
 func (d *demo) actFailing() phaseResult {
-	fmt.Printf("\n== act 1: progressive switch to green; at the 50%% step green starts failing %.0f%% of its calls\n", 100*d.failRatio)
+	fmt.Printf("\n== act 1: progressive switch to green; at the 50%% step green starts failing %s of its calls\n", percent(d.failRatio))
 	var at50 time.Time // when the status first showed the 50% step
 	onStatus := func(st apiv1.Status) {
 		if !d.onset.IsZero() {
@@ -235,23 +236,30 @@ func (d *demo) actFailing() phaseResult {
 		for _, b := range d.green {
 			b.SetFailRatio(d.failRatio)
 		}
-		d.say("%s  >> green now fails %.0f%% of its calls (error onset)\n", clock(d.onset), 100*d.failRatio)
+		d.say("%s  >> green now fails %s of its calls (error onset)\n", clock(d.onset), percent(d.failRatio))
 	}
 	from := d.marks()
-	code, st := d.progressive(onStatus, "switch", service, "--to", "green", "--wait")
+	code, st, fresh := d.progressive(onStatus, "switch", service, "--to", "green", "--wait")
 	for _, b := range d.green {
 		b.SetFailRatio(0)
 	}
-	d.verdicts(st)
+	// Until measured below: failures are expected until they were turned off.
+	d.allBlue = time.Now()
+	if fresh {
+		d.verdicts(st)
+	}
 
 	sw := st.Switch
+	if !fresh {
+		sw = nil // refused: not this act's switch
+	}
 	switch {
 	case d.onset.IsZero():
 		d.problem = append(d.problem, "act 1: the switch never reached its 50% step, so no failure was injected")
 	case code == 0 || sw != nil && sw.Phase == model.RolloutPromoted:
 		d.problem = append(d.problem, "act 1: the failing green was PROMOTED")
 	case code != 10 || sw == nil || sw.Phase != model.RolloutRolledBack:
-		d.problem = append(d.problem, fmt.Sprintf("act 1: want a rollback (exit 10), got exit %d, switch %+v", code, sw))
+		d.problem = append(d.problem, fmt.Sprintf("act 1: want a rollback (exit 10), got exit %d, %s", code, reasonOf(sw)))
 	}
 	if sw != nil && sw.Phase == model.RolloutRolledBack {
 		if sw.Cause != model.CauseAnalysisFailed {
@@ -267,7 +275,7 @@ func (d *demo) actFailing() phaseResult {
 	time.Sleep(settle)
 	res := d.phase("blue", d.marks(), 2*time.Second)
 	res.want = "blue (rolled back)"
-	if !d.onset.IsZero() {
+	if !d.onset.IsZero() && sw != nil && sw.Phase == model.RolloutRolledBack {
 		var last time.Time // start of the last call not served by blue
 		for i, c := range d.clients {
 			for _, call := range c.Calls(from[i]) {
@@ -300,9 +308,13 @@ func (d *demo) actFailing() phaseResult {
 // passes and green is promoted.
 func (d *demo) actHealthy() phaseResult {
 	fmt.Println("\n== act 2: progressive switch to a healthy green (failures off)")
-	code, st := d.progressive(nil, "switch", service, "--to", "green", "--wait")
-	d.verdicts(st)
+	code, st, fresh := d.progressive(nil, "switch", service, "--to", "green", "--wait")
 	sw := st.Switch
+	if fresh {
+		d.verdicts(st)
+	} else {
+		sw = nil // not this act's switch
+	}
 	switch {
 	case code == 10 || sw != nil && sw.Phase == model.RolloutRolledBack:
 		d.problem = append(d.problem, fmt.Sprintf("act 2: the healthy green was ROLLED BACK (%s)", reasonOf(sw)))
@@ -331,8 +343,13 @@ func reasonOf(sw *model.Rollout) string {
 // progressive runs a `bg switch --wait` and streams its lines as they come,
 // with the clients' split every second in between. onStatus, if set, sees
 // bg's status as the switch runs. It returns the CLI's exit code and the
-// final status.
-func (d *demo) progressive(onStatus func(apiv1.Status), args ...string) (int, apiv1.Status) {
+// final status, and whether its switch is a new one (false when the
+// switch was refused).
+func (d *demo) progressive(onStatus func(apiv1.Status), args ...string) (int, apiv1.Status, bool) {
+	prev := ""
+	if st, ok := d.status(); ok && st.Switch != nil {
+		prev = st.Switch.ID
+	}
 	fmt.Printf("$ %s %s\n", d.bgShown, strings.Join(args, " "))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -397,7 +414,7 @@ loop:
 	if !ok {
 		d.r.Fatalf("bg status after %s: no answer", strings.Join(args, " "))
 	}
-	return code, st
+	return code, st, st.Switch != nil && st.Switch.ID != prev
 }
 
 // verdicts prints the switch's record: one line per step analysed.
@@ -445,6 +462,9 @@ func (d *demo) say(format string, args ...any) {
 	defer d.out.Unlock()
 	fmt.Printf(format, args...)
 }
+
+// percent formats a ratio: 0.2 → "20%", 0.0001 → "0.01%".
+func percent(r float64) string { return strconv.FormatFloat(100*r, 'g', 3, 64) + "%" }
 
 func clock(t time.Time) string { return t.Format("15:04:05.000") }
 
