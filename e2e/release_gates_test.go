@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,10 @@ import (
 // before its provider; a provider whose switch makes its consumer fail is
 // rolled back although its own analysis passes.
 func TestReleaseGatesAndConsumers(t *testing.T) {
-	pre, post := startGate(t), startGate(t)
+	pre, post, hook := startGate(t), startGate(t), startGate(t)
 	s := newRelStackWith(t, 1, `  watch_consumers: true
+notifications:
+  - {name: hook, type: webhook, url: "`+hook.URL+`", services: [auth, api]}
 releases:
   - name: checkout
     services: [auth, api]
@@ -64,6 +67,11 @@ releases:
 		t.Logf("measured: pre gate → auth started %v; api promoted → post gate called %v; release ended %v after",
 			auth.StartedAt.Sub(pres[0].at).Round(time.Millisecond), posts[0].at.Sub(api.EndedAt).Round(time.Millisecond), r.EndedAt.Sub(posts[0].at).Round(time.Millisecond))
 		s.expectAll(map[string]string{"auth": "green", "api": "green", "web": "blue", "search": "blue"}, 10*time.Second)
+		// Notifications, in the order they happened, each once.
+		want := []string{"release_started " + r.ID, "started auth", "promoted auth", "started api", "promoted api", "release_promoted " + r.ID}
+		if got := notified(t, hook, want[len(want)-1]); !slices.Equal(got, want) {
+			t.Errorf("notifications %q, want %q", got, want)
+		}
 		for svc, n := range s.since(before) {
 			if n.Failed != 0 {
 				t.Errorf("%s: %d failed calls", svc, n.Failed)
@@ -105,10 +113,13 @@ releases:
 		}
 		s.expectAll(map[string]string{"auth": "green", "api": "green", "web": "blue", "search": "blue"}, 10*time.Second)
 		t.Logf("measured: post gate failed; api back %v, auth back %v after it", apiDone.Sub(apiBack).Round(time.Millisecond), authBack.Sub(apiDone).Round(time.Millisecond))
+		if got := notified(t, hook, "release_rolled_back "+r.ID+" gate_failed"); len(got) == 0 || got[len(got)-1] != "release_rolled_back "+r.ID+" gate_failed" {
+			t.Errorf("notifications %q, want release_rolled_back %s gate_failed last", got, r.ID)
+		}
 	})
 
 	t.Run("watch_consumers: auth's switch makes api fail: auth rolled back, api never starts", func(t *testing.T) {
-		consumerRegression(t, s)
+		consumerRegression(t, s, hook)
 	})
 }
 
@@ -126,7 +137,7 @@ func spanOf(h []relHistory, switchID string) (first, last time.Time) {
 }
 
 // consumerRegression is the third part of TestReleaseGatesAndConsumers.
-func consumerRegression(t *testing.T, s *relStack) {
+func consumerRegression(t *testing.T, s *relStack, hook *gateServer) {
 	// api calls auth. As soon as auth's switch begins, api's serving fleet
 	// fails 20 % of calls, as if auth's new version broke it; auth's own
 	// fleets stay healthy, so only the consumer test can see it.
@@ -171,6 +182,10 @@ func consumerRegression(t *testing.T, s *relStack) {
 	} else {
 		t.Logf("measured: api failing → auth's rollback confirmed %v", sv.Switch.ConfirmedAt.Sub(broke).Round(10*time.Millisecond))
 	}
+	want := []string{"release_started " + r.ID, "started auth", "rolled_back auth consumer_regressed", "release_rolled_back " + r.ID + " consumer_regressed"}
+	if got := notified(t, hook, want[len(want)-1]); !slices.Equal(got, want) {
+		t.Errorf("notifications %q, want %q", got, want)
+	}
 	// auth back on its colour (api keeps failing until the test ends).
 	c := s.clients["auth"]
 	c.WaitFor(t, 10*time.Second, func(n harness.Counts) bool { return n.OK() > 0 && colorCount(n, authOn) == n.OK() })
@@ -181,5 +196,30 @@ func consumerRegression(t *testing.T, s *relStack) {
 	}
 	if n := s.since(before)["auth"]; n.Failed != 0 {
 		t.Errorf("auth: %d failed calls; its own fleets were healthy", n.Failed)
+	}
+}
+
+// notified waits until the hook has received last, then returns what it
+// received since it was last read: "KIND SERVICE|RELEASE [CAUSE]".
+func notified(t *testing.T, hook *gateServer, last string) []string {
+	t.Helper()
+	var out []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, c := range hook.take() {
+			who := fmt.Sprint(c.body["service"])
+			if c.body["service"] == nil {
+				who = fmt.Sprint(c.body["release"])
+			}
+			line := fmt.Sprint(c.body["event"]) + " " + who
+			if cause, ok := c.body["cause"]; ok {
+				line += " " + fmt.Sprint(cause)
+			}
+			out = append(out, line)
+		}
+		if len(out) > 0 && out[len(out)-1] == last || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
