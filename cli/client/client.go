@@ -10,7 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
+	"sync"
 	"time"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
@@ -24,6 +24,12 @@ type Client struct {
 	// Actor is sent as X-BG-Actor so the history can say who moved
 	// traffic; empty means cli:$USER@$HOSTNAME.
 	Actor string
+	// TLS, for an https:// Addr (unused when HTTP is set).
+	TLS TLSFiles
+
+	once    sync.Once
+	hc      *http.Client
+	onceErr error
 }
 
 // APIError is a non-2xx answer with bg's error body.
@@ -51,14 +57,6 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-func (c *Client) url(path string) string {
-	base := c.Addr
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
-	}
-	return strings.TrimRight(base, "/") + path
-}
-
 // do sends a request and decodes a JSON answer into out. okCodes lists the
 // statuses whose body is a result rather than an error.
 func (c *Client) do(ctx context.Context, method, path string, in, out any, okCodes ...int) (int, error) {
@@ -70,7 +68,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	base, err := c.base()
+	if err != nil {
+		return 0, &ConfigError{Err: err}
+	}
+	hc, err := c.httpClient()
+	if err != nil {
+		return 0, &ConfigError{Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return 0, err
 	}
@@ -85,10 +91,6 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okCod
 		actor = defaultActor()
 	}
 	req.Header.Set(apiv1.ActorHeader, printableASCII(actor))
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, &UnreachableError{Addr: c.Addr, Err: err}

@@ -15,6 +15,9 @@ func App() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:9090", EnvVars: []string{"BG_ADDR"}, Usage: "admin API address of the control plane"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"BG_TOKEN"}, Usage: "bearer token for the admin API"},
+			&cli.StringFlag{Name: "ca-file", EnvVars: []string{"BG_CA_FILE"}, Usage: "PEM CA bundle that verifies an https:// admin API (default: the system roots)"},
+			&cli.StringFlag{Name: "cert", EnvVars: []string{"BG_CERT"}, Usage: "client certificate (PEM) for an admin API that verifies them; needs --key"},
+			&cli.StringFlag{Name: "key", EnvVars: []string{"BG_KEY"}, Usage: "private key (PEM) of --cert"},
 		},
 		Commands:             []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand(), pauseCommand(), resumeCommand(), promoteCommand(), previewCommand(), historyCommand(), releaseCommand(), certsCommand(), completionCommand()},
 		EnableBashCompletion: true,

@@ -15,7 +15,8 @@ import (
 )
 
 func apiClient(c *cli.Context) *client.Client {
-	return &client.Client{Addr: c.String("addr"), Token: c.String("token")}
+	return &client.Client{Addr: c.String("addr"), Token: c.String("token"),
+		TLS: client.TLSFiles{CAFile: c.String("ca-file"), CertFile: c.String("cert"), KeyFile: c.String("key")}}
 }
 
 func outputFlag() cli.Flag {

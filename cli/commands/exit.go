@@ -31,7 +31,10 @@ const (
 func apiExit(err error) error {
 	var unreachable *client.UnreachableError
 	var apiErr *client.APIError
+	var confErr *client.ConfigError
 	switch {
+	case errors.As(err, &confErr):
+		return cli.Exit("error: "+err.Error(), ExitUsage)
 	case errors.As(err, &unreachable):
 		return cli.Exit("error: "+err.Error(), ExitUnreachable)
 	case errors.As(err, &apiErr):
@@ -40,7 +43,7 @@ func apiExit(err error) error {
 		if !known {
 			code = statusExit(apiErr.StatusCode)
 		}
-		if code == ExitUnauthorized {
+		if code == ExitUnauthorized && apiErr.Body.Code != apiv1.CodeForbidden && apiErr.Body.Code != apiv1.CodeRateLimited {
 			msg = "error: unauthorized: missing or wrong token (set --token or BG_TOKEN)"
 		}
 		return cli.Exit(msg, code)
@@ -73,13 +76,16 @@ var codeExit = map[string]int{
 	apiv1.CodeUnavailable:   ExitRefused,
 
 	apiv1.CodeUnauthorized: ExitUnauthorized,
+	apiv1.CodeForbidden:    ExitUnauthorized, // the token's scope is too small; the message names the one needed
+	apiv1.CodeRateLimited:  ExitUnauthorized, // too many wrong tokens from this client
+	apiv1.CodeTooLarge:     ExitUsage,
 }
 
 // statusExit maps an answer without a known code (an older or newer
 // control plane, a proxy in between) by its HTTP status.
 func statusExit(status int) int {
 	switch status {
-	case http.StatusUnauthorized:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
 		return ExitUnauthorized
 	case http.StatusBadRequest, http.StatusNotFound:
 		return ExitUsage

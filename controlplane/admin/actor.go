@@ -25,8 +25,8 @@ func withActor(next http.Handler) http.Handler {
 	})
 }
 
-// requestActor is the sanitized actor header plus where the request came
-// from. A command forwarded by another replica names the client the
+// requestActor is the sanitized actor header plus the name of the token
+// that authenticated it, if any, and where the request came from. A command forwarded by another replica names the client the
 // replica saw, so the history does not blame the replica.
 func requestActor(r *http.Request) string {
 	actor := sanitizeActor(r.Header.Get(ActorHeader))
@@ -39,6 +39,11 @@ func requestActor(r *http.Request) string {
 				from = client + " via " + r.RemoteAddr
 			}
 		}
+	}
+	if name := tokenName(r.Context()); name != "" {
+		// The token is who is authenticated; the header is what its
+		// holder says about itself.
+		from = "token " + name + ", " + from
 	}
 	return actor + " (" + from + ")"
 }

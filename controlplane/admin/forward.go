@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -17,6 +18,17 @@ type LeaderFunc func(ctx context.Context) (addr string, self bool, err error)
 // them and exactly one acts; reads are answered locally. The original
 // Authorization and actor headers travel with the request.
 func Forwarding(next http.Handler, leader LeaderFunc) http.Handler {
+	return forwarding(next, leader, nil)
+}
+
+// forwarding is Forwarding, over https with tlsConf when it is set.
+func forwarding(next http.Handler, leader LeaderFunc, tlsConf *tls.Config) http.Handler {
+	var transport http.RoundTripper
+	if tlsConf != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = tlsConf
+		transport = t
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Header.Get(forwardedHeader) != "" {
 			next.ServeHTTP(w, r)
@@ -32,7 +44,13 @@ func Forwarding(next http.Handler, leader LeaderFunc) http.Handler {
 			return
 		}
 		target := &url.URL{Scheme: "http", Host: addr}
+		if tlsConf != nil {
+			target.Scheme = "https"
+		}
 		proxy := httputil.NewSingleHostReverseProxy(target)
+		if transport != nil {
+			proxy.Transport = transport
+		}
 		proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, http.StatusServiceUnavailable, apiv1.CodeNoLeader, "leader at "+addr+" unreachable: "+err.Error())
 		}

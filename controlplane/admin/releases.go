@@ -25,7 +25,7 @@ type Releases interface {
 // GET /v1/releases lists every stored release, newest first, GET
 // /v1/releases/{id} reads one, and POST /v1/releases/{id}/abort, pause
 // and resume command one. Bodies are decoded strictly.
-func releaseRoutes(mux *http.ServeMux, rs Releases) {
+func releaseRoutes(mux *router, rs Releases) {
 	mux.HandleFunc("POST /v1/releases", func(w http.ResponseWriter, r *http.Request) {
 		var req apiv1.ReleaseRequest
 		if err := decodeStrict(r.Body, &req); err != nil {

@@ -63,6 +63,12 @@ type Admin struct {
 	Token string `mapstructure:"token"`
 	// Pprof serves Go's profiles at /debug/pprof/ (behind the token).
 	Pprof bool `mapstructure:"pprof"`
+	// TLS, Tokens and InsecurePlaintext: see admintls.go.
+	TLS    AdminTLS     `mapstructure:"tls"`
+	Tokens []AdminToken `mapstructure:"tokens"`
+	// InsecurePlaintext allows a non-loopback admin API without TLS (a
+	// private network only, such as docker compose's).
+	InsecurePlaintext bool `mapstructure:"insecure_plaintext"`
 }
 
 // Envoy holds settings of the listeners sent to Envoy.

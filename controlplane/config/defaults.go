@@ -52,6 +52,11 @@ var defaults = map[string]any{
 	"leader.session_ttl":     10 * time.Second,
 	"leader.lock_delay":      DefaultLockDelay,
 
+	"admin.tls.cert_file":      "",
+	"admin.tls.key_file":       "",
+	"admin.tls.client_ca_file": "",
+	"admin.insecure_plaintext": false,
+
 	"membership.shrink_grace":      DefaultShrinkGrace,
 	"release.max_parallel":         DefaultMaxParallel,
 	"release.keep":                 DefaultReleaseKeep,

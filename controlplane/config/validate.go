@@ -98,6 +98,7 @@ func (c *Config) validateListeners(es *Errors) {
 		es.add("xds.listen", "%v", xErr)
 	}
 	aHost, aPort, aErr := splitListen(c.Admin.Listen)
+	defer func() { c.validateAdmin(es, aHost, aErr == nil) }() // admintls.go
 	if aErr != nil {
 		es.add("admin.listen", "%v", aErr)
 		return
@@ -106,7 +107,7 @@ func (c *Config) validateListeners(es *Errors) {
 		(xHost == aHost || isWildcard(xHost) || isWildcard(aHost)) {
 		es.add("admin.listen", "%s: conflicts with xds.listen (%s)", c.Admin.Listen, c.XDS.Listen)
 	}
-	if c.Admin.Token == "" && !isLoopback(aHost) {
+	if c.Admin.Token == "" && len(c.Admin.Tokens) == 0 && !isLoopback(aHost) {
 		es.add("admin.token", "required when admin.listen is not loopback (%s)", c.Admin.Listen)
 	}
 }

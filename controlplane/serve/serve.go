@@ -3,6 +3,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,9 +142,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		xdsLis.Close()
 		return fmt.Errorf("admin.listen: %w", err)
 	}
+	adminSec, err := adminSecurity(cfg.Admin, log) // admintls.go
+	if err != nil {
+		xdsLis.Close()
+		adminLis.Close()
+		return err
+	}
+	if adminSec.tls.Server != nil {
+		adminLis = tls.NewListener(adminLis, adminSec.tls.Server)
+	}
 	httpServer := &http.Server{
 		Handler: admin.Handler(ctrl, admin.Options{
-			Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
+			Tokens: adminSec.creds, AuthMetrics: admin.NewAuthMetrics(reg), Forward: adminSec.tls.Forward, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
 			Releases: rels,
 			Leader: func(ctx context.Context) (string, bool, error) {
 				if elector.Leading() {

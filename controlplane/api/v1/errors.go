@@ -37,5 +37,13 @@ const (
 	CodeNotReady     = "not_ready"
 	CodeUnavailable  = "unavailable"
 
-	CodeUnauthorized = "unauthorized" // HTTP 401
+	CodeUnauthorized = "unauthorized" // HTTP 401: no token, or a wrong one
+	// CodeForbidden: the token's scope is too small; the message names the
+	// scope needed (HTTP 403).
+	CodeForbidden = "forbidden"
+	// CodeRateLimited: too many failed authentications from this client;
+	// the token is not even checked until Retry-After (HTTP 429).
+	CodeRateLimited = "rate_limited"
+	// CodeTooLarge: the request body is over the limit (HTTP 413).
+	CodeTooLarge = "too_large"
 )
