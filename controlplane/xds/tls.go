@@ -243,7 +243,7 @@ func (f *failures) report(addr net.Addr, reason string, err error, attrs ...any)
 		return
 	}
 	args := append([]any{"peer", host, "reason", reason, "error", err}, attrs...)
-	f.log.Warn("xDS TLS: connection refused (further refusals of this peer are only counted in bg_xds_tls_failures_total)", args...)
+	f.log.Warn("xDS TLS: peer refused (its further refusals for this reason are only counted in bg_xds_tls_failures_total)", args...)
 }
 
 // countingCreds reports failed server handshakes.
