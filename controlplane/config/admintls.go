@@ -31,7 +31,7 @@ func (t AdminTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 type AdminToken struct {
 	Name   string `mapstructure:"name"`
 	Scope  Scope  `mapstructure:"scope"`
-	SHA256 string `mapstructure:"sha256"`
+	SHA256 Secret `mapstructure:"sha256"` // a Secret: a token pasted here by mistake never prints
 	File   string `mapstructure:"file"`
 }
 
@@ -106,7 +106,7 @@ func (a Admin) Credentials() ([]AdminCredential, error) {
 func (a Admin) credentials(es *Errors) []AdminCredential {
 	var out []AdminCredential
 	if a.Token != "" {
-		out = append(out, AdminCredential{Name: LegacyTokenName, Scope: ScopeOverride, SHA256: HashToken(a.Token)})
+		out = append(out, AdminCredential{Name: LegacyTokenName, Scope: ScopeOverride, SHA256: HashToken(string(a.Token))})
 	}
 	names := map[string]string{}
 	if a.Token != "" {
@@ -142,7 +142,7 @@ func (a Admin) credentials(es *Errors) []AdminCredential {
 			es.add(at, "set one of sha256 and file, not both")
 			ok = false
 		case t.SHA256 != "":
-			b, err := hex.DecodeString(strings.TrimSpace(t.SHA256))
+			b, err := hex.DecodeString(strings.TrimSpace(string(t.SHA256)))
 			if err != nil || len(b) != sha256.Size {
 				// Never echo the value: it may be a token pasted by mistake.
 				es.add(at+".sha256", "must be 64 hex digits (printf %%s \"$TOKEN\" | sha256sum)")

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -38,9 +39,9 @@ func adminSelfSigned(t *testing.T) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-func adminHexSum(token string) string {
+func adminHexSum(token string) Secret {
 	s := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(s[:])
+	return Secret(hex.EncodeToString(s[:]))
 }
 
 func adminTokenFile(t *testing.T, body string) string {
@@ -102,7 +103,7 @@ func TestValidateAdminTokens(t *testing.T) {
 	cases := []ruleCase{
 		{"sha256 ok", func(c *Config) { c.Admin.Tokens = []AdminToken{{Name: "dash", Scope: ScopeRead, SHA256: good}} }, "", ""},
 		{"upper-case hex ok", func(c *Config) {
-			c.Admin.Tokens = []AdminToken{{Name: "dash", Scope: ScopeRead, SHA256: strings.ToUpper(good)}}
+			c.Admin.Tokens = []AdminToken{{Name: "dash", Scope: ScopeRead, SHA256: Secret(strings.ToUpper(string(good)))}}
 		}, "", ""},
 		{"file ok", func(c *Config) { c.Admin.Tokens = []AdminToken{{Name: "ci", Scope: ScopeOperate, File: file}} }, "", ""},
 		{"no name", func(c *Config) { c.Admin.Tokens = []AdminToken{{Scope: ScopeRead, SHA256: good}} }, "admin.tokens[0].name", "required"},
@@ -147,7 +148,7 @@ func TestAdminErrorsShowNoSecrets(t *testing.T) {
 	c.Admin.Listen = "0.0.0.0:9090"
 	c.Admin.Token = secret
 	c.Admin.Tokens = []AdminToken{
-		{Name: "pasted", Scope: ScopeRead, SHA256: secret},
+		{Name: "pasted", Scope: ScopeRead, SHA256: Secret(secret)},
 		{Name: "dup", Scope: "bogus", SHA256: adminHexSum(secret)},
 		{Name: "same", Scope: ScopeRead, SHA256: adminHexSum(secret)},
 	}
@@ -155,9 +156,15 @@ func TestAdminErrorsShowNoSecrets(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, s := range []string{secret, adminHexSum(secret)} {
+	for _, s := range []string{secret, string(adminHexSum(secret))} {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("error shows %q:\n%v", s, err)
+		}
+	}
+	// admin.token is a Secret: printing the config does not show it.
+	for _, out := range []string{fmt.Sprintf("%v", c.Admin), fmt.Sprintf("%+v", *c), fmt.Sprintf("%#v", c.Admin)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("printing the config shows admin.token: %s", out)
 		}
 	}
 }
@@ -198,7 +205,7 @@ func TestLoadAdminTokens(t *testing.T) {
 	c, err := LoadValid(writeYAML(t, `admin:
   listen: 0.0.0.0:9090
   tokens:
-    - {name: dash, scope: read, sha256: `+adminHexSum("d")+`}
+    - {name: dash, scope: read, sha256: `+string(adminHexSum("d"))+`}
     - name: deployer
       scope: operate
       file: `+adminTokenFile(t, "deploy")+`

@@ -59,8 +59,10 @@ type XDS struct {
 // Admin is the HTTP API used to switch and abort.
 type Admin struct {
 	Listen string `mapstructure:"listen"`
-	// Token is the bearer token; required unless Listen is loopback.
-	Token string `mapstructure:"token"`
+	// Token is the bearer token, an override token named "admin.token";
+	// it or Tokens is required unless Listen is loopback. A Secret: it
+	// never prints.
+	Token Secret `mapstructure:"token"`
 	// Pprof serves Go's profiles at /debug/pprof/ (behind the token).
 	Pprof bool `mapstructure:"pprof"`
 	// TLS, Tokens and InsecurePlaintext: see admintls.go.

@@ -275,7 +275,7 @@ func TestValidateAdminToken(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c := valid()
-		c.Admin.Listen, c.Admin.Token = tc.listen, tc.token
+		c.Admin.Listen, c.Admin.Token = tc.listen, Secret(tc.token)
 		c.Admin.InsecurePlaintext = true // this test is about the token; TLS: TestValidateAdminTLS
 		err := c.Validate()
 		if !tc.wantErr {
