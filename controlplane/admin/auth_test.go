@@ -405,3 +405,23 @@ func TestLegacyTokenIsOverride(t *testing.T) {
 		t.Errorf("actors %q, want the token named admin.token", ctrl.actors)
 	}
 }
+
+// The whole hash is compared: a token whose SHA-256 shares the first
+// bytes of a configured one's is refused.
+func TestHashPrefixIsNotEnough(t *testing.T) {
+	r := newScopedRig(t)
+	want := config.HashToken(scopeTokens[config.ScopeRead])
+	var near string
+	for i := 0; near == ""; i++ {
+		cand := "near-" + strconv.Itoa(i)
+		if h := config.HashToken(cand); h[0] == want[0] && h[1] == want[1] {
+			near = cand
+		}
+	}
+	if rec := r.serve("GET", "/v1/services", near, "", "192.0.2.11:1"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("token %q (hash prefix shared with the read token's): %d, want 401", near, rec.Code)
+	}
+	if rec := r.serve("GET", "/v1/services", scopeTokens[config.ScopeRead], "", "192.0.2.11:1"); rec.Code != http.StatusOK {
+		t.Fatalf("the read token: %d", rec.Code)
+	}
+}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,5 +208,53 @@ func TestAdminTLSReloadsChangedFiles(t *testing.T) {
 	now = now.Add(1100 * time.Millisecond)
 	if got := cn(); got != "second" {
 		t.Fatalf("after a broken write: CN %q, want second kept", got)
+	}
+}
+
+// A follower forwards commands to the leader over https, presenting its
+// certificate; the leader authenticates the token again and names it.
+func TestForwardingOverTLS(t *testing.T) {
+	ca := newTestCA(t, "bg-ca")
+	cert, key := ca.issue("replica")
+	confs, err := NewTLS(config.AdminTLS{CertFile: cert, KeyFile: key, ClientCAFile: ca.file}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := []config.AdminCredential{{Name: "ci", Scope: config.ScopeOperate, SHA256: config.HashToken("op")}}
+	serve := func(h http.Handler) string {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+		go srv.Serve(tls.NewListener(lis, confs.Server))
+		t.Cleanup(func() { srv.Close() })
+		return lis.Addr().String()
+	}
+	leaderCtrl, followerCtrl := newFake(), newFake()
+	leaderAddr := serve(Handler(leaderCtrl, Options{Tokens: creds, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler), DefaultTimeout: time.Second}))
+	followerAddr := serve(Handler(followerCtrl, Options{Tokens: creds, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler), DefaultTimeout: time.Second,
+		Forward: confs.Forward, Leader: func(context.Context) (string, bool, error) { return leaderAddr, false, nil }}))
+	req, _ := http.NewRequest("POST", "https://"+followerAddr+"/v1/services/web/switch", strings.NewReader(`{"to":"green"}`))
+	req.Header.Set("Authorization", "Bearer op")
+	resp, err := tlsClient(ca, "", "").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("forwarded switch: %d %s", resp.StatusCode, body)
+	}
+	if calls := followerCtrl.Calls(); len(calls) != 0 {
+		t.Errorf("the follower acted: %v", calls)
+	}
+	if calls := leaderCtrl.Calls(); len(calls) != 1 || calls[0] != "Switch" {
+		t.Fatalf("leader calls %v, want [Switch]", calls)
+	}
+	leaderCtrl.mu.Lock()
+	defer leaderCtrl.mu.Unlock()
+	if len(leaderCtrl.actors) != 1 || !strings.Contains(leaderCtrl.actors[0], "(token ci, ") {
+		t.Errorf("leader's actor %q, want the token ci", leaderCtrl.actors)
 	}
 }
