@@ -148,6 +148,9 @@ func (s *Store) Save(ctx context.Context, service string, t model.Traffic, prev 
 	if !ok || resp == nil {
 		if resp != nil && len(resp.Errors) > 0 {
 			e := resp.Errors[0]
+			if err := aclDenied(e); err != nil {
+				return 0, err
+			}
 			if s.fence != nil && e.OpIndex == 0 {
 				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
 			}
@@ -250,4 +253,15 @@ func Decode(b []byte) (model.Traffic, error) {
 		return model.Traffic{}, fmt.Errorf("invalid traffic state: %w", err)
 	}
 	return t, nil
+}
+
+// aclDenied is the error for a transaction op Consul's ACLs refused, nil
+// for any other: a refusal is neither a lost lock, a standing intent nor
+// a conflict, and says so with Consul's own words (which name the token's
+// accessor, the permission and the key, never the secret).
+func aclDenied(e *api.TxnError) error {
+	if !strings.Contains(e.What, "Permission denied") && !strings.Contains(e.What, "ACL not found") {
+		return nil
+	}
+	return fmt.Errorf("consul ACL refused the write (the token needs key_prefix write on the KV prefix): %s", e.What)
 }
