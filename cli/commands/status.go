@@ -158,6 +158,12 @@ func printStatus(w io.Writer, list []apiv1.Status) {
 			fmt.Fprintf(w, "%s: envoy listener: none (no port; proxyless gRPC clients only)\n", st.Service)
 		}
 	}
+	// Notification failures are the replica's, the same in every status.
+	if len(list) > 0 {
+		for _, n := range list[0].Notifications {
+			fmt.Fprintf(w, "notification %s: last delivery failed at %s: %s\n", n.Name, n.At.Format(time.RFC3339), n.LastError)
+		}
+	}
 }
 
 // releaseLine shows pools, mirroring and a closed deploy window.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+
 	promclient "github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bgctl/bg/controlplane/config"
@@ -28,6 +30,15 @@ func notifications(ctx context.Context, cfg *config.Config, ctrl *traffic.Contro
 			ev.Link = base + "/v1/services/" + service
 			n.Send(ev)
 		}
+	})
+	ctrl.SetNotificationStatus(func() []apiv1.NotificationStatus {
+		var out []apiv1.NotificationStatus
+		for _, st := range n.Statuses() {
+			if st.LastError != "" {
+				out = append(out, apiv1.NotificationStatus{Name: st.Name, LastError: st.LastError, At: st.At})
+			}
+		}
+		return out
 	})
 	log.Info("notifications on", "targets", len(targets))
 	return func(ev notify.Event) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/bgctl/bg/controlplane/acks"
@@ -96,6 +98,7 @@ type Controller struct {
 	replica    string
 	retention  int
 	control    func() any
+	notes      func() []apiv1.NotificationStatus // SetNotificationStatus
 	guard      membership.Guard
 	acks       Acks
 	counts     analysisSessions // each running switch's or roll's counters, per service

@@ -90,8 +90,20 @@ func (c *Controller) Status(name string) (Status, error) {
 	if c.control != nil {
 		st.Control = c.control()
 	}
+	notes := c.notes
 	c.mu.Unlock()
+	if notes != nil {
+		st.Notifications = notes()
+	}
 	return st, nil
+}
+
+// SetNotificationStatus makes status show the notification targets whose
+// last delivery failed.
+func (c *Controller) SetNotificationStatus(f func() []apiv1.NotificationStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notes = f
 }
 
 // StatusAll reports every service, sorted by name.

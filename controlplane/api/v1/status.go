@@ -97,6 +97,9 @@ type Status struct {
 	// Control says which replica answered, whether it acts, and whether it
 	// reaches Consul: while no leader reaches Consul, switches are paused.
 	Control any `json:"control,omitempty"`
+	// Notifications are the notification targets whose last delivery
+	// failed (on the replica that answered; only the leader sends).
+	Notifications []NotificationStatus `json:"notifications,omitempty"`
 	// Unsaved: this replica serves a rollback it decided but could not store
 	// yet (Consul unreachable, leadership lost); it keeps serving it and
 	// stores it as soon as it can. No stored state undoes it meanwhile.
@@ -113,4 +116,11 @@ type Result struct {
 	Changed bool          `json:"changed"`
 	Status  Status        `json:"status"`
 	Acks    xds.AckResult `json:"acks"`
+}
+
+// NotificationStatus is a notification target's last failed delivery.
+type NotificationStatus struct {
+	Name      string    `json:"name"`
+	LastError string    `json:"last_error"`
+	At        time.Time `json:"at"`
 }
