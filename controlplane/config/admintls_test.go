@@ -1,43 +1,14 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-// selfSigned writes a self-signed certificate and key; it doubles as a CA bundle.
-func adminSelfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bg"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
-}
 
 func adminHexSum(token string) Secret {
 	s := sha256.Sum256([]byte(token))
@@ -67,7 +38,7 @@ func TestScopeValidate(t *testing.T) {
 }
 
 func TestValidateAdminTLS(t *testing.T) {
-	cert, key := adminSelfSigned(t)
+	cert, key := testCerts(t)
 	tok := []AdminToken{{Name: "dash", Scope: ScopeRead, SHA256: adminHexSum("x")}}
 	cases := []ruleCase{
 		{"loopback plaintext ok", func(c *Config) { c.Admin.Token = "s3cret" }, "", ""},
@@ -86,7 +57,7 @@ func TestValidateAdminTLS(t *testing.T) {
 		{"client CA without cert", func(c *Config) { c.Admin.TLS.ClientCAFile = cert }, "admin.tls.client_ca_file", "needs admin.tls.cert_file"},
 		{"cert missing", func(c *Config) { c.Admin.TLS = AdminTLS{CertFile: cert + ".gone", KeyFile: key} }, "admin.tls", "no such file"},
 		{"cert and key mismatch", func(c *Config) {
-			_, other := adminSelfSigned(t)
+			_, other := testCerts(t)
 			c.Admin.TLS = AdminTLS{CertFile: cert, KeyFile: other}
 		}, "admin.tls", "private key does not match"},
 		{"client CA not PEM", func(c *Config) {
@@ -199,7 +170,7 @@ func TestAdminCredentials(t *testing.T) {
 
 // admin.tokens decodes from YAML; the scalar admin.tls keys come from env too.
 func TestLoadAdminTokens(t *testing.T) {
-	cert, key := adminSelfSigned(t)
+	cert, key := testCerts(t)
 	t.Setenv("BG_ADMIN_TLS_CERT_FILE", cert)
 	t.Setenv("BG_ADMIN_TLS_KEY_FILE", key)
 	c, err := LoadValid(writeYAML(t, `admin:

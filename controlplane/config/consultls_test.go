@@ -262,7 +262,7 @@ services:
 	} {
 		var buf bytes.Buffer
 		log := slog.New(h(&buf))
-		log.Info("config", "config", c)                          // what bg serve logs
+		log.Info("config", "config", c)                                 // what bg serve logs
 		log.Info("consul", "consul", c.Consul, "token", c.Consul.Token) // and carelessly
 		check(name, buf.String())
 		if !strings.Contains(buf.String(), "consul.token") || !strings.Contains(buf.String(), "https") {

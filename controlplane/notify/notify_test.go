@@ -99,7 +99,7 @@ func TestRender(t *testing.T) {
 	var slack struct {
 		Text   string `json:"text"`
 		Blocks []struct {
-			Type   string `json:"type"`
+			Type   string                  `json:"type"`
 			Fields []struct{ Text string } `json:"fields"`
 		} `json:"blocks"`
 	}
