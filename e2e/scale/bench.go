@@ -341,6 +341,10 @@ func (b *bench) phase(s *server) (m Measurements) {
 		m.Heap = b.profile(s, "heap.pb.gz", "/debug/pprof/heap", 0)
 		b.profile(s, "goroutines.txt", "/debug/pprof/goroutine?debug=1", 0)
 		b.profile(s, "idle-cpu.pb.gz", fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(int(b.o.Idle.Seconds()), 1)), b.o.Idle)
+		// What wakes the process at idle (timers, Consul answers, pings):
+		// `go tool trace` on this file; a CPU profile at idle holds too few
+		// samples to tell.
+		b.profile(s, "idle-trace.out", "/debug/pprof/trace?seconds=10", 10*time.Second)
 	}
 	b.switches(s, fleet, &m)
 	return m
