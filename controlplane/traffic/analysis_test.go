@@ -352,6 +352,20 @@ func TestSwitchExportsEvidence(t *testing.T) {
 			t.Fatalf("bg_analysis_error_ratio{role=%s} = %v, want %v since the switch began", role, got, n.Errors/n.Requests)
 		}
 	}
+	// The judge's inputs by colour, for the dashboard's fleet panels: the
+	// switch goes blue → green, so green is the candidate.
+	for color, n := range map[string]model.Counts{"green": r.Evidence.Candidate, "blue": r.Evidence.Baseline} {
+		if n.Requests == 0 {
+			t.Fatalf("no %s requests judged after three intervals", color)
+		}
+		l := map[string]string{"service": "web", "color": color}
+		if got := gauge(t, reg, "bg_analysis_requests", l); got != n.Requests {
+			t.Fatalf("bg_analysis_requests{color=%s} = %v, the switch counted %v", color, got, n.Requests)
+		}
+		if got := gauge(t, reg, "bg_analysis_errors", l); got != n.Errors {
+			t.Fatalf("bg_analysis_errors{color=%s} = %v, the switch counted %v", color, got, n.Errors)
+		}
+	}
 	if got := gauge(t, reg, "bg_analysis_evidence", map[string]string{"service": "web", "test": "latency"}); !math.IsNaN(got) {
 		t.Fatalf("a latency e-value %v for a plan that judges no latency", got)
 	}
@@ -373,6 +387,15 @@ func TestSwitchExportsEvidence(t *testing.T) {
 	}
 	if got := gauge(t, reg, "bg_analysis_evidence", errs); !(got >= 1/(1-0.99)) || got != stored.Rollout.Evidence.ErrorsE {
 		t.Fatalf("bg_analysis_evidence{test=errors} = %v after the rollback, the stored evidence %v, threshold %v", got, stored.Rollout.Evidence.ErrorsE, 1/(1-0.99))
+	}
+	// By colour, the bad fleet is green's: its errors are the candidate's.
+	ev := stored.Rollout.Evidence
+	l := func(c string) map[string]string { return map[string]string{"service": "web", "color": c} }
+	if gauge(t, reg, "bg_analysis_errors", l("green")) != ev.Candidate.Errors || gauge(t, reg, "bg_analysis_errors", l("blue")) != ev.Baseline.Errors ||
+		gauge(t, reg, "bg_analysis_requests", l("green")) != ev.Candidate.Requests || ev.Candidate.Errors/ev.Candidate.Requests <= 2*ev.Baseline.Errors/ev.Baseline.Requests {
+		t.Fatalf("judged counts by colour: green %v/%v, blue %v/%v; the stored evidence %+v",
+			gauge(t, reg, "bg_analysis_errors", l("green")), gauge(t, reg, "bg_analysis_requests", l("green")),
+			gauge(t, reg, "bg_analysis_errors", l("blue")), gauge(t, reg, "bg_analysis_requests", l("blue")), ev)
 	}
 }
 

@@ -43,6 +43,8 @@ type Metrics struct {
 	rollbacks      *series.Family
 	overrides      *series.Family
 	errorRatio     *prometheus.GaugeVec
+	judgedRequests *prometheus.GaugeVec // the judge's inputs by colour
+	judgedErrors   *prometheus.GaugeVec
 	evidence       *prometheus.GaugeVec
 	evidenceBar    *prometheus.GaugeVec
 	latency        *prometheus.GaugeVec
@@ -84,6 +86,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "bg_analysis_error_ratio",
 			Help: "Error ratio since the running (or last) switch began, by role (candidate, baseline).",
 		}, []string{"service", "role"}),
+		judgedRequests: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_analysis_requests",
+			Help: "Requests the judge counted for each colour's fleet since the running (or last) switch began, as last read: the counts it tests, whatever the fleet's own metrics are.",
+		}, []string{"service", "color"}),
+		judgedErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bg_analysis_errors",
+			Help: "Errors the judge counted for each colour's fleet since the running (or last) switch began, as last read.",
+		}, []string{"service", "color"}),
 		evidence: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bg_analysis_evidence",
 			Help: "Sequential e-value of the running (or last) switch, by test (errors, latency): the evidence that the candidate is worse beyond the margin. The switch fails when it reaches bg_analysis_evidence_threshold.",
@@ -99,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.held = membership.NewHeldMetrics(reg)
 	if reg != nil {
-		reg.MustRegister(m.state, m.stateWrite, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.evidence, m.evidenceBar, m.latency, m.gateCalls, m.windowRefusals)
+		reg.MustRegister(m.state, m.stateWrite, m.analyses, m.rollbackSeconds, m.steps, m.rollbacks, m.overrides, m.errorRatio, m.judgedRequests, m.judgedErrors, m.evidence, m.evidenceBar, m.latency, m.gateCalls, m.windowRefusals)
 	}
 	return m
 }
@@ -223,9 +233,19 @@ func (m *Metrics) setEvidence(service string, r *model.Rollout) {
 			g.WithLabelValues(labels...).Set(f)
 		}
 	}
-	for role, c := range map[string]model.Counts{"candidate": ev.Candidate, "baseline": ev.Baseline} {
-		if c.Requests > 0 {
-			set(m.errorRatio, c.Errors/c.Requests, service, role)
+	for _, f := range []struct {
+		role  string
+		color model.Color
+		c     model.Counts
+	}{{"candidate", r.To, ev.Candidate}, {"baseline", r.From, ev.Baseline}} {
+		if f.c.Requests > 0 {
+			set(m.errorRatio, f.c.Errors/f.c.Requests, service, f.role)
+		}
+		if _, err := model.ParseColor(string(f.color)); err == nil {
+			// Both colours are set at every analysis, so a later switch in
+			// the other direction leaves no stale value behind.
+			set(m.judgedRequests, f.c.Requests, service, string(f.color))
+			set(m.judgedErrors, f.c.Errors, service, string(f.color))
 		}
 	}
 	set(m.evidence, ev.ErrorsE, service, "errors")
