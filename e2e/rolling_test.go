@@ -76,8 +76,13 @@ func newRollStackWith(t *testing.T, serviceYAML string, meta map[string]string) 
 }
 
 type rollStatus struct {
-	Weights struct{ Blue, Green int } `json:"weights"`
-	Roll    *struct {
+	Weights        struct{ Blue, Green int } `json:"weights"`
+	SessionsAtRisk []struct {
+		NodeID   string `json:"node_id"`
+		Sessions string `json:"sessions"`
+		Why      string `json:"sessions_why"`
+	} `json:"sessions_at_risk"`
+	Roll *struct {
 		ID     string `json:"id"`
 		Phase  string `json:"phase"`
 		Reason string `json:"reason"`
@@ -117,7 +122,7 @@ func (rs *rollStack) watchInvariants(t *testing.T) (stop func() []string) {
 		ready      = make(chan struct{})
 	)
 	ctx, cancel := context.WithCancel(context.Background())
-	err := watchXDS(ctx, &wg, rs.xdsAddr, "rolling-invariants", rollService, func(st xdsState) {
+	err := watchXDS(ctx, &wg, rs.xdsAddr, grpcGoNode("rolling-invariants"), rollService, func(st xdsState) {
 		serving, draining, complete := st.counts()
 		if !complete {
 			return
@@ -268,13 +273,19 @@ func (s xdsState) clone() xdsState {
 	return out
 }
 
+// xdsNode is who a raw ADS watcher says it is.
+type xdsNode struct{ id, agent, version string }
+
+// grpcGoNode identifies a watcher as the grpc-go this module builds with.
+func grpcGoNode(id string) xdsNode { return xdsNode{id, "gRPC Go", grpc.Version} }
+
 // watchXDS subscribes over ADS, as grpc-go does, to the route named service
 // and to the endpoints of both its clusters, ACKs every response and calls
 // update with the state after each one. Like a gRPC client it keeps what it
 // holds when the stream breaks (a restarted control plane) and reconnects.
 // It runs until ctx ends; wg tracks its goroutine. fail reports a response
 // it cannot read (it NACKs it).
-func watchXDS(ctx context.Context, wg *sync.WaitGroup, addr, nodeID, service string, update func(xdsState), fail func(error)) error {
+func watchXDS(ctx context.Context, wg *sync.WaitGroup, addr string, node xdsNode, service string, update func(xdsState), fail func(error)) error {
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -286,7 +297,7 @@ func watchXDS(ctx context.Context, wg *sync.WaitGroup, addr, nodeID, service str
 		defer wg.Done()
 		defer conn.Close()
 		for ctx.Err() == nil {
-			_ = watchXDSStream(ctx, conn, nodeID, service, &st, versions, update, fail)
+			_ = watchXDSStream(ctx, conn, node, service, &st, versions, update, fail)
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
@@ -297,7 +308,7 @@ func watchXDS(ctx context.Context, wg *sync.WaitGroup, addr, nodeID, service str
 }
 
 // watchXDSStream runs one ADS stream until it breaks.
-func watchXDSStream(ctx context.Context, conn *grpc.ClientConn, nodeID, service string, st *xdsState,
+func watchXDSStream(ctx context.Context, conn *grpc.ClientConn, node xdsNode, service string, st *xdsState,
 	versions map[string]string, update func(xdsState), fail func(error)) error {
 	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
@@ -311,7 +322,7 @@ func watchXDSStream(ctx context.Context, conn *grpc.ClientConn, nodeID, service 
 	send := func(typeURL, nonce string, nack error) error {
 		req := &discovery.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names[typeURL], VersionInfo: versions[typeURL], ResponseNonce: nonce}
 		if first { // grpc-go sends the node on the first request only
-			req.Node = &core.Node{Id: nodeID, UserAgentName: "gRPC Go",
+			req.Node = &core.Node{Id: node.id, UserAgentName: node.agent, UserAgentVersionType: &core.Node_UserAgentVersion{UserAgentVersion: node.version},
 				ClientFeatures: []string{"envoy.lb.does_not_support_overprovisioning", "xds.config.resource-in-sotw"}}
 			first = false
 		}
@@ -433,6 +444,28 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 		}
 	}
 
+	// A client that places hosts by address (grpc-js-xds 1.14) subscribes
+	// too: status names it, and only it, and the roll warns about it.
+	jsCtx, stopJS := context.WithCancel(context.Background())
+	var jsWG sync.WaitGroup
+	defer func() { stopJS(); jsWG.Wait() }()
+	if err := watchXDS(jsCtx, &jsWG, rs.xdsAddr, xdsNode{"js-client", "grpc-js", "1.14.0"}, rollService, func(xdsState) {}, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st rollStatus
+		err := rs.statusInto(rollService, &st)
+		if err == nil && len(st.SessionsAtRisk) == 1 && st.SessionsAtRisk[0].NodeID == "js-client" && st.SessionsAtRisk[0].Sessions == "lost" {
+			t.Logf("sessions at risk: %+v", st.SessionsAtRisk)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of a rolling service with a grpc-js client and grpc-go %s clients: sessions at risk %+v (%v), want only js-client", grpc.Version, st.SessionsAtRisk, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	t.Run("4-host roll: each session moves exactly once, to its host's replacement", func(t *testing.T) {
 		m := rs.sessions.Mark()
 		time.Sleep(time.Second) // every session calls its current host inside the window
@@ -441,6 +474,9 @@ func TestRollingSwitchKeepsSessions(t *testing.T) {
 		changes := stop()
 		if code != 0 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if !strings.Contains(errOut, "1 connected proxy may not keep sessions through a roll") || !strings.Contains(errOut, "js-client (grpc-js places hosts by address)") {
+			t.Fatalf("switch --wait of a roll with a grpc-js client subscribed printed no warning naming it:\n%s", errOut)
 		}
 		t.Logf("slot states in order: %v", changes)
 		if n, errs := rs.sessions.Failed(m); n != 0 {

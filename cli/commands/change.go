@@ -122,6 +122,9 @@ func runSwitch(c *cli.Context) error {
 		return cl.Switch(ctx, svc, r)
 	}, func(res apiv1.Result) bool {
 		started = res.Changed && (res.Status.Switch != nil || res.Status.Roll != nil)
+		if wait && started && c.String("output") != "json" {
+			printSessionsAtRisk(c.App.ErrWriter, res.Status) // before the roll's progress
+		}
 		return !wait || !started
 	})
 	if err != nil || !wait || !started {
@@ -190,6 +193,7 @@ func printChange(w io.Writer, res apiv1.Result) {
 	}
 	fmt.Fprintf(w, "%s: blue %d%% / green %d%% (generation %d, %s); %d/%d proxies ACKed\n",
 		st.Service, st.Weights.Blue, st.Weights.Green, st.Generation, verb, res.Acks.Acked, res.Acks.Acked+res.Acks.PendingCount())
+	printSessionsAtRisk(w, st)
 }
 
 func writeJSON(w io.Writer, v any) {

@@ -157,6 +157,7 @@ func printStatus(w io.Writer, list []apiv1.Status) {
 		if st.NoEnvoyListener {
 			fmt.Fprintf(w, "%s: envoy listener: none (no port; proxyless gRPC clients only)\n", st.Service)
 		}
+		printSessionsAtRisk(w, st)
 	}
 	// Notification failures are the replica's, the same in every status.
 	if len(list) > 0 {
@@ -200,4 +201,29 @@ func fleet(f apiv1.FleetStatus) string {
 		return fmt.Sprintf("%d healthy", f.Healthy)
 	}
 	return fmt.Sprintf("%d healthy (%s)", f.Healthy, strings.Join(f.Versions, ","))
+}
+
+// printSessionsAtRisk names a rolling service's connected proxies whose
+// client may not keep sessions through a roll (the control plane decides
+// which, and the README's client matrix says why).
+func printSessionsAtRisk(w io.Writer, st apiv1.Status) {
+	n := len(st.SessionsAtRisk) + st.SessionsAtRiskUnlisted
+	if n == 0 {
+		return
+	}
+	what := fmt.Sprintf("%d connected proxies", n)
+	if n == 1 {
+		what = "1 connected proxy"
+	}
+	fmt.Fprintf(w, "%s: warning: %s may not keep sessions through a roll:\n", st.Service, what)
+	for _, p := range st.SessionsAtRisk {
+		who := p.NodeID
+		if p.Replica != "" {
+			who = p.Replica + "/" + who
+		}
+		fmt.Fprintf(w, "  %s (%s)\n", who, p.SessionsWhy)
+	}
+	if st.SessionsAtRiskUnlisted > 0 {
+		fmt.Fprintf(w, "  and %d more\n", st.SessionsAtRiskUnlisted)
+	}
 }

@@ -114,6 +114,11 @@ type Report struct {
 	Lagging []xds.ProxyInfo `json:"lagging,omitempty"`
 	// Unlisted lagging proxies beyond the listing cap.
 	Unlisted int `json:"unlisted,omitempty"`
+	// NoSessions lists subscribed proxies whose client may not keep a
+	// rolling service's sessions (xds.ClientSessions), up to the cap;
+	// NoSessionsUnlisted counts the rest.
+	NoSessions         []xds.ProxyInfo `json:"no_sessions,omitempty"`
+	NoSessionsUnlisted int             `json:"no_sessions_unlisted,omitempty"`
 	// At is when the report was written.
 	At time.Time `json:"at"`
 }
@@ -134,7 +139,22 @@ func NewReport(replica, service string, r xds.AckReport, maxListed int) Report {
 		p.Routes = nil // the route is the report's; other routes are noise here
 		rep.Lagging = append(rep.Lagging, p)
 	}
+	rep.NoSessions, rep.NoSessionsUnlisted = capped(r.NoSessions, maxListed)
 	return rep
+}
+
+// capped keeps the first max proxies (without their other routes) and
+// counts the rest.
+func capped(ps []xds.ProxyInfo, max int) ([]xds.ProxyInfo, int) {
+	var out []xds.ProxyInfo
+	for i, p := range ps {
+		if i >= max {
+			return out, len(ps) - max
+		}
+		p.Routes = nil
+		out = append(out, p)
+	}
+	return out, 0
 }
 
 // ReplicaAcks is how one replica's proxies stand against a generation.
@@ -151,6 +171,10 @@ type ReplicaAcks struct {
 	Pending  []xds.ProxyInfo `json:"pending,omitempty"`
 	Unlisted int             `json:"unlisted,omitempty"`
 	Complete bool            `json:"complete"`
+	// NoSessions: the replica's subscribed proxies whose client may not
+	// keep a rolling service's sessions; NoSessionsUnlisted beyond the cap.
+	NoSessions         []xds.ProxyInfo `json:"no_sessions,omitempty"`
+	NoSessionsUnlisted int             `json:"no_sessions_unlisted,omitempty"`
 	// Behind: the replica serves an older generation. It is not complete
 	// even with no proxies: one connecting now would get the old split.
 	Behind bool `json:"behind,omitempty"`
@@ -177,6 +201,11 @@ type Result struct {
 	// Pending lists every replica's pending proxies (replica set).
 	Pending  []xds.ProxyInfo `json:"pending,omitempty"`
 	Unlisted int             `json:"unlisted,omitempty"`
+	// NoSessions lists every replica's subscribed proxies whose client may
+	// not keep a rolling service's sessions (replica set), see
+	// xds.ClientSessions; NoSessionsUnlisted counts those beyond the caps.
+	NoSessions         []xds.ProxyInfo `json:"no_sessions,omitempty"`
+	NoSessionsUnlisted int             `json:"no_sessions_unlisted,omitempty"`
 	// Unconfirmed says why completeness is unknown, e.g. Consul was
 	// unreachable so other replicas' reports could not be read.
 	Unconfirmed string        `json:"unconfirmed,omitempty"`
@@ -233,6 +262,9 @@ func (ra *ReplicaAcks) finish(gen uint64) {
 	for i := range ra.Pending {
 		ra.Pending[i].Replica = ra.Replica
 	}
+	for i := range ra.NoSessions {
+		ra.NoSessions[i].Replica = ra.Replica
+	}
 	ra.Behind = ra.Generation < gen
 	ra.Complete = len(ra.Pending) == 0 && ra.Unlisted == 0 && ra.Error == "" && !ra.Behind
 	ra.settled = ra.Complete
@@ -248,6 +280,7 @@ func (ra *ReplicaAcks) finish(gen uint64) {
 func localAcks(replica string, r xds.AckReport) ReplicaAcks {
 	ra := ReplicaAcks{Replica: replica, Local: true, Generation: r.Generation, Subscribed: r.Subscribed, Acked: r.Acked,
 		Pending: append([]xds.ProxyInfo(nil), r.Pending...)}
+	ra.NoSessions, ra.NoSessionsUnlisted = capped(r.NoSessions, DefaultMaxListed)
 	if r.Generation < r.Want {
 		ra.Note = fmt.Sprintf("serves generation %d, not %d yet", r.Generation, r.Want)
 	}
@@ -257,7 +290,8 @@ func localAcks(replica string, r xds.AckReport) ReplicaAcks {
 
 // For evaluates a published report for generation gen.
 func (r Report) For(gen uint64) ReplicaAcks {
-	ra := ReplicaAcks{Replica: r.Replica, Generation: r.Generation, Subscribed: r.Subscribed, ReportedAt: r.At}
+	ra := ReplicaAcks{Replica: r.Replica, Generation: r.Generation, Subscribed: r.Subscribed, ReportedAt: r.At,
+		NoSessions: append([]xds.ProxyInfo(nil), r.NoSessions...), NoSessionsUnlisted: r.NoSessionsUnlisted}
 	if r.Generation < gen {
 		// Not adopted yet: every subscribed proxy holds at most r.Generation.
 		ra.Pending = append([]xds.ProxyInfo(nil), r.Lagging...)
@@ -288,6 +322,8 @@ func combine(service string, gen uint64, replicas []ReplicaAcks, unconfirmed str
 		res.Acked += ra.Acked
 		res.Pending = append(res.Pending, ra.Pending...)
 		res.Unlisted += ra.Unlisted
+		res.NoSessions = append(res.NoSessions, ra.NoSessions...)
+		res.NoSessionsUnlisted += ra.NoSessionsUnlisted
 		settled = settled && ra.settled
 		if ra.Behind && res.Unconfirmed == "" {
 			res.Unconfirmed = "replica " + ra.Replica + " " + ra.Note

@@ -448,3 +448,36 @@ func TestPublisherRenewsWithoutRebuildingReports(t *testing.T) {
 		t.Fatal("change after renewals never written")
 	}
 }
+
+// Proxies whose client may not keep a rolling service's sessions travel in
+// each replica's report (capped, without their other routes) and reach the
+// combined result tagged with their replica, whatever generation is asked.
+func TestNoSessionsTravelAcrossReplicas(t *testing.T) {
+	local := xds.AckReport{Generation: 4, Want: 4, Subscribed: 5, Acked: 5}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		local.NoSessions = append(local.NoSessions, xds.ProxyInfo{NodeID: n, Routes: []string{"web", "api"}, Sessions: xds.SessionsLost})
+	}
+	rep := NewReport("r2", "web", local, 3)
+	if len(rep.NoSessions) != 3 || rep.NoSessionsUnlisted != 1 || rep.NoSessions[0].Routes != nil {
+		t.Fatalf("report %+v, want 3 listed without routes and 1 unlisted", rep)
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	self := localAcks("r1", xds.AckReport{Generation: 5, Want: 5, Subscribed: 1, Acked: 1,
+		NoSessions: []xds.ProxyInfo{{NodeID: "mine", Sessions: xds.SessionsOptIn}}})
+	res, _ := combine("web", 5, []ReplicaAcks{back.For(5), self}, "")
+	if len(res.NoSessions) != 4 || res.NoSessionsUnlisted != 1 {
+		t.Fatalf("combined %d listed, %d unlisted: %+v", len(res.NoSessions), res.NoSessionsUnlisted, res.NoSessions)
+	}
+	for _, p := range res.NoSessions {
+		if want := map[bool]string{true: "r1", false: "r2"}[p.NodeID == "mine"]; p.Replica != want {
+			t.Errorf("%s tagged replica %q, want %q", p.NodeID, p.Replica, want)
+		}
+	}
+}

@@ -81,6 +81,9 @@ func (c *Controller) Status(name string) (Status, error) {
 		cancel()
 		st.Acks = &r
 		st.Proxies = ProxyCounts{Connected: r.Subscribed, Acked: r.Acked}
+		if st.Strategy == model.StrategyRolling {
+			st.SessionsAtRisk, st.SessionsAtRiskUnlisted = r.NoSessions, r.NoSessionsUnlisted
+		}
 	} else {
 		st.Proxies.Connected, st.Proxies.Acked = c.pusher.RouteStatus(name)
 	}

@@ -87,6 +87,10 @@ type AckReport struct {
 	// route that it has not since made good (NACK.Generation: what the
 	// rejected route carried).
 	Pending []ProxyInfo `json:"pending,omitempty"`
+	// NoSessions are the subscribed proxies (ACKed or not) whose client
+	// does not keep a rolling service's sessions for sure: Sessions is
+	// lost, opt_in or unknown. Only rolling services show them.
+	NoSessions []ProxyInfo `json:"no_sessions,omitempty"`
 }
 
 // Complete: every subscribed proxy holds Want (true with no proxies).
@@ -121,6 +125,11 @@ func (t *tracker) routeAcks(route string, want uint64) AckReport {
 	}
 	for id, p := range t.subscribers[route] {
 		rep.Subscribed++
+		if p.node != nil && p.sessions != SessionsKept {
+			info := t.info(id, p)
+			info.Routes = nil
+			rep.NoSessions = append(rep.NoSessions, info)
+		}
 		h := p.byRoute[route]
 		var held uint64
 		if h != nil && h.held > 0 {
@@ -140,6 +149,7 @@ func (t *tracker) routeAcks(route string, want uint64) AckReport {
 		rep.Pending = append(rep.Pending, info)
 	}
 	sort.Slice(rep.Pending, func(i, j int) bool { return rep.Pending[i].StreamID < rep.Pending[j].StreamID })
+	sort.Slice(rep.NoSessions, func(i, j int) bool { return rep.NoSessions[i].StreamID < rep.NoSessions[j].StreamID })
 	return rep
 }
 

@@ -29,14 +29,20 @@ type NACK struct {
 
 // ProxyInfo describes one connected xDS stream.
 type ProxyInfo struct {
-	StreamID  int64         `json:"stream_id"`
-	NodeID    string        `json:"node_id"`
-	Cluster   string        `json:"cluster,omitempty"`
-	UserAgent string        `json:"user_agent,omitempty"`
-	Flavour   model.Flavour `json:"flavour"`
-	Since     time.Time     `json:"connected_since"`
-	Routes    []string      `json:"routes"`
-	LastNACK  *NACK         `json:"last_nack,omitempty"`
+	StreamID  int64  `json:"stream_id"`
+	NodeID    string `json:"node_id"`
+	Cluster   string `json:"cluster,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	// UserAgentVersion is the client's version as its node reports it.
+	UserAgentVersion string `json:"user_agent_version,omitempty"`
+	// Sessions says whether the client keeps a rolling service's sessions
+	// (see ClientSessions); SessionsWhy says why.
+	Sessions    Sessions      `json:"sessions,omitempty"`
+	SessionsWhy string        `json:"sessions_why,omitempty"`
+	Flavour     model.Flavour `json:"flavour"`
+	Since       time.Time     `json:"connected_since"`
+	Routes      []string      `json:"routes"`
+	LastNACK    *NACK         `json:"last_nack,omitempty"`
 	// Generation is the traffic generation of the route this proxy holds;
 	// set only in route ACK reports (RouteAcks). 0: none yet.
 	Generation uint64 `json:"held_generation,omitempty"`
@@ -63,6 +69,8 @@ type routeHold struct {
 type proxy struct {
 	node        *core.Node
 	flavour     model.Flavour
+	sessions    Sessions // from the node, once
+	sessionsWhy string
 	since       time.Time
 	routes      map[string]struct{}
 	lastSent    map[string]sent // by type URL
@@ -156,6 +164,7 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 	if p.node == nil && req.GetNode() != nil {
 		p.node = req.GetNode()
 		p.flavour = FlavourOf(p.node)
+		p.sessions, p.sessionsWhy = ClientSessions(p.node)
 	}
 	last, hasSent := p.lastSent[typeURL]
 	if hasSent && req.GetResponseNonce() != last.nonce {
@@ -292,6 +301,7 @@ func (t *tracker) info(id int64, p *proxy) ProxyInfo {
 	sort.Strings(routes)
 	return ProxyInfo{
 		StreamID: id, NodeID: p.node.GetId(), Cluster: p.node.GetCluster(), UserAgent: p.node.GetUserAgentName(),
+		UserAgentVersion: nodeVersion(p.node), Sessions: p.sessions, SessionsWhy: p.sessionsWhy,
 		Flavour: p.flavour, Since: p.since, Routes: routes, LastNACK: p.lastNACK,
 	}
 }

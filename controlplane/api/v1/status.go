@@ -107,6 +107,13 @@ type Status struct {
 	// NoEnvoyListener: the service has no port, so Envoy gets no listener
 	// for it; only proxyless gRPC clients reach it.
 	NoEnvoyListener bool `json:"no_envoy_listener,omitempty"`
+	// SessionsAtRisk: for a rolling service, the connected proxies (of
+	// every replica) whose client may not keep sessions through a roll
+	// (xds.ClientSessions: it places hosts by address, or only does by
+	// hash_key when configured to, or is unknown); Unlisted beyond the
+	// report caps. Empty for blue-green services.
+	SessionsAtRisk         []xds.ProxyInfo `json:"sessions_at_risk,omitempty"`
+	SessionsAtRiskUnlisted int             `json:"sessions_at_risk_unlisted,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,
