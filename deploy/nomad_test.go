@@ -58,7 +58,7 @@ const (
 
 func TestBGNomadJob(t *testing.T) {
 	src := readFile(t, bgJobFile)
-	cfg, p := checkBGJob(src, t.TempDir())
+	cfg, p := checkBGJob(src, plainDir(t))
 	fail(t, bgJobFile, p)
 	if cfg == nil {
 		t.Fatal("no config")
@@ -68,7 +68,7 @@ func TestBGNomadJob(t *testing.T) {
 }
 
 func TestExampleNomadJob(t *testing.T) {
-	cfg, p := checkBGJob(readFile(t, bgJobFile), t.TempDir())
+	cfg, p := checkBGJob(readFile(t, bgJobFile), plainDir(t))
 	fail(t, bgJobFile, p)
 	fail(t, exampleJobFile, checkExampleJob(readFile(t, exampleJobFile), cfg))
 }
@@ -712,4 +712,16 @@ func (f fakeCatalog) Services(ctx context.Context, index uint64, _ time.Duration
 
 func (f fakeCatalog) Instances(_ context.Context, name string) ([]*api.ServiceEntry, error) {
 	return f.instances[name], nil
+}
+
+// plainDir is a temporary directory whose path needs no quoting in YAML
+// (t.TempDir's is named after the test, and subtests' names hold any text).
+func plainDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bg-deploy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
