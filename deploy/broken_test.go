@@ -41,6 +41,7 @@ func TestBrokenFilesFail(t *testing.T) {
 		{bgJobFile, `Authorization = ["Bearer ${var.health_token}"]`, `Authorization = ["Bearer ${var.image}"]`, "answers 401"},
 		{bgJobFile, `protocol        = "https"`, `protocol        = "http"`, "served over https"},
 		{bgJobFile, `check_restart {`, `check_restart_ {`, "no check_restart"},
+		{bgJobFile, "uid         = 65532", "uid         = 1000", "cannot read it"},
 		{bgJobFile, "require_client_cert: true", "require_client_cert: maybe", "xds.tls.require_client_cert"},
 
 		// service-bluegreen.nomad.hcl

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -109,8 +110,9 @@ func runtimeVars(ports map[string]int) map[string]cty.Value {
 
 // template is a task's template block, evaluated.
 type template struct {
-	dest, data, left string
-	env              bool
+	dest, data, left, perms string
+	uid                     int // -1: unset (Nomad's own user, root)
+	env                     bool
 }
 
 // checkBGJob checks the bg job and loads the config it ships, with its
@@ -218,15 +220,36 @@ func checkBGJob(src []byte, dir string) (*config.Config, problems) {
 	dests := map[string]bool{}
 	for _, tp := range blocksOf(tb, "template") {
 		t := template{
-			dest: path.Clean(j.str(tp.Body, "destination", "template", &p)),
-			data: j.str(tp.Body, "data", "template", &p),
-			left: j.optStr(tp.Body, "left_delimiter", "{{", "template", &p),
+			dest:  path.Clean(j.str(tp.Body, "destination", "template", &p)),
+			data:  j.str(tp.Body, "data", "template", &p),
+			left:  j.optStr(tp.Body, "left_delimiter", "{{", "template", &p),
+			perms: j.optStr(tp.Body, "perms", "0644", "template", &p),
+			uid:   -1,
+		}
+		if has(tp.Body, "uid") {
+			t.uid = j.num(tp.Body, "uid", "template", &p)
 		}
 		if v, ok := j.value(tp.Body, "env", "template", &p); ok && v.Type() == cty.Bool {
 			t.env = v.True()
 		}
 		tmpls = append(tmpls, t)
 		dests[t.dest] = true
+	}
+	// bg runs as the image's user: every file it reads must be readable
+	// by that user (env templates are read by Nomad itself).
+	imageUID, err := imageUser()
+	if err != nil {
+		p.addf("%v", err)
+	}
+	for _, t := range tmpls {
+		mode, err := strconv.ParseUint(t.perms, 8, 32)
+		switch {
+		case t.env:
+		case err != nil:
+			p.addf("template %s: perms %q: %v", t.dest, t.perms, err)
+		case mode&0o004 == 0 && !(t.uid == imageUID && mode&0o400 != 0):
+			p.addf("template %s: perms %s, uid %d: the image's user (uid %d) cannot read it", t.dest, t.perms, t.uid, imageUID)
+		}
 	}
 	local := func(p string) string { return filepath.Join(dir, filepath.FromSlash(p)) }
 	env := map[string]string{}
@@ -297,7 +320,6 @@ func checkBGJob(src []byte, dir string) (*config.Config, problems) {
 
 	// bg serve's own load: file, BG_* environment, validation.
 	var cfg *config.Config
-	var err error
 	withEnv(env, func() { cfg, err = config.LoadValid(local(cfgPath), nil) })
 	if err != nil {
 		p.addf("the shipped config is invalid:\n%v", err)
@@ -724,4 +746,25 @@ func plainDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
+}
+
+// imageUser is the uid the bg image runs as: the USER of the Dockerfile's
+// bg stage.
+func imageUser() (int, error) {
+	data, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		return -1, err
+	}
+	inBG := false
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 4 && strings.EqualFold(f[0], "FROM") && strings.EqualFold(f[2], "AS"):
+			inBG = f[3] == "bg"
+		case inBG && len(f) == 2 && strings.EqualFold(f[0], "USER"):
+			uid, _, _ := strings.Cut(f[1], ":")
+			return strconv.Atoi(uid)
+		}
+	}
+	return -1, errors.New("../Dockerfile: no USER in the bg stage")
 }

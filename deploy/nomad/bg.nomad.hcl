@@ -57,7 +57,6 @@ job "bg" {
     healthy_deadline  = "2m"
     progress_deadline = "5m"
     auto_revert       = true
-    stagger           = "15s"
   }
 
   group "bg" {
@@ -192,6 +191,9 @@ job "bg" {
         EOT
       }
 
+      # Secret files are 0400 and owned by the image's user (the
+      # Dockerfile's USER 65532:65532), who alone reads them.
+      #
       # Certificates: bg re-reads them when they change, so a rotation needs
       # no restart. The admin certificate must name each host's address (IP
       # SAN): followers forward commands to the leader's admin address and
@@ -200,30 +202,40 @@ job "bg" {
         destination = "${NOMAD_SECRETS_DIR}/ca.pem"
         change_mode = "noop"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .ca }}{{ end }}"
       }
       template {
         destination = "${NOMAD_SECRETS_DIR}/admin.pem"
         change_mode = "noop"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .admin_cert }}{{ end }}"
       }
       template {
         destination = "${NOMAD_SECRETS_DIR}/admin-key.pem"
         change_mode = "noop"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .admin_key }}{{ end }}"
       }
       template {
         destination = "${NOMAD_SECRETS_DIR}/xds.pem"
         change_mode = "noop"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .xds_cert }}{{ end }}"
       }
       template {
         destination = "${NOMAD_SECRETS_DIR}/xds-key.pem"
         change_mode = "noop"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .xds_key }}{{ end }}"
       }
 
@@ -233,12 +245,16 @@ job "bg" {
         destination = "${NOMAD_SECRETS_DIR}/deployer.token"
         change_mode = "restart"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .deployer_token }}{{ end }}"
       }
       template {
         destination = "${NOMAD_SECRETS_DIR}/operator.token"
         change_mode = "restart"
         perms       = "0400"
+        uid         = 65532
+        gid         = 65532
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .operator_token }}{{ end }}"
       }
 
