@@ -220,7 +220,7 @@ func checkBGJob(src []byte, dir string) (*config.Config, problems) {
 	dests := map[string]bool{}
 	for _, tp := range blocksOf(tb, "template") {
 		t := template{
-			dest:  path.Clean(j.str(tp.Body, "destination", "template", &p)),
+			dest:  inTask(j.str(tp.Body, "destination", "template", &p)),
 			data:  j.str(tp.Body, "data", "template", &p),
 			left:  j.optStr(tp.Body, "left_delimiter", "{{", "template", &p),
 			perms: j.optStr(tp.Body, "perms", "0644", "template", &p),
@@ -767,4 +767,14 @@ func imageUser() (int, error) {
 		}
 	}
 	return -1, errors.New("../Dockerfile: no USER in the bg stage")
+}
+
+// inTask is where the task sees a template's destination: a relative one
+// is relative to the task directory, which the docker driver mounts at /
+// (local/ at /local, secrets/ at /secrets).
+func inTask(dest string) string {
+	if !path.IsAbs(dest) {
+		dest = "/" + dest
+	}
+	return path.Clean(dest)
 }

@@ -183,7 +183,7 @@ job "bg" {
       # identity at nomad/jobs/bg). The Consul token goes in as an
       # environment variable, never into the file.
       template {
-        destination = "${NOMAD_SECRETS_DIR}/bg.env"
+        destination = "secrets/bg.env"
         env         = true
         change_mode = "restart"
         data        = <<-EOT
@@ -199,7 +199,7 @@ job "bg" {
       # SAN): followers forward commands to the leader's admin address and
       # verify it against ca.pem.
       template {
-        destination = "${NOMAD_SECRETS_DIR}/ca.pem"
+        destination = "secrets/ca.pem"
         change_mode = "noop"
         perms       = "0400"
         uid         = 65532
@@ -207,7 +207,7 @@ job "bg" {
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .ca }}{{ end }}"
       }
       template {
-        destination = "${NOMAD_SECRETS_DIR}/admin.pem"
+        destination = "secrets/admin.pem"
         change_mode = "noop"
         perms       = "0400"
         uid         = 65532
@@ -215,7 +215,7 @@ job "bg" {
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .admin_cert }}{{ end }}"
       }
       template {
-        destination = "${NOMAD_SECRETS_DIR}/admin-key.pem"
+        destination = "secrets/admin-key.pem"
         change_mode = "noop"
         perms       = "0400"
         uid         = 65532
@@ -223,7 +223,7 @@ job "bg" {
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .admin_key }}{{ end }}"
       }
       template {
-        destination = "${NOMAD_SECRETS_DIR}/xds.pem"
+        destination = "secrets/xds.pem"
         change_mode = "noop"
         perms       = "0400"
         uid         = 65532
@@ -231,7 +231,7 @@ job "bg" {
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .xds_cert }}{{ end }}"
       }
       template {
-        destination = "${NOMAD_SECRETS_DIR}/xds-key.pem"
+        destination = "secrets/xds-key.pem"
         change_mode = "noop"
         perms       = "0400"
         uid         = 65532
@@ -242,7 +242,7 @@ job "bg" {
       # Admin tokens read from files are hashed at start: a new token needs
       # a restart (or SIGHUP once live reload lands).
       template {
-        destination = "${NOMAD_SECRETS_DIR}/deployer.token"
+        destination = "secrets/deployer.token"
         change_mode = "restart"
         perms       = "0400"
         uid         = 65532
@@ -250,7 +250,7 @@ job "bg" {
         data        = "{{ with nomadVar \"nomad/jobs/bg\" }}{{ .deployer_token }}{{ end }}"
       }
       template {
-        destination = "${NOMAD_SECRETS_DIR}/operator.token"
+        destination = "secrets/operator.token"
         change_mode = "restart"
         perms       = "0400"
         uid         = 65532
@@ -263,7 +263,7 @@ job "bg" {
       # consul-template must leave alone. ${...} is filled in by Nomad when
       # the job is submitted.
       template {
-        destination     = "${NOMAD_TASK_DIR}/bg.yaml"
+        destination     = "local/bg.yaml"
         change_mode     = "restart"
         left_delimiter  = "[["
         right_delimiter = "]]"
