@@ -11,7 +11,7 @@
 #   nomad job run -var image=registry.example.com/bg:v1.2.3 \
 #     -var health_token="$(cat health.token)" deploy/nomad/bg.nomad.hcl
 #
-# deploy/README.md explains every choice; deploy/deploy_test.go parses this
+# deploy/README.md explains every choice; deploy/nomad_test.go parses this
 # file and loads the config it ships with bg's own validator.
 
 variable "image" {
@@ -39,8 +39,7 @@ job "bg" {
   type        = "service"
   datacenters = var.datacenters
 
-  # One replica per host: losing a host costs one replica, never the quorum
-  # of the lock (that is Consul's).
+  # One replica per host: losing a host costs one replica of three.
   constraint {
     operator = "distinct_hosts"
     value    = "true"
