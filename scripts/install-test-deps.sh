@@ -37,3 +37,19 @@ else
 	fi
 	echo "prometheus: $(prometheus --version 2>&1 | head -n1)"
 fi
+
+# --- systemd-analyze ----------------------------------------------------------
+# deploy/ tests run `systemd-analyze verify` on deploy/systemd/bg.service.
+if command -v systemd-analyze >/dev/null 2>&1; then
+	echo "systemd-analyze: $(systemd-analyze --version | head -n1) (installed)"
+else
+	echo "systemd-analyze: installing Debian's systemd package ..."
+	sudo_cmd=()
+	if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+	export DEBIAN_FRONTEND=noninteractive
+	if ! "${sudo_cmd[@]}" apt-get install -y --no-install-recommends systemd; then
+		"${sudo_cmd[@]}" apt-get update
+		"${sudo_cmd[@]}" apt-get install -y --no-install-recommends systemd
+	fi
+	echo "systemd-analyze: $(systemd-analyze --version | head -n1)"
+fi
