@@ -130,7 +130,7 @@ func (t *tracker) routeAcks(route string, want uint64) AckReport {
 			info.Routes = nil
 			rep.NoSessions = append(rep.NoSessions, info)
 		}
-		h := p.byRoute[route]
+		h := p.routes.hold(route)
 		var held uint64
 		if h != nil && h.held > 0 {
 			held = genAt(cps, h.held)

@@ -64,3 +64,47 @@ func TestRouteNames(t *testing.T) {
 		t.Errorf("routeNames of a truncated route = %q, want the request's names", got)
 	}
 }
+
+// A new subscription keeps what the proxy holds of the routes it still
+// subscribes to, forgets the others, and ignores duplicates and order.
+func TestRouteSubsReplace(t *testing.T) {
+	var r routeSubs
+	if r.replace(nil) || r.has("web") || r.hold("web") != nil {
+		t.Fatal("an empty subscription changed or holds something")
+	}
+	if !r.replace([]string{"web", "api", "web"}) || !reflect.DeepEqual(r.names, []string{"api", "web"}) {
+		t.Fatalf("names %q", r.names)
+	}
+	r.hold("web").held = 7
+	r.hold("api").nackV = 3
+	if r.replace([]string{"api", "web"}) {
+		t.Fatal("the same set in another order counted as a change")
+	}
+	if !r.replace([]string{"web", "cart"}) || !reflect.DeepEqual(r.names, []string{"cart", "web"}) {
+		t.Fatalf("names %q", r.names)
+	}
+	if r.hold("web").held != 7 || *r.hold("cart") != (routeHold{}) || r.hold("api") != nil {
+		t.Fatalf("holds after resubscribing: web %+v cart %+v api %+v", r.hold("web"), r.hold("cart"), r.hold("api"))
+	}
+	if !r.replace(nil) || r.has("web") || len(r.holds) != 0 {
+		t.Fatalf("unsubscribing everything left %q %+v", r.names, r.holds)
+	}
+}
+
+// The last response per type: the four ADS types in place, any other in a
+// map made on first use; nothing sent reads as absent.
+func TestSentByType(t *testing.T) {
+	var b sentByType
+	for _, typ := range []string{resource.RouteType, resource.SecretType} {
+		if _, ok := b.get(typ); ok {
+			t.Fatalf("%s present before anything was sent", typ)
+		}
+		b.set(typ, sent{nonce: "n-" + typ, version: "v"})
+		if s, ok := b.get(typ); !ok || s.nonce != "n-"+typ {
+			t.Fatalf("%s: %+v %v", typ, s, ok)
+		}
+	}
+	if len(b.other) != 1 {
+		t.Fatalf("other types %v: want only the secret type there", b.other)
+	}
+}

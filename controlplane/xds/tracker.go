@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,28 +66,104 @@ type routeHold struct {
 	nack  *NACK
 }
 
-// proxy is the tracker's per-stream bookkeeping.
+// proxy is the tracker's per-stream bookkeeping. It is kept small: one
+// lives per stream, thousands per replica (issue 11's heap profile put
+// the maps it used to hold at about 2 KB per proxy).
 type proxy struct {
 	node        *core.Node
 	flavour     model.Flavour
 	sessions    Sessions // from the node, once
 	sessionsWhy string
 	since       time.Time
-	routes      map[string]struct{}
-	lastSent    map[string]sent // by type URL
-	ackedRoute  uint64          // route cache version last ACKed
-	nackedRoute uint64          // route cache version last NACKed
+	routes      routeSubs
+	lastSent    sentByType
+	ackedRoute  uint64 // route cache version last ACKed
+	nackedRoute uint64 // route cache version last NACKed
 	lastNACK    *NACK
-	byRoute     map[string]*routeHold
 }
 
-func (p *proxy) hold(route string) *routeHold {
-	h := p.byRoute[route]
-	if h == nil {
-		h = &routeHold{}
-		p.byRoute[route] = h
+// routeSubs is a stream's subscribed routes, sorted, each with what the
+// proxy holds of it (holds[i] is names[i]'s).
+type routeSubs struct {
+	names []string
+	holds []routeHold
+}
+
+func (r *routeSubs) find(name string) (int, bool) { return slices.BinarySearch(r.names, name) }
+
+// has reports whether the stream subscribes to name.
+func (r *routeSubs) has(name string) bool {
+	_, ok := r.find(name)
+	return ok
+}
+
+// hold is what the proxy holds of a route it subscribes to; nil if it
+// does not subscribe to it.
+func (r *routeSubs) hold(name string) *routeHold {
+	if i, ok := r.find(name); ok {
+		return &r.holds[i]
 	}
-	return h
+	return nil
+}
+
+// replace subscribes to exactly names (SotW sends the full list), keeping
+// what the proxy holds of the routes it still subscribes to. It reports
+// whether the set changed.
+func (r *routeSubs) replace(names []string) bool {
+	next := slices.Clone(names)
+	slices.Sort(next)
+	next = slices.Compact(next)
+	if slices.Equal(next, r.names) {
+		return false
+	}
+	holds := make([]routeHold, len(next))
+	for i, n := range next {
+		if h := r.hold(n); h != nil {
+			holds[i] = *h
+		}
+	}
+	r.names, r.holds = slices.Clip(next), holds
+	return true
+}
+
+// sentByType is the last response sent for each type: an array for the
+// four types bg serves, a map only for any other a proxy may ask for.
+type sentByType struct {
+	known [4]sent
+	other map[string]sent
+}
+
+func knownType(typeURL string) int {
+	switch typeURL {
+	case resource.ListenerType:
+		return 0
+	case resource.RouteType:
+		return 1
+	case resource.ClusterType:
+		return 2
+	case resource.EndpointType:
+		return 3
+	}
+	return -1
+}
+
+func (b *sentByType) get(typeURL string) (sent, bool) {
+	if i := knownType(typeURL); i >= 0 {
+		return b.known[i], b.known[i].nonce != ""
+	}
+	s, ok := b.other[typeURL]
+	return s, ok
+}
+
+func (b *sentByType) set(typeURL string, s sent) {
+	if i := knownType(typeURL); i >= 0 {
+		b.known[i] = s
+		return
+	}
+	if b.other == nil {
+		b.other = map[string]sent{}
+	}
+	b.other[typeURL] = s
 }
 
 // tracker follows every stream's subscriptions, ACKs and NACKs, so a switch
@@ -129,7 +206,7 @@ func (t *tracker) routeVersion(v string) uint64 {
 // OnStreamOpen implements sotw.Callbacks.
 func (t *tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
 	t.mu.Lock()
-	t.proxies[id] = &proxy{since: time.Now(), routes: map[string]struct{}{}, lastSent: map[string]sent{}, byRoute: map[string]*routeHold{}}
+	t.proxies[id] = &proxy{since: time.Now()}
 	t.mu.Unlock()
 	t.m.proxies.Inc()
 	return nil
@@ -139,7 +216,7 @@ func (t *tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
 func (t *tracker) OnStreamClosed(id int64, _ *core.Node) {
 	t.mu.Lock()
 	if p := t.proxies[id]; p != nil {
-		t.unindex(id, p.routes)
+		t.unindex(id, p.routes.names)
 	}
 	delete(t.proxies, id)
 	for w := range t.waiters {
@@ -166,7 +243,7 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 		p.flavour = FlavourOf(p.node)
 		p.sessions, p.sessionsWhy = ClientSessions(p.node)
 	}
-	last, hasSent := p.lastSent[typeURL]
+	last, hasSent := p.lastSent.get(typeURL)
 	if hasSent && req.GetResponseNonce() != last.nonce {
 		return nil // stale: the server ignores it too
 	}
@@ -188,8 +265,7 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 				w.nacked(id, v, detail.GetMessage())
 			}
 			for _, n := range last.names {
-				if _, ok := p.routes[n]; ok {
-					h := p.hold(n)
+				if h := p.routes.hold(n); h != nil {
 					h.nackV, h.nack = v, p.lastNACK
 				}
 			}
@@ -208,10 +284,10 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 		}
 		if v := t.routeVersion(last.version); v > 0 {
 			for _, n := range last.names {
-				if _, ok := p.routes[n]; !ok {
+				h := p.routes.hold(n)
+				if h == nil {
 					continue
 				}
-				h := p.hold(n)
 				h.held = max(h.held, v)
 				if h.nackV <= h.held {
 					h.nackV, h.nack = 0, nil
@@ -225,24 +301,17 @@ func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) err
 
 // resubscribe replaces a stream's route subscription (SotW sends the full list).
 func (t *tracker) resubscribe(id int64, p *proxy, names []string) {
-	next := make(map[string]struct{}, len(names))
-	for _, n := range names {
-		next[n] = struct{}{}
+	prev := p.routes.names
+	if !p.routes.replace(names) {
+		return
 	}
 	for w := range t.waiters {
-		if _, still := next[w.route]; !still {
+		if !p.routes.has(w.route) {
 			w.forget(id)
 		}
 	}
-	changed := len(next) != len(p.routes)
-	for n := range p.routes {
-		if _, still := next[n]; !still {
-			delete(p.byRoute, n)
-			changed = true
-		}
-	}
-	t.unindex(id, p.routes)
-	for n := range next {
+	t.unindex(id, prev)
+	for _, n := range p.routes.names {
 		m := t.subscribers[n]
 		if m == nil {
 			m = map[int64]*proxy{}
@@ -250,15 +319,12 @@ func (t *tracker) resubscribe(id int64, p *proxy, names []string) {
 		}
 		m[id] = p
 	}
-	p.routes = next
-	if changed {
-		t.notifyLocked()
-	}
+	t.notifyLocked()
 }
 
 // unindex removes a stream from the subscriber index of routes.
-func (t *tracker) unindex(id int64, routes map[string]struct{}) {
-	for n := range routes {
+func (t *tracker) unindex(id int64, routes []string) {
+	for _, n := range routes {
 		if m := t.subscribers[n]; m != nil {
 			delete(m, id)
 			if len(m) == 0 {
@@ -276,7 +342,7 @@ func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discovery.D
 		if req.GetTypeUrl() == resource.RouteType {
 			s.names = routeNames(resp, req)
 		}
-		p.lastSent[req.GetTypeUrl()] = s
+		p.lastSent.set(req.GetTypeUrl(), s)
 	}
 	t.mu.Unlock()
 	t.m.pushes.WithLabelValues(shortType(req.GetTypeUrl())).Inc()
@@ -294,11 +360,10 @@ func (t *tracker) OnStreamDeltaResponse(int64, *discovery.DeltaDiscoveryRequest,
 }
 
 func (t *tracker) info(id int64, p *proxy) ProxyInfo {
-	routes := make([]string, 0, len(p.routes))
-	for r := range p.routes {
-		routes = append(routes, r)
+	routes := slices.Clone(p.routes.names)
+	if routes == nil {
+		routes = []string{}
 	}
-	sort.Strings(routes)
 	return ProxyInfo{
 		StreamID: id, NodeID: p.node.GetId(), Cluster: p.node.GetCluster(), UserAgent: p.node.GetUserAgentName(),
 		UserAgentVersion: nodeVersion(p.node), Sessions: p.sessions, SessionsWhy: p.sessionsWhy,
@@ -323,7 +388,7 @@ func (t *tracker) routeStatus(route string, v uint64) (subscribed, acked int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, p := range t.proxies {
-		if _, ok := p.routes[route]; ok {
+		if p.routes.has(route) {
 			subscribed++
 			if p.ackedRoute >= v {
 				acked++

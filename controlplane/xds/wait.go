@@ -81,7 +81,7 @@ func (t *tracker) waitRoute(ctx context.Context, route string, version uint64) A
 	w := &waiter{route: route, version: version, pending: map[int64]struct{}{}, nacks: map[int64]string{}, done: make(chan struct{})}
 	t.mu.Lock()
 	for id, p := range t.proxies {
-		if _, ok := p.routes[route]; !ok {
+		if !p.routes.has(route) {
 			continue
 		}
 		if p.ackedRoute >= version {
