@@ -107,6 +107,12 @@ type Status struct {
 	// NoEnvoyListener: the service has no port, so Envoy gets no listener
 	// for it; only proxyless gRPC clients reach it.
 	NoEnvoyListener bool `json:"no_envoy_listener,omitempty"`
+	// ConfigNote says when the service's config and what is served differ
+	// after a reload: removed from the config but served until its switch
+	// ends, or new pools/mirror waiting for its switch to end.
+	ConfigNote string `json:"config_note,omitempty"`
+	// Reload is the config in force on this replica and its last reload.
+	Reload *ReloadStatus `json:"reload,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,

@@ -1,0 +1,158 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/notify"
+	"github.com/bgctl/bg/controlplane/traffic"
+	"github.com/bgctl/bg/controlplane/wait"
+	"github.com/bgctl/bg/controlplane/window"
+)
+
+// modelService is a configured service as the controller serves it.
+func modelService(s config.Service) model.Service {
+	return model.Service{Name: s.Name, ListenerPort: s.Port, Protocol: model.Protocol(s.Protocol),
+		Strategy: model.Strategy(s.Strategy), Affinity: model.Affinity{Header: s.Affinity.Header, Cookie: s.Affinity.Cookie},
+		Pools: s.ModelPools(), MirrorPercent: s.Mirror.Percent}
+}
+
+// The parts of bg serve a reload changes besides the controller.
+type (
+	// watchedSet is the membership source (consulsrc.Source.SetServices).
+	watchedSet interface{ SetServices(names map[string]string) }
+	// expecter is the state watch (consulkv.Store.Expect).
+	expecter interface{ Expect(services []string) }
+	// ackSet is the ACK publisher (acks.Aggregator.SetServices).
+	ackSet interface{ SetServices(services []string) }
+	// templateSetter is the Prometheus source (SetTemplates).
+	templateSetter interface {
+		SetTemplates(map[string]prometheus.Templates) error
+	}
+)
+
+// liveApplier applies a reload to a running bg serve.
+type liveApplier struct {
+	ctx     context.Context
+	ctrl    *traffic.Controller
+	log     *slog.Logger
+	prom    templateSetter // nil: no Prometheus
+	members watchedSet
+	store   expecter
+	acks    ackSet // nil: none
+	notes   *notifiers
+
+	mu sync.Mutex
+	// served maps every served service (configured, or removed and still
+	// served) to its Consul service: what membership, the state watch and
+	// the ACK reports follow.
+	served map[string]string
+}
+
+var _ applier = (*liveApplier)(nil)
+
+func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(), error) {
+	plans, templates := plansOf(next)
+	windows := map[string]*window.Schedule{}
+	rollParams := map[string]model.RollParams{}
+	for _, s := range next.Services {
+		sch, err := s.Schedule()
+		if err != nil {
+			return nil, fmt.Errorf("services %s windows: %w", s.Name, err)
+		}
+		windows[s.Name] = sch
+		rollParams[s.Name] = s.Rolling.Params()
+	}
+	var targets []notify.Target
+	if ch.Notifications {
+		var err error
+		if targets, err = next.NotifyTargets(); err != nil {
+			return nil, err
+		}
+	}
+	// Last, as it changes the source: all of them parse or none is taken.
+	if a.prom != nil {
+		if err := a.prom.SetTemplates(templates); err != nil {
+			return nil, err
+		}
+	}
+	return func() {
+		a.ctrl.SetPlans(plans)
+		a.ctrl.SetWindows(windows)
+		a.ctrl.SetRolling(rollParams)
+		if ch.Notifications {
+			a.notes.set(targets)
+		}
+		for _, s := range next.Services {
+			if slices.Contains(ch.Updated, s.Name) {
+				a.ctrl.UpdateService(modelService(s))
+			}
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, s := range ch.Added {
+			a.served[s.Name] = s.ConsulService
+			if a.ctrl.AddService(modelService(s)) {
+				go a.publish(s.Name)
+			}
+		}
+		for _, name := range ch.Removed {
+			a.ctrl.RetireService(name)
+		}
+		a.syncLocked()
+	}, nil
+}
+
+// syncLocked tells the watches which services are served.
+func (a *liveApplier) syncLocked() {
+	names := slices.Sorted(maps.Keys(a.served))
+	a.members.SetServices(maps.Clone(a.served))
+	a.store.Expect(names)
+	if a.acks != nil {
+		a.acks.SetServices(names)
+	}
+}
+
+// onRetired: a removed service left xDS; its watches end (unless a later
+// reload added it back meanwhile).
+func (a *liveApplier) onRetired(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctrl.Configured(name) {
+		return
+	}
+	delete(a.served, name)
+	a.syncLocked()
+}
+
+// publish serves an added service once its state is loaded (the leader
+// creates it as at a first start) and its fleets are read.
+func (a *liveApplier) publish(name string) {
+	backoff := 100 * time.Millisecond
+	for {
+		err := a.ctrl.PublishService(a.ctx, name)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, traffic.ErrUnknownService):
+			return // removed again
+		case errors.Is(err, traffic.ErrNotReady), errors.Is(err, traffic.ErrStateMissing):
+			backoff = 100 * time.Millisecond
+		default:
+			a.log.Warn("serving a service added by a reload: retrying", "service", name, "error", err, "retry_in", backoff)
+			backoff = min(backoff*2, 5*time.Second)
+		}
+		if !wait.Sleep(a.ctx, backoff) {
+			return
+		}
+	}
+}
