@@ -56,12 +56,28 @@ type liveApplier struct {
 	// served) to its Consul service: what membership, the state watch and
 	// the ACK reports follow.
 	served map[string]string
+	// plans and templates in force, by service: a removed service's stay
+	// until it leaves, since a switch running on it still reads them.
+	plans     map[string]model.Plan
+	templates map[string]prometheus.Templates
 }
 
 var _ applier = (*liveApplier)(nil)
 
 func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(), error) {
 	plans, templates := plansOf(next)
+	a.mu.Lock()
+	for name := range a.served { // removed now or before, and still served
+		if _, ok := plans[name]; !ok {
+			if p, ok := a.plans[name]; ok {
+				plans[name] = p
+			}
+			if t, ok := a.templates[name]; ok {
+				templates[name] = t
+			}
+		}
+	}
+	a.mu.Unlock()
 	windows := map[string]*window.Schedule{}
 	rollParams := map[string]model.RollParams{}
 	for _, s := range next.Services {
@@ -99,6 +115,7 @@ func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(),
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		a.plans, a.templates = plans, templates
 		for _, s := range ch.Added {
 			a.served[s.Name] = s.ConsulService
 			if a.ctrl.AddService(modelService(s)) {
@@ -131,6 +148,8 @@ func (a *liveApplier) onRetired(name string) {
 		return
 	}
 	delete(a.served, name)
+	delete(a.plans, name)
+	delete(a.templates, name)
 	a.syncLocked()
 }
 

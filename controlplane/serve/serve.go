@@ -154,6 +154,7 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 	members.Readers = consulReaders
 	live := &liveApplier{ctx: ctx, ctrl: ctrl, log: log, prom: templates, members: members, store: store, acks: ackAgg, notes: notes,
 		served: maps.Clone(names)}
+	live.plans, live.templates = plansOf(cfg)
 	ctrl.SetOnRetired(live.onRetired)
 	reload := newReloader(cs, cfg, live, log, newReloadMetrics(reg))
 	ctrl.SetReloadStatus(reload.Status)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/translator"
@@ -40,6 +41,10 @@ const RetiringNote = "removed from config; still served until its switch ends"
 // PendingNote is what status says of a service whose new pools or mirror
 // wait for its switch to end.
 const PendingNote = "config change (pools, mirror) waits for the running switch to end"
+
+// confirmWait bounds how long a retiring service waits for its ended
+// switch's confirmation (confirmLater waits up to 30 s for ACKs).
+const confirmWait = 35 * time.Second
 
 // ServiceRemover is the part of the xDS server that removes a service's
 // resources. A pusher without it keeps a retired service's resources.
@@ -184,6 +189,15 @@ func (c *Controller) settle(s *service) {
 	c.mu.Unlock()
 	if busy {
 		return
+	}
+	// A rollback that just ended is confirmed once every proxy ACKs it
+	// (confirmLater): wait for that, a bounded time, so its record is
+	// complete before the service leaves.
+	if r := t.Rollout; retire && r != nil && !r.DetectedAt.IsZero() && r.ConfirmedAt.IsZero() && !r.EndedAt.IsZero() {
+		if left := confirmWait - c.now().Sub(r.EndedAt); left > 0 {
+			c.rt.After(left, func() { c.post(s, func() { c.settle(s) }) })
+			return
+		}
 	}
 	if retire {
 		c.retire(s)
