@@ -168,7 +168,7 @@ func (c *Controller) command(ctx context.Context, s *service, decide func(cur mo
 		c.mu.Lock()
 		if c.services[s.cfg.Name] != s {
 			c.mu.Unlock()
-			err = fmt.Errorf("%w %q: %v", ErrUnknownService, s.cfg.Name, ErrRemoved)
+			err = fmt.Errorf("%w %q: %w", ErrUnknownService, s.cfg.Name, ErrRemoved)
 			return
 		}
 		cur := s.traffic

@@ -249,7 +249,7 @@ func (c *Controller) refuseRetiring(s *service, what string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s.retiring {
-		return fmt.Errorf("%w: %s: %s %s refused; it is served only until its switch ends", ErrUnknownService, s.cfg.Name, ErrRemoved, what)
+		return fmt.Errorf("%w %q: it was %w, so %s is refused; it is served only until its running switch ends", ErrUnknownService, s.cfg.Name, ErrRemoved, what)
 	}
 	return nil
 }
