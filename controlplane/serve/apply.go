@@ -32,7 +32,8 @@ type (
 	watchedSet interface{ SetServices(names map[string]string) }
 	// expecter is the state watch (consulkv.Store.Expect).
 	expecter interface{ Expect(services []string) }
-	// ackSet is the ACK publisher (acks.Aggregator.SetServices).
+	// ackSet is the ACK publisher (acks.Aggregator.SetServices), or the
+	// releases' service list.
 	ackSet interface{ SetServices(services []string) }
 	// templateSetter is the Prometheus source (SetTemplates).
 	templateSetter interface {
@@ -50,6 +51,7 @@ type liveApplier struct {
 	store   expecter
 	acks    ackSet // nil: none
 	notes   *notifiers
+	rels    ackSet // releases.Executor.SetServices: what --all names; nil: none
 
 	mu sync.Mutex
 	// served maps every served service (configured, or removed and still
@@ -112,6 +114,13 @@ func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(),
 			if slices.Contains(ch.Updated, s.Name) {
 				a.ctrl.UpdateService(modelService(s))
 			}
+		}
+		if a.rels != nil {
+			var names []string
+			for _, s := range next.Services {
+				names = append(names, s.Name)
+			}
+			a.rels.SetServices(names)
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()

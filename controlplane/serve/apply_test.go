@@ -42,6 +42,14 @@ func (w *watches) Expect(s []string) { w.mu.Lock(); w.expect = slices.Clone(s); 
 
 type ackWatch struct{ w *watches }
 
+// relWatch records the releases' service list.
+type relWatch struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (r *relWatch) SetServices(s []string) { r.mu.Lock(); r.names = slices.Clone(s); r.mu.Unlock() }
+
 func (a ackWatch) SetServices(s []string) { a.w.mu.Lock(); a.w.acks = slices.Clone(s); a.w.mu.Unlock() }
 
 func (w *watches) SetTemplates(t map[string]prometheus.Templates) error {
@@ -106,7 +114,8 @@ func TestLiveApplier(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &watches{}
-	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, acks: ackWatch{w}, notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil),
+	rels := &relWatch{}
+	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, acks: ackWatch{w}, notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil), rels: rels,
 		served: maps.Clone(names)}
 	a.plans, a.templates = plansOf(old)
 	ctrl.SetAnalysis(nil, a.plans)
@@ -165,6 +174,11 @@ func TestLiveApplier(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	rels.mu.Lock()
+	if !slices.Equal(rels.names, []string{"web", "api"}) {
+		t.Errorf("releases name %v, want the file's services", rels.names)
+	}
+	rels.mu.Unlock()
 	a.mu.Lock()
 	steps := a.plans["web"].Steps
 	_, cartPlan := a.plans["cart"]
