@@ -38,6 +38,10 @@ var ErrRemoved = errors.New("removed from config")
 // RetiringNote is what status says of a removed service still served.
 const RetiringNote = "removed from config; still served until its switch ends"
 
+// AddedNote is what status says of a service a reload added that is not
+// served yet.
+const AddedNote = "added by a config reload; served once its traffic state and fleets are read"
+
 // PendingNote is what status says of a service whose new pools or mirror
 // wait for its switch to end.
 const PendingNote = "config change (pools, mirror) waits for the running switch to end"
@@ -254,10 +258,12 @@ func (c *Controller) refuseRetiring(s *service, what string) error {
 	return nil
 }
 
-// configNote is status's word on a removed or changing service. Caller
-// holds c.mu.
-func (s *service) configNote() string {
+// configNote is status's word on an added, removed or changing service.
+// pushed: the first publish happened. Caller holds c.mu.
+func (s *service) configNote(pushed bool) string {
 	switch {
+	case pushed && !s.published:
+		return AddedNote
 	case s.retiring:
 		return RetiringNote
 	case s.pending != nil:

@@ -215,6 +215,9 @@ func TestAddServiceLeader(t *testing.T) {
 	if c.AddService(cartService) {
 		t.Fatal("cart added twice")
 	}
+	if st, err := c.Status("cart"); err != nil || st.ConfigNote != traffic.AddedNote {
+		t.Fatalf("status of an added service: %+v %v", st, err)
+	}
 	if _, err := c.Switch(ctx, traffic.Request{Service: "cart", To: model.Green, Instant: true}); !errors.Is(err, traffic.ErrNotReady) {
 		t.Fatalf("switch of an unpublished service: %v", err)
 	}
@@ -236,6 +239,9 @@ func TestAddServiceLeader(t *testing.T) {
 	}
 	if _, err := c.Switch(ctx, traffic.Request{Service: "cart", To: model.Green, Instant: true, Timeout: time.Millisecond}); err != nil {
 		t.Fatalf("switch of the added service: %v", err)
+	}
+	if st, _ := c.Status("cart"); st.ConfigNote != "" {
+		t.Fatalf("note once served: %q", st.ConfigNote)
 	}
 	if names := statusNames(c); !slices.Equal(names, []string{"cart", "web"}) {
 		t.Fatalf("StatusAll: %v", names)

@@ -45,7 +45,7 @@ func (c *Controller) Status(name string) (Status, error) {
 	}
 	st.MirrorPercent, st.Preview = svc.MirrorPercent, t.Preview
 	st.NoEnvoyListener = svc.ListenerPort == 0
-	st.ConfigNote = s.configNote()
+	st.ConfigNote = s.configNote(c.pushed)
 	if !svc.Stateful() {
 		st.Candidate = t.Candidate()
 	}

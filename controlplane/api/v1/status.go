@@ -108,8 +108,9 @@ type Status struct {
 	// for it; only proxyless gRPC clients reach it.
 	NoEnvoyListener bool `json:"no_envoy_listener,omitempty"`
 	// ConfigNote says when the service's config and what is served differ
-	// after a reload: removed from the config but served until its switch
-	// ends, or new pools/mirror waiting for its switch to end.
+	// after a reload: added but not served yet, removed from the config but
+	// served until its switch ends, or new pools/mirror waiting for its
+	// switch to end.
 	ConfigNote string `json:"config_note,omitempty"`
 	// Reload is the config in force on this replica and its last reload.
 	Reload *ReloadStatus `json:"reload,omitempty"`
