@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bgctl/bg/cli/commands"
-	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/admin"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
