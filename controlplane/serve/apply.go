@@ -41,6 +41,12 @@ type (
 	}
 )
 
+// switchRunningError: a reload would change what a running switch
+// reads; the reload is refused.
+type switchRunningError struct{ err error }
+
+func (e *switchRunningError) Error() string { return e.err.Error() }
+
 // liveApplier applies a reload to a running bg serve.
 type liveApplier struct {
 	ctx     context.Context
@@ -79,7 +85,23 @@ func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(),
 			}
 		}
 	}
+	var busy []string
+	for name, t := range templates {
+		if old, ok := a.templates[name]; ok && old != t && a.ctrl.SwitchRunning(name) {
+			busy = append(busy, name)
+		}
+	}
 	a.mu.Unlock()
+	if len(busy) > 0 {
+		// A running switch counts each series from its start with these
+		// queries: other queries mid-way would count other series.
+		slices.Sort(busy)
+		var es []error
+		for _, name := range busy {
+			es = append(es, fmt.Errorf("services[%s].analysis requests, errors and latency.query cannot change while a switch runs on %s; reload once it ends", name, name))
+		}
+		return nil, &switchRunningError{errors.Join(es...)}
+	}
 	windows := map[string]*window.Schedule{}
 	rollParams := map[string]model.RollParams{}
 	for _, s := range next.Services {

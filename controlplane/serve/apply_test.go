@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
 	"github.com/bgctl/bg/controlplane/membership"
@@ -192,5 +193,74 @@ func fleets() model.Membership {
 	return model.Membership{
 		Blue:  model.Fleet{Endpoints: []model.Endpoint{{ID: "b1", Address: "10.0.0.1", Port: 8080, Weight: 1}}},
 		Green: model.Fleet{Endpoints: []model.Endpoint{{ID: "g1", Address: "10.0.0.2", Port: 8080, Weight: 1}}},
+	}
+}
+
+// A running switch counts its series with the queries it started with:
+// a reload changing them is refused until it ends.
+func TestLiveApplierRefusesNewQueriesMidSwitch(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	old := applyConfig(t, applyYAML)
+	store := memstate.New()
+	now := time.Now()
+	running := model.Traffic{Stable: model.Blue, Target: model.Green, GreenPercent: 20, Phase: model.PhaseSwitching, Generation: 2,
+		Rollout: &model.Rollout{ID: "gen-2", From: model.Blue, To: model.Green, Phase: model.RolloutProgressing, StartedAt: now, StepSince: now,
+			Plan: model.Plan{Steps: []int{20, 100}, Interval: model.Duration(time.Second), Confidence: 0.99, UnavailableBudget: model.Duration(time.Second),
+				OnUnavailable: "rollback", InsufficientBudget: model.Duration(time.Second), OnInsufficient: "rollback", Rollback: "instant"}}}
+	if _, err := store.Save(ctx, "web", running, 0, model.HistoryEntry{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Save(ctx, "cart", model.InitialTraffic(), 0, model.HistoryEntry{}); err != nil {
+		t.Fatal(err)
+	}
+	var services []model.Service
+	for _, s := range old.Services {
+		services = append(services, modelService(s))
+	}
+	ctrl := traffic.New(services, "0.0.0.0", store, xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
+	ctrl.UseElection()
+	for _, s := range services {
+		ctrl.OnMembership(membership.Update{Service: s.Name, Membership: fleets()})
+	}
+	if err := ctrl.LoadState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := &watches{}
+	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil),
+		served: map[string]string{"web": "web", "cart": "cart"}}
+	a.plans, a.templates = plansOf(old)
+
+	newQuery := strings.Replace(applyYAML, "port: 10000\n", "port: 10000\n    analysis: {errors: 'sum(x{cluster=\"{{.Cluster}}\"})'}\n", 1)
+	newQuery = strings.Replace(newQuery, "port: 10002\n", "port: 10002\n    analysis: {errors: 'sum(x{cluster=\"{{.Cluster}}\"})'}\n", 1)
+	next := applyConfig(t, newQuery)
+	ch, err := config.Diff(old, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.prepare(old, next, ch)
+	var busy *switchRunningError
+	if !errors.As(err, &busy) || !strings.Contains(err.Error(), "services[web].analysis") || strings.Contains(err.Error(), "cart") {
+		t.Fatalf("prepare: %v; want refused for web only (cart is idle)", err)
+	}
+	if _, _, _, tmpl := w.state(); tmpl != nil {
+		t.Fatalf("templates changed: %v", tmpl)
+	}
+	// Steps alone may change: the running switch keeps its own.
+	steps := applyConfig(t, strings.Replace(applyYAML, "port: 10000\n", "port: 10000\n    analysis: {steps: [50, 100]}\n", 1))
+	ch, err = config.Diff(old, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.prepare(old, steps, ch); err != nil {
+		t.Fatalf("a steps change mid-switch: %v", err)
+	}
+
+	// The reloader reports such a refusal as refused.
+	path := filepath.Join(t.TempDir(), "bg.yaml")
+	writeConfig(t, path, newQuery)
+	r := newReloader(ConfigSource{Path: path, Load: func() (*config.Config, error) { return next, nil }}, old, a, quiet, newReloadMetrics(nil))
+	if at := r.Reload(apiv1.TriggerAPI); at.Result != apiv1.ReloadRefused || !strings.Contains(at.Error, "while a switch runs on web") {
+		t.Fatalf("reload: %+v", at)
 	}
 }

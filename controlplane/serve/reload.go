@@ -109,6 +109,9 @@ func (r *reloader) reloadLocked(trigger apiv1.ReloadTrigger, hash string) apiv1.
 		return fail(apiv1.ReloadRefused, err)
 	}
 	commit, err := r.apply.prepare(r.cfg, next, ch)
+	if busy := (*switchRunningError)(nil); errors.As(err, &busy) {
+		return fail(apiv1.ReloadRefused, busy)
+	}
 	if err != nil {
 		return fail(apiv1.ReloadInvalid, err)
 	}

@@ -275,3 +275,15 @@ func (s *service) configNote(pushed bool) string {
 // Configured reports whether the service is in the model (configured, or
 // removed and still served).
 func (c *Controller) Configured(name string) bool { return c.get(name) != nil }
+
+// SwitchRunning reports whether a progressive switch or a roll runs on the
+// service (false for an unknown one).
+func (c *Controller) SwitchRunning(name string) bool {
+	s := c.get(name)
+	if s == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.traffic.ProgressiveRunning() || s.traffic.RollRunning()
+}
