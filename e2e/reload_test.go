@@ -41,7 +41,7 @@ type reloadStack struct {
 
 const reloadAnalysis = `
 interval: 1s
-bake: 2s
+bake: 3s
 steps: [20, 50, 100]
 min_requests: 50
 unavailable_budget: 4s
