@@ -442,3 +442,91 @@ func (s *reloadStack) cliMust(t *testing.T, args ...string) string {
 	}
 	return out
 }
+
+// TestConfigReloadReplicas: each replica reloads its own file. A service
+// added on two replicas (one by SIGHUP, one by bg reload) is served by
+// both; only the leader creates its state; an instant switch of it through
+// either replica completes only when the proxies of both hold it (ACK
+// reports follow the new service set).
+func TestConfigReloadReplicas(t *testing.T) {
+	s := &reloadStack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), token: "e2e-secret",
+		backends: map[string]*harness.Backend{}, clients: map[string]*harness.Traffic{}}
+	for _, svc := range []string{"web", "api"} {
+		for _, fl := range []struct{ color, version string }{{"blue", "v1"}, {"green", "v2"}} {
+			id := svc + "-" + fl.color + "-1"
+			b := harness.StartBackend(t, harness.BackendOptions{Service: svc, Color: fl.color, ID: id, Version: fl.version})
+			if err := b.Register(s.consul.Client()); err != nil {
+				t.Fatalf("register %s: %v", id, err)
+			}
+			s.backends[id] = b
+		}
+	}
+	type replica struct {
+		admin, xds, path string
+		bg               *harness.BG
+	}
+	write := func(r *replica, services ...string) {
+		var svcs []harness.BGService
+		for i, name := range services {
+			svcs = append(svcs, harness.BGService{Name: name, Port: 10000 + i})
+		}
+		p := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: s.consul.HTTPAddr(), XDSAddr: r.xds, AdminAddr: r.admin, Token: s.token, Services: svcs})
+		if r.path == "" {
+			r.path = p
+			return
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.path = r.path
+		s.overwrite(t, string(b))
+	}
+	var rs []*replica
+	for range 2 {
+		r := &replica{admin: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), xds: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))}
+		write(r, "web")
+		r.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: r.path, AdminAddr: r.admin, Token: s.token})
+		rs = append(rs, r)
+	}
+	cli := func(r *replica, args ...string) (string, string, int) {
+		return harness.RunCLIEnv(t, s.bin, []string{"BG_ADDR=" + r.admin, "BG_TOKEN=" + s.token}, args...)
+	}
+	web := harness.StartTraffic(t, harness.TrafficOptions{XDSAddr: rs[1].xds, NodeID: "web-client", Service: "web", Workers: 2})
+	web.Ready(t, 30*time.Second)
+	webMark := web.Mark()
+
+	write(rs[0], "web", "api")
+	if err := syscall.Kill(rs[0].bg.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	write(rs[1], "web", "api")
+	if out, errOut, code := cli(rs[1], "reload"); code != 0 || !strings.Contains(out, "added api") {
+		t.Fatalf("bg reload on replica 1: exit %d\n%s%s", code, out, errOut)
+	}
+	// A client of each replica gets api.
+	var apis []*harness.Traffic
+	for i, r := range rs {
+		c := harness.StartTraffic(t, harness.TrafficOptions{XDSAddr: r.xds, NodeID: fmt.Sprintf("api-client-%d", i), Service: "api", Workers: 2})
+		c.Ready(t, 10*time.Second)
+		apis = append(apis, c)
+	}
+	// Through either replica, the switch completes with every proxy of
+	// both replicas ACKing (exit 0), and both clients move.
+	if out, errOut, code := cli(rs[1], "switch", "api", "--to", "green", "--instant"); code != 0 {
+		t.Fatalf("switch api: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, c := range apis {
+		c.WaitFor(t, 5*time.Second, func(n harness.Counts) bool { return n.OK() > 0 && n.Green == n.OK() && n.Failed == 0 })
+	}
+	for i, r := range rs {
+		var st reloadSvcStatus
+		s.admin = r.admin
+		if code := s.get(t, "/v1/services/api", &st); code != http.StatusOK || st.Weights.Green != 100 || st.Generation != 2 || st.Reload.Generation != 2 {
+			t.Fatalf("replica %d: api HTTP %d %+v reload %+v", i, code, st, st.Reload)
+		}
+	}
+	if n := web.Since(webMark); n.Failed != 0 || n.Green != 0 || n.Blue == 0 {
+		t.Fatalf("web across both reloads: %s", n)
+	}
+}
