@@ -187,7 +187,7 @@ func (a *liveApplier) onRetired(name string) {
 // publish serves an added service once its state is loaded (the leader
 // creates it as at a first start) and its fleets are read.
 func (a *liveApplier) publish(name string) {
-	backoff := 100 * time.Millisecond
+	backoff := 50 * time.Millisecond
 	for {
 		err := a.ctrl.PublishService(a.ctx, name)
 		switch {
@@ -196,7 +196,10 @@ func (a *liveApplier) publish(name string) {
 		case errors.Is(err, traffic.ErrUnknownService):
 			return // removed again
 		case errors.Is(err, traffic.ErrNotReady), errors.Is(err, traffic.ErrStateMissing):
-			backoff = 100 * time.Millisecond
+			// Waiting for its first fleet read or the leader's first
+			// state: soon, but a service with no instances yet is not
+			// polled ten times a second for ever.
+			backoff = min(backoff*2, time.Second)
 		default:
 			a.log.Warn("serving a service added by a reload: retrying", "service", name, "error", err, "retry_in", backoff)
 			backoff = min(backoff*2, 5*time.Second)
