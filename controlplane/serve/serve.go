@@ -49,6 +49,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs ConfigSource) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// SIGHUP reloads the config (below); caught from the start, so one sent
+	// while bg starts waits for it instead of killing it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	log.Info("starting", "config", cfg) // Config.LogValue: never a secret
 	reg := prometheus.NewRegistry()
@@ -206,9 +211,6 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 
 	go members.Run(ctx, ctrl.OnMembership)
 	// Each replica reloads its own file; only the leader writes state.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
