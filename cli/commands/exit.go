@@ -74,6 +74,10 @@ var codeExit = map[string]int{
 	apiv1.CodeNoLeader:      ExitRefused,
 	apiv1.CodeNotReady:      ExitRefused,
 	apiv1.CodeUnavailable:   ExitRefused,
+	// A reload that changed nothing: an invalid file, or a setting that
+	// needs a restart.
+	apiv1.CodeConfigInvalid:   ExitRefused,
+	apiv1.CodeRestartRequired: ExitRefused,
 
 	apiv1.CodeUnauthorized: ExitUnauthorized,
 	apiv1.CodeForbidden:    ExitUnauthorized, // the token's scope is too small; the message names the one needed

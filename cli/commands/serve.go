@@ -20,6 +20,13 @@ func configFlag() cli.Flag {
 
 // loadConfig reads the file, BG_* env and flag overrides, and validates them.
 func loadConfig(c *cli.Context) (*config.Config, error) {
+	cfg, _, err := loadConfigSource(c)
+	return cfg, err
+}
+
+// loadConfigSource is loadConfig, plus how bg serve reloads the same file
+// with the same overrides.
+func loadConfigSource(c *cli.Context) (*config.Config, serve.ConfigSource, error) {
 	overrides := map[string]any{}
 	for flag, key := range map[string]string{"xds-listen": "xds.listen", "admin-listen": "admin.listen", "consul-address": "consul.address"} {
 		if c.IsSet(flag) {
@@ -28,11 +35,12 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 	}
 	// Every problem at once: unknown keys, values that do not decode and
 	// semantic errors, one per line with its field path.
-	cfg, err := config.LoadValid(c.String("config"), overrides)
+	path := c.String("config")
+	cfg, err := config.LoadValid(path, overrides)
 	if err != nil {
-		return nil, cli.Exit("invalid configuration:\n"+indent(err.Error()), ExitUsage)
+		return nil, serve.ConfigSource{}, cli.Exit("invalid configuration:\n"+indent(err.Error()), ExitUsage)
 	}
-	return cfg, nil
+	return cfg, serve.ConfigSource{Path: path, Load: func() (*config.Config, error) { return config.LoadValid(path, overrides) }}, nil
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
@@ -53,14 +61,14 @@ Example:
 			&cli.StringFlag{Name: "consul-address", Usage: "override consul.address"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, err := loadConfig(c)
+			cfg, src, err := loadConfigSource(c)
 			if err != nil {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if err := serve.Run(ctx, cfg, log); err != nil {
+			if err := serve.RunWith(ctx, cfg, log, src); err != nil {
 				return cli.Exit("error: "+err.Error(), ExitError)
 			}
 			return nil

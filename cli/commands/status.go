@@ -158,13 +158,40 @@ func printStatus(w io.Writer, list []apiv1.Status) {
 			fmt.Fprintf(w, "%s: envoy listener: none (no port; proxyless gRPC clients only)\n", st.Service)
 		}
 		printSessionsAtRisk(w, st)
+		if st.ConfigNote != "" {
+			fmt.Fprintf(w, "%s: %s\n", st.Service, st.ConfigNote)
+		}
 	}
-	// Notification failures are the replica's, the same in every status.
+	// Notification failures and the config are the replica's, the same in every status.
 	if len(list) > 0 {
 		for _, n := range list[0].Notifications {
 			fmt.Fprintf(w, "notification %s: last delivery failed at %s: %s\n", n.Name, n.At.Format(time.RFC3339), n.LastError)
 		}
+		if line := reloadLines(list[0].Reload); line != "" {
+			fmt.Fprint(w, line)
+		}
 	}
+}
+
+// reloadLines shows the config in force and, when it failed, the last
+// reload (a successful one shows in the generation).
+func reloadLines(r *apiv1.ReloadStatus) string {
+	if r == nil {
+		return ""
+	}
+	out := fmt.Sprintf("config: generation %d (sha256 %.12s) since %s", r.Generation, r.Hash, r.Since.Format(time.RFC3339))
+	if r.Watch {
+		out += "; watching the file"
+	}
+	out += "\n"
+	if l := r.Last; l != nil {
+		if l.Result == apiv1.ReloadSuccess {
+			out += fmt.Sprintf("config: last reload (%s) at %s: success: %s\n", l.Trigger, l.At.Format(time.RFC3339), l.Change)
+		} else {
+			out += fmt.Sprintf("config: last reload (%s) at %s: %s; the running config stays in force:\n%s\n", l.Trigger, l.At.Format(time.RFC3339), l.Result, indent(l.Error))
+		}
+	}
+	return out
 }
 
 // releaseLine shows pools, mirroring and a closed deploy window.

@@ -33,6 +33,7 @@ type Aggregator struct {
 	MinInterval time.Duration
 
 	stopped chan struct{} // closed when Start's publisher has finished
+	pub     *Publisher    // Start's publisher (SetServices)
 
 	// The watch all concurrent Waits share (subscribe).
 	mu        sync.Mutex

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -52,6 +54,22 @@ type Publisher struct {
 	written map[string][sha256.Size]byte
 	// renewEvery is how often the session is renewed (SessionTTL/3).
 	renewEvery time.Duration
+
+	// svcMu guards o.Services, which SetServices replaces (a config reload).
+	svcMu sync.Mutex
+}
+
+// SetServices replaces the services reported on, from the next write on.
+func (p *Publisher) SetServices(services []string) {
+	p.svcMu.Lock()
+	defer p.svcMu.Unlock()
+	p.o.Services = slices.Clone(services)
+}
+
+func (p *Publisher) services() []string {
+	p.svcMu.Lock()
+	defer p.svcMu.Unlock()
+	return p.o.Services
 }
 
 // NewPublisher builds a publisher; Run starts it. txn (client.Txn()) writes
@@ -232,7 +250,7 @@ func (p *Publisher) publishUnless(ctx context.Context, quiet bool) error {
 // session ends it at once (every other write would fail too).
 func (p *Publisher) publish(ctx context.Context) error {
 	var todo []change
-	for _, svc := range p.o.Services {
+	for _, svc := range p.services() {
 		rep := NewReport(p.o.Replica, svc, p.src.RouteAcks(svc, 0), p.o.MaxListed)
 		same, err := json.Marshal(rep)
 		if err != nil {

@@ -33,9 +33,18 @@ func Start(ctx context.Context, client, watch *api.Client, prefix, replica, chec
 	agg := NewAggregator(client.KV(), prefix, replica, srv, log)
 	agg.watchKV = watch.KV()
 	agg.stopped = make(chan struct{})
+	agg.pub = pub
 	go func() {
 		defer close(agg.stopped)
 		pub.Run(ctx)
 	}()
 	return agg, nil
+}
+
+// SetServices replaces the services this replica reports ACKs for (a
+// config reload added or retired some).
+func (a *Aggregator) SetServices(services []string) {
+	if a.pub != nil {
+		a.pub.SetServices(services)
+	}
 }

@@ -14,7 +14,7 @@ import (
 // leads; otherwise the leader's admin host:port, or an error if none.
 type LeaderFunc func(ctx context.Context) (addr string, self bool, err error)
 
-// Forwarding sends commands (POST) to the leader, so any replica accepts
+// Forwarding sends commands (POST, except /v1/reload) to the leader, so any replica accepts
 // them and exactly one acts; reads are answered locally. The original
 // Authorization and actor headers travel with the request.
 func Forwarding(next http.Handler, leader LeaderFunc) http.Handler {
@@ -30,7 +30,8 @@ func forwarding(next http.Handler, leader LeaderFunc, tlsConf *tls.Config) http.
 		transport = t
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.Header.Get(forwardedHeader) != "" {
+		// A reload is of this replica's own config file: never forwarded.
+		if r.Method != http.MethodPost || r.Header.Get(forwardedHeader) != "" || r.URL.Path == "/v1/reload" {
 			next.ServeHTTP(w, r)
 			return
 		}

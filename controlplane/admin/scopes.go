@@ -47,6 +47,8 @@ var routeScopes = map[string]routeRule{
 	"POST /v1/releases/{id}/abort":     operate,
 	"POST /v1/releases/{id}/pause":     operate,
 	"POST /v1/releases/{id}/resume":    operate,
+	// Each replica reloads its own file: never forwarded to the leader.
+	"POST /v1/reload": operate,
 
 	// Profiles cost CPU and show the program's insides: the strongest scope.
 	"GET /debug/pprof/":        override,

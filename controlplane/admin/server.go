@@ -60,6 +60,9 @@ type Options struct {
 	Pprof bool
 	// Releases, when set, serves /v1/releases (releases.go).
 	Releases Releases
+	// Reload re-reads this replica's config file (POST /v1/reload); nil:
+	// the route answers that reload is not available.
+	Reload func() apiv1.ReloadAttempt
 }
 
 // Handler builds the admin API.
@@ -155,6 +158,30 @@ func registerRoutes(mux *router, c Controller, o Options) {
 	}
 	if o.Releases != nil {
 		releaseRoutes(mux, o.Releases)
+	}
+	mux.HandleFunc("POST /v1/reload", reloadHandler(o.Reload))
+}
+
+// reloadHandler answers a reload of this replica's config: 200 when it is
+// in force, 422 (config_invalid) or 409 (restart_required) with the same
+// body when the running config stays.
+func reloadHandler(reload func() apiv1.ReloadAttempt) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if reload == nil {
+			writeError(w, http.StatusNotImplemented, apiv1.CodeUnavailable, "this control plane cannot reload its config")
+			return
+		}
+		a := reload()
+		switch a.Result {
+		case apiv1.ReloadSuccess:
+			writeJSON(w, http.StatusOK, a)
+		case apiv1.ReloadRefused:
+			a.Code = apiv1.CodeRestartRequired
+			writeJSON(w, http.StatusConflict, a)
+		default:
+			a.Code = apiv1.CodeConfigInvalid
+			writeJSON(w, http.StatusUnprocessableEntity, a)
+		}
 	}
 }
 

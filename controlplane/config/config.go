@@ -23,6 +23,15 @@ type Config struct {
 	Release  Release        `mapstructure:"release"`
 	// Notifications tell people what bg did (notifications.go).
 	Notifications []Notification `mapstructure:"notifications"`
+	// Config is about the config file itself (reload.go).
+	Config File `mapstructure:"config"`
+}
+
+// File says how bg follows its own config file.
+type File struct {
+	// Watch reloads the file when it changes on disk (as SIGHUP and
+	// POST /v1/reload do).
+	Watch bool `mapstructure:"watch"`
 }
 
 // Consul says where fleets and traffic state are read from.

@@ -51,6 +51,7 @@ var defaults = map[string]any{
 	"leader.check_ttl":       DefaultCheckTTL,
 	"leader.session_ttl":     10 * time.Second,
 	"leader.lock_delay":      DefaultLockDelay,
+	"config.watch":           false,
 
 	"admin.tls.cert_file":      "",
 	"admin.tls.key_file":       "",

@@ -45,7 +45,7 @@ type watch struct {
 // consumersOf are the configured services that call provider.
 func (e *Executor) consumersOf(provider string) []string {
 	var out []string
-	for _, s := range e.opts.Services {
+	for _, s := range e.services() {
 		if slices.Contains(e.opts.Dependencies[s], provider) {
 			out = append(out, s)
 		}

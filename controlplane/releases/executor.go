@@ -123,6 +123,9 @@ type Executor struct {
 	tick    time.Duration
 	timeout time.Duration
 
+	// svcMu guards opts.Services, which a config reload replaces.
+	svcMu sync.Mutex
+
 	mu      sync.Mutex // guards the fields below
 	leading bool
 	loaded  bool
@@ -867,7 +870,7 @@ func (e *Executor) resolve(req apiv1.ReleaseRequest) ([]string, string, error) {
 	var services []string
 	switch {
 	case req.All:
-		services = slices.Clone(e.opts.Services)
+		services = e.services()
 		if name == "" {
 			name = "all"
 		}
@@ -884,7 +887,7 @@ func (e *Executor) resolve(req apiv1.ReleaseRequest) ([]string, string, error) {
 		services = slices.Clone(req.Services)
 		seen := map[string]bool{}
 		for i, s := range services {
-			if !slices.Contains(e.opts.Services, s) {
+			if !slices.Contains(e.services(), s) {
 				return nil, "", fmt.Errorf("%w %q (services[%d])", traffic.ErrUnknownService, s, i)
 			}
 			if seen[s] {
@@ -1102,4 +1105,20 @@ func (e *Executor) status(rel release.Release) apiv1.ReleaseStatus {
 		}
 	}
 	return st
+}
+
+// SetServices replaces the configured services (a config reload added or
+// removed some): --all and --services name them from now on. A running
+// release keeps its members.
+func (e *Executor) SetServices(names []string) {
+	e.svcMu.Lock()
+	defer e.svcMu.Unlock()
+	e.opts.Services = slices.Clone(names)
+}
+
+// services copies the configured services, in order.
+func (e *Executor) services() []string {
+	e.svcMu.Lock()
+	defer e.svcMu.Unlock()
+	return slices.Clone(e.opts.Services)
 }

@@ -11,7 +11,6 @@ import (
 	promclient "github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bgctl/bg/controlplane/config"
-	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/fleetmetrics/prometheus"
 	"github.com/bgctl/bg/controlplane/model"
 )
@@ -19,7 +18,34 @@ import (
 // analysis builds each service's default plan and, when Prometheus is
 // configured, the source that judges switches. A nil source means
 // progressive switches are refused with a clear error.
-func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (fleetmetrics.Source, map[string]model.Plan, error) {
+func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (*prometheus.Source, map[string]model.Plan, error) {
+	plans, templates := plansOf(cfg)
+	if cfg.Prometheus.Address == "" {
+		log.Info("prometheus.address not set: progressive switches are disabled, --instant still works")
+		return nil, plans, nil
+	}
+	var rt http.RoundTripper
+	if h := cfg.Prometheus.HTTP; h.Configured() {
+		// Prometheus's own HTTP client config: CA and certificate files
+		// re-read when they change, the bearer token or password file on
+		// every request.
+		var err error
+		if rt, err = commoncfg.NewRoundTripperFromConfig(h.ClientConfig(), "bg-prometheus"); err != nil {
+			return nil, nil, fmt.Errorf("prometheus.http: %w", err)
+		}
+	}
+	src, err := prometheus.New(cfg.Prometheus.Address, templates, log, rt)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := src.Register(reg); err != nil {
+		return nil, nil, err
+	}
+	return src, plans, nil
+}
+
+// plansOf is each service's default plan and PromQL templates.
+func plansOf(cfg *config.Config) (map[string]model.Plan, map[string]prometheus.Templates) {
 	plans := map[string]model.Plan{}
 	templates := map[string]prometheus.Templates{}
 	for _, s := range cfg.Services {
@@ -44,26 +70,5 @@ func analysis(cfg *config.Config, log *slog.Logger, reg promclient.Registerer) (
 		}
 		templates[s.Name] = t
 	}
-	if cfg.Prometheus.Address == "" {
-		log.Info("prometheus.address not set: progressive switches are disabled, --instant still works")
-		return nil, plans, nil
-	}
-	var rt http.RoundTripper
-	if h := cfg.Prometheus.HTTP; h.Configured() {
-		// Prometheus's own HTTP client config: CA and certificate files
-		// re-read when they change, the bearer token or password file on
-		// every request.
-		var err error
-		if rt, err = commoncfg.NewRoundTripperFromConfig(h.ClientConfig(), "bg-prometheus"); err != nil {
-			return nil, nil, fmt.Errorf("prometheus.http: %w", err)
-		}
-	}
-	src, err := prometheus.New(cfg.Prometheus.Address, templates, log, rt)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := src.Register(reg); err != nil {
-		return nil, nil, err
-	}
-	return src, plans, nil
+	return plans, templates
 }

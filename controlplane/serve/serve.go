@@ -10,17 +10,22 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/acks"
+	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/wait"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bgctl/bg/controlplane/admin"
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/leader"
@@ -33,10 +38,22 @@ import (
 	"github.com/bgctl/bg/controlplane/xds"
 )
 
-// Run serves until ctx ends. cfg must have passed Validate.
+// Run serves until ctx ends. cfg must have passed Validate. It cannot
+// reload its config (RunWith can).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	return RunWith(ctx, cfg, log, ConfigSource{})
+}
+
+// RunWith is Run with a config file to reload on SIGHUP, POST /v1/reload
+// and, with config.watch, when it changes (reload.go, apply.go).
+func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs ConfigSource) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// SIGHUP reloads the config (below); caught from the start, so one sent
+	// while bg starts waits for it instead of killing it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	log.Info("starting", "config", cfg) // Config.LogValue: never a secret
 	reg := prometheus.NewRegistry()
@@ -54,9 +71,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var services []model.Service
 	names := map[string]string{}
 	for _, s := range cfg.Services {
-		services = append(services, model.Service{Name: s.Name, ListenerPort: s.Port, Protocol: model.Protocol(s.Protocol),
-			Strategy: model.Strategy(s.Strategy), Affinity: model.Affinity{Header: s.Affinity.Header, Cookie: s.Affinity.Cookie},
-			Pools: s.ModelPools(), MirrorPercent: s.Mirror.Percent})
+		services = append(services, modelService(s))
 		names[s.Name] = s.ConsulService
 	}
 	store := consulkv.New(client, cfg.Consul.KVPrefix)
@@ -93,9 +108,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return info
 	})
-	src, plans, err := analysis(cfg, log, reg)
+	prom, plans, err := analysis(cfg, log, reg)
 	if err != nil {
 		return err
+	}
+	var src fleetmetrics.Source
+	var templates templateSetter
+	if prom != nil { // a nil *Source in an interface would not be nil
+		src, templates = prom, prom
 	}
 	ctrl.SetAnalysis(src, plans)
 	windows := map[string]*window.Schedule{}
@@ -122,15 +142,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		consumers = &releases.ConsumerWatch{Source: src, Lookback: ct.Lookback,
 			Test: judge.Consumer{Confidence: ct.Confidence, Margin: ct.Margin, MinErrors: float64(ct.MinErrors)}}
 	}
-	notifyRelease, err := notifications(ctx, cfg, ctrl, log, reg)
+	targets, err := cfg.NotifyTargets()
 	if err != nil {
 		return err
 	}
+	notes := newNotifiers(ctx, ctrl, cfg.Admin.Listen, log, reg)
+	notes.set(targets)
 	rels := releases.New(ctrl, store, releases.Options{
 		Services: serviceNames, Dependencies: cfg.Dependencies(), Groups: cfg.Groups(), GroupGates: cfg.GroupGates(), MaxParallel: cfg.Release.MaxParallel, Keep: cfg.Release.Keep,
-		Consumers: consumers, Notify: notifyRelease, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
+		Consumers: consumers, Notify: notes.release, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
 	})
 	ctrl.SetReleaseGuard(rels.Guard)
+
+	members := consulsrc.New(consulsrc.APICatalog{Watch: consul.Watch, Read: consul.Read}, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
+		names, cfg.Consul.Wait, log, reg)
+	members.Readers = consulReaders
+	live := &liveApplier{ctx: ctx, ctrl: ctrl, log: log, prom: templates, members: members, store: store, acks: ackAgg, notes: notes, rels: rels,
+		served: maps.Clone(names)}
+	live.plans, live.templates = plansOf(cfg)
+	ctrl.SetOnRetired(live.onRetired)
+	reload := newReloader(cs, cfg, live, log, newReloadMetrics(reg))
+	ctrl.SetReloadStatus(reload.Status)
 
 	// Bind both ports first: a port clash is a startup error, not a hang.
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
@@ -155,6 +187,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Handler: admin.Handler(ctrl, admin.Options{
 			Tokens: adminSec.creds, AuthMetrics: admin.NewAuthMetrics(reg), Forward: adminSec.tls.Forward, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
 			Releases: rels,
+			Reload:   func() apiv1.ReloadAttempt { return reload.Reload(apiv1.TriggerAPI) },
 			Leader: func(ctx context.Context) (string, bool, error) {
 				if elector.Leading() {
 					return "", true, nil
@@ -176,10 +209,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}()
 	log.Info("admin API listening", "addr", adminLis.Addr().String())
 
-	members := consulsrc.New(consulsrc.APICatalog{Watch: consul.Watch, Read: consul.Read}, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
-		names, cfg.Consul.Wait, log, reg)
-	members.Readers = consulReaders
 	go members.Run(ctx, ctrl.OnMembership)
+	// Each replica reloads its own file; only the leader writes state.
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload.Reload(apiv1.TriggerSignal)
+			}
+		}
+	}()
+	go reload.watch(ctx, time.Second)
 
 	// Campaign from the start: only the leader creates a missing initial state.
 	electorDone := make(chan struct{})
@@ -192,7 +234,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
 			return
 		}
-		store.Expect(serviceNames) // a key gone unseen is still reported
+		live.mu.Lock()                                      // a reload may have changed the served services
+		store.Expect(slices.Sorted(maps.Keys(live.served))) // a key gone unseen is still reported
+		live.mu.Unlock()
 		go store.Watch(ctx, log, ctrl.OnStored, ctrl.OnIntent)
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -70,6 +71,15 @@ type service struct {
 	// scheduled or running.
 	ticking   bool
 	tickEpoch uint64
+	// published: the service's resources are in the xDS server (Publish,
+	// or PublishService for a service a reload added).
+	published bool
+	// retiring: a reload removed the service; it is served as it is until
+	// no switch or roll runs on it, then it leaves (reload.go).
+	retiring bool
+	// pending is a reload's new settings of the service (pools, mirror),
+	// applied once no switch or roll runs on it.
+	pending *model.Service
 }
 
 // Controller keeps the model current and applies traffic changes. Each
@@ -99,6 +109,7 @@ type Controller struct {
 	retention  int
 	control    func() any
 	notes      func() []apiv1.NotificationStatus // SetNotificationStatus
+	reload     func() apiv1.ReloadStatus         // SetReloadStatus
 	guard      membership.Guard
 	acks       Acks
 	counts     analysisSessions // each running switch's or roll's counters, per service
@@ -108,6 +119,8 @@ type Controller struct {
 	subs subscribers
 	// recorder is told of each change the leader stores (record.go).
 	recorder atomicRecorder
+	// onRetired is told each service a reload removed once it left (reload.go).
+	onRetired func(service string)
 }
 
 // New builds a controller for the configured services.
@@ -198,8 +211,11 @@ func (c *Controller) now() time.Time { return c.rt.Now() }
 // store that can (state.Lister) reads every service in one request.
 func (c *Controller) LoadState(ctx context.Context) error {
 	load, intent := c.loaders(ctx)
-	for _, name := range c.names {
-		s := c.services[name]
+	for _, name := range c.serviceNames() {
+		s := c.get(name)
+		if s == nil {
+			continue // retired meanwhile
+		}
 		t, idx, found, err := load(name)
 		c.mu.Lock()
 		c.loadErr = err
@@ -279,11 +295,14 @@ func (c *Controller) createAbsent(ctx context.Context, snap state.Snapshot) {
 	}
 	var absent []state.Absent
 	var owners map[string]bool
-	for _, name := range c.names {
+	for _, name := range c.serviceNames() {
 		if _, found := snap.Traffic[name]; found || snap.Invalid[name] != nil {
 			continue
 		}
-		s := c.services[name]
+		s := c.get(name)
+		if s == nil {
+			continue
+		}
 		c.mu.Lock()
 		loaded, ms := s.loaded, s.membership
 		c.mu.Unlock()
@@ -324,7 +343,7 @@ func (c *Controller) createAbsent(ctx context.Context, snap state.Snapshot) {
 // OnStored applies a state read by the watch (possibly written by another
 // replica, or deleted: found false). Our own writes change nothing.
 func (c *Controller) OnStored(service string, t model.Traffic, idx state.Index, found bool) {
-	s := c.services[service]
+	s := c.get(service)
 	if s == nil {
 		return
 	}
@@ -343,7 +362,7 @@ func (c *Controller) OnStored(service string, t model.Traffic, idx state.Index, 
 
 // OnMembership records a successful read and pushes changed endpoints.
 func (c *Controller) OnMembership(u membership.Update) {
-	s := c.services[u.Service]
+	s := c.get(u.Service)
 	if s == nil {
 		return
 	}
@@ -356,7 +375,7 @@ func (c *Controller) onMembership(s *service, u membership.Update) {
 	hint := membershipHint{rolling: u.Rolling, header: u.AffinityHeader}
 	strategyChanged := hint != s.metaRoll
 	s.metaRoll = hint
-	pushed := c.pushed
+	pushed := c.pushed && s.published
 	c.mu.Unlock()
 	changed := c.guardFleets(s, u.Membership)
 	if !pushed {
@@ -464,6 +483,7 @@ func (c *Controller) Publish() error {
 	c.pusher.Load(translator.Translate(c.viewLocked()))
 	for _, name := range c.names {
 		c.pusher.MarkRouteGen(name, c.services[name].traffic.Generation)
+		c.services[name].published = true
 	}
 	c.pushed = true
 	return nil
@@ -520,10 +540,26 @@ func (c *Controller) deposeTerm(epoch uint64) {
 
 // Start schedules the rounds of every running switch or roll.
 func (c *Controller) Start() {
-	for _, name := range c.names {
-		s := c.services[name]
-		c.post(s, func() { c.schedule(s) })
+	for _, name := range c.serviceNames() {
+		if s := c.get(name); s != nil {
+			c.post(s, func() { c.schedule(s) })
+		}
 	}
+}
+
+// get returns the named service, nil if it is not configured (a reload
+// adds and retires services while the loops run).
+func (c *Controller) get(name string) *service {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.services[name]
+}
+
+// serviceNames copies the configured services' names, sorted.
+func (c *Controller) serviceNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.names)
 }
 
 // Ready is true once the model has been published.

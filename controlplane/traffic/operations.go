@@ -43,6 +43,9 @@ func (c *Controller) Switch(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := c.refuseRetiring(svc, "a new switch"); err != nil {
+		return Result{}, err
+	}
 	if err := c.checkRelease(req.Service, req.Release); err != nil {
 		return Result{}, err
 	}
@@ -163,6 +166,11 @@ func (c *Controller) apply(ctx context.Context, req Request, tr transition) (Res
 func (c *Controller) command(ctx context.Context, s *service, decide func(cur model.Traffic, fleets model.Membership) (model.Traffic, effects, error)) (changed bool, err error) {
 	c.call(s, func() {
 		c.mu.Lock()
+		if c.services[s.cfg.Name] != s {
+			c.mu.Unlock()
+			err = fmt.Errorf("%w %q: %w", ErrUnknownService, s.cfg.Name, ErrRemoved)
+			return
+		}
 		cur := s.traffic
 		// Consul's last read: a command never counts held members (the
 		// shrink guard's last known ones) as passing.

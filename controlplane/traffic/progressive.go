@@ -141,6 +141,9 @@ func (c *Controller) lookup(name string) (*service, error) {
 	if !c.pushed {
 		return nil, ErrNotReady
 	}
+	if !s.published {
+		return nil, fmt.Errorf("%w: %s was added by a config reload and is not served yet", ErrNotReady, name)
+	}
 	return s, nil
 }
 

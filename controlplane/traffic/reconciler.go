@@ -299,7 +299,7 @@ func (c *Controller) onStored(s *service, t model.Traffic, idx state.Index, foun
 	// generation was never stored, so only its own ACK reports saw it.)
 	c.mu.Lock()
 	s.traffic, s.index, s.loaded, s.unsaved, s.storedGen = t, idx, true, false, t.Generation
-	pushed := c.pushed
+	pushed := c.pushed && s.published
 	c.mu.Unlock()
 	c.m.setWeights(s.cfg.Name, t)
 	if in.loaded && pushed && (t.Generation != cur.Generation || t.GreenPercent != cur.GreenPercent) {
@@ -385,7 +385,7 @@ func (c *Controller) writeIntent(ctx context.Context, s *service, cur model.Traf
 
 // OnIntent takes a rollback intent read by the watch (found false: removed).
 func (c *Controller) OnIntent(service string, in model.Intent, found bool) {
-	s := c.services[service]
+	s := c.get(service)
 	if s == nil || !found {
 		return
 	}
@@ -562,7 +562,7 @@ func (c *Controller) pushTraffic(s *service) {
 		c.guardFleets(s, last) // which colours carry traffic may have changed
 	}
 	c.mu.Lock()
-	if !c.pushed {
+	if !c.pushed || !s.published {
 		c.mu.Unlock()
 		return
 	}

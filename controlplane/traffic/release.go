@@ -152,6 +152,9 @@ func (c *Controller) Preview(ctx context.Context, req PreviewRequest) (Result, e
 	if err != nil {
 		return Result{}, err
 	}
+	if err := c.refuseRetiring(s, "a preview"); err != nil {
+		return Result{}, err
+	}
 	ctx, err = c.forced(ctx, Request{Service: req.Service, Force: req.Force, Reason: req.Reason}, "preview", "the empty-fleet check")
 	if err != nil {
 		return Result{}, err

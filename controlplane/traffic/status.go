@@ -45,6 +45,7 @@ func (c *Controller) Status(name string) (Status, error) {
 	}
 	st.MirrorPercent, st.Preview = svc.MirrorPercent, t.Preview
 	st.NoEnvoyListener = svc.ListenerPort == 0
+	st.ConfigNote = s.configNote(c.pushed)
 	if !svc.Stateful() {
 		st.Candidate = t.Candidate()
 	}
@@ -93,12 +94,23 @@ func (c *Controller) Status(name string) (Status, error) {
 	if c.control != nil {
 		st.Control = c.control()
 	}
-	notes := c.notes
+	notes, reload := c.notes, c.reload
 	c.mu.Unlock()
 	if notes != nil {
 		st.Notifications = notes()
 	}
+	if reload != nil {
+		r := reload()
+		st.Reload = &r
+	}
 	return st, nil
+}
+
+// SetReloadStatus makes status show the config in force and its last reload.
+func (c *Controller) SetReloadStatus(f func() apiv1.ReloadStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reload = f
 }
 
 // SetNotificationStatus makes status show the notification targets whose
@@ -111,8 +123,9 @@ func (c *Controller) SetNotificationStatus(f func() []apiv1.NotificationStatus) 
 
 // StatusAll reports every service, sorted by name.
 func (c *Controller) StatusAll() []Status {
-	out := make([]Status, 0, len(c.names))
-	for _, n := range c.names {
+	names := c.serviceNames()
+	out := make([]Status, 0, len(names))
+	for _, n := range names {
 		if st, err := c.Status(n); err == nil {
 			out = append(out, st)
 		}

@@ -42,6 +42,7 @@ func (c *Controller) Subscribe(f func(service string)) (cancel func()) {
 // changed tells the subscribers that s's served state changed. Runs on
 // s's loop after the change, without c.mu.
 func (c *Controller) changed(s *service) {
+	c.settle(s) // a reload's change waiting for the switch to end
 	c.subs.mu.Lock()
 	fns := make([]func(string), 0, len(c.subs.fns))
 	ids := make([]int, 0, len(c.subs.fns))

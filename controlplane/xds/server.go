@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -151,6 +153,35 @@ func (s *Server) UpdateService(r translator.Resources) error {
 		s.routeRes[name] = res
 	}
 	return nil
+}
+
+// RemoveService removes the given resources (one service's) of every
+// type, break-before-unmake: listeners first, then the route, then
+// clusters and endpoints, so no proxy is left routing to a cluster it
+// lost.
+func (s *Server) RemoveService(r translator.Resources) error {
+	for f, ls := range r.Listeners {
+		if err := s.listeners[f].UpdateResources(nil, slices.Collect(maps.Keys(ls))); err != nil {
+			return err
+		}
+	}
+	s.routeMu.Lock()
+	err := s.routes.UpdateResources(nil, slices.Collect(maps.Keys(r.Routes)))
+	if err == nil {
+		s.routeCounter++
+		for name := range r.Routes {
+			delete(s.routeVersions, name)
+			delete(s.routeRes, name)
+		}
+	}
+	s.routeMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.clusters.UpdateResources(nil, slices.Collect(maps.Keys(r.Clusters))); err != nil {
+		return err
+	}
+	return s.endpoints.UpdateResources(nil, slices.Collect(maps.Keys(r.Endpoints)))
 }
 
 // UpdateEndpoints pushes changed load assignments in one batch.

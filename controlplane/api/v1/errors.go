@@ -36,6 +36,11 @@ const (
 	CodeNoLeader     = "no_leader"
 	CodeNotReady     = "not_ready"
 	CodeUnavailable  = "unavailable"
+	// CodeConfigInvalid: a reload's file did not read or validate (422);
+	// CodeRestartRequired: it changes a setting that needs a restart
+	// (409). Either way the running config stays in force.
+	CodeConfigInvalid   = "config_invalid"
+	CodeRestartRequired = "restart_required"
 
 	CodeUnauthorized = "unauthorized" // HTTP 401: no token, or a wrong one
 	// CodeForbidden: the token's scope is too small; the message names the

@@ -114,6 +114,13 @@ type Status struct {
 	// report caps. Empty for blue-green services.
 	SessionsAtRisk         []xds.ProxyInfo `json:"sessions_at_risk,omitempty"`
 	SessionsAtRiskUnlisted int             `json:"sessions_at_risk_unlisted,omitempty"`
+	// ConfigNote says when the service's config and what is served differ
+	// after a reload: added but not served yet, removed from the config but
+	// served until its switch ends, or new pools/mirror waiting for its
+	// switch to end.
+	ConfigNote string `json:"config_note,omitempty"`
+	// Reload is the config in force on this replica and its last reload.
+	Reload *ReloadStatus `json:"reload,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,

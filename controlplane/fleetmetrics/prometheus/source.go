@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"text/template"
 	"time"
 
@@ -29,6 +30,7 @@ const DefaultTimeout = 10 * time.Second
 // Source implements fleetmetrics.Source with instant queries.
 type Source struct {
 	api      v1.API
+	mu       sync.RWMutex // guards services (SetTemplates)
 	services map[string]parsed
 	log      *slog.Logger
 	// queryErrors counts failed queries; Register exports it.
@@ -74,6 +76,26 @@ func New(address string, templates map[string]Templates, log *slog.Logger, rt ..
 	return s, nil
 }
 
+// SetTemplates replaces every service's templates (a config reload): all
+// of them parse, or nothing changes.
+func (s *Source) SetTemplates(templates map[string]Templates) error {
+	next := make(map[string]parsed, len(templates))
+	for svc, ts := range templates {
+		p, err := parseTemplates(svc, ts)
+		if err != nil {
+			return err
+		}
+		next[svc] = p
+	}
+	s.mu.Lock()
+	s.services = next
+	s.mu.Unlock()
+	for svc := range next {
+		s.queryErrors.WithLabelValues(svc)
+	}
+	return nil
+}
+
 // Register exports the source's series (bg_prometheus_query_errors_total)
 // on reg; a nil reg does nothing.
 func (s *Source) Register(reg promclient.Registerer) error {
@@ -88,7 +110,9 @@ func (s *Source) Register(reg promclient.Registerer) error {
 // non-negative values, wraps fleetmetrics.ErrUnavailable. No series is not
 // an error: the Reading's map is empty.
 func (s *Source) Read(ctx context.Context, q fleetmetrics.Query) (fleetmetrics.Reading, error) {
+	s.mu.RLock()
 	p, ok := s.services[q.Service]
+	s.mu.RUnlock()
 	if !ok {
 		return fleetmetrics.Reading{}, fmt.Errorf("%w: no query templates for service %q", fleetmetrics.ErrUnavailable, q.Service)
 	}

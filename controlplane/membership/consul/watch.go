@@ -33,6 +33,8 @@ import (
 type Source struct {
 	cat  Catalog
 	rule ColorRule
+	// cfgMu guards users and all, which SetServices replaces.
+	cfgMu sync.RWMutex
 	// users maps a Consul service to the bg services read from it.
 	users map[string][]string
 	all   []string // Consul services, sorted
@@ -64,21 +66,76 @@ func New(cat Catalog, rule ColorRule, names map[string]string, wait time.Duratio
 		q:    newQueue(),
 		last: map[string]membership.Update{}, onNode: map[string]map[string]bool{}, nodesOf: map[string][]string{},
 		backoff: map[string]time.Duration{}}
+	s.users, s.all = usersOf(names)
+	return s
+}
+
+// usersOf indexes bg services by Consul service.
+func usersOf(names map[string]string) (users map[string][]string, all []string) {
+	users = map[string][]string{}
 	for svc, name := range names {
 		if name == "" {
 			name = svc
 		}
-		s.users[name] = append(s.users[name], svc)
+		users[name] = append(users[name], svc)
 	}
-	for name := range s.users {
-		slices.Sort(s.users[name])
-		s.all = append(s.all, name)
+	for name := range users {
+		slices.Sort(users[name])
+		all = append(all, name)
 	}
-	slices.Sort(s.all)
-	return s
+	slices.Sort(all)
+	return users, all
 }
 
-func (s *Source) watched(name string) bool { return s.users[name] != nil }
+// SetServices replaces the watched services (a config reload): new ones
+// are read at once, and fn gets their first read even if a service of
+// that name was watched before; removed ones are no longer read.
+func (s *Source) SetServices(names map[string]string) {
+	users, all := usersOf(names)
+	s.cfgMu.Lock()
+	old := s.users
+	s.users, s.all = users, all
+	s.cfgMu.Unlock()
+	var added []string
+	s.mu.Lock()
+	for name, svcs := range users {
+		for _, svc := range svcs {
+			if !slices.Contains(old[name], svc) {
+				delete(s.last, svc)
+				added = append(added, name)
+			}
+		}
+	}
+	for name, svcs := range old {
+		for _, svc := range svcs {
+			if !slices.Contains(users[name], svc) {
+				delete(s.last, svc)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.q.urgent(added...)
+}
+
+func (s *Source) watched(name string) bool {
+	s.cfgMu.RLock()
+	defer s.cfgMu.RUnlock()
+	return s.users[name] != nil
+}
+
+// bgServices are the bg services read from a Consul service.
+func (s *Source) bgServices(name string) []string {
+	s.cfgMu.RLock()
+	defer s.cfgMu.RUnlock()
+	return s.users[name]
+}
+
+// consulServices are the watched Consul services, sorted.
+func (s *Source) consulServices() []string {
+	s.cfgMu.RLock()
+	defer s.cfgMu.RUnlock()
+	return s.all
+}
 
 // Run calls fn after the first successful read of each service and after
 // every change, until ctx ends. Failed reads never call fn: the last known
@@ -100,7 +157,7 @@ func (s *Source) Run(ctx context.Context, fn func(membership.Update)) {
 			return
 		}
 	}
-	s.q.urgent(s.all...)
+	s.q.urgent(s.consulServices()...)
 	s.readLoop(ctx, fn)
 }
 
@@ -126,7 +183,7 @@ func (s *Source) followChecks(ctx context.Context, up chan<- struct{}) {
 			s.q.urgent(names...)
 		}
 		if reset {
-			s.q.resync(s.all)
+			s.q.resync(s.consulServices())
 		}
 		prev = &v
 		checks = nil // the view is all that is kept: the answer is MBs at 1,000 services
@@ -149,7 +206,7 @@ func (s *Source) followServices(ctx context.Context, up chan<- struct{}) {
 		if prev != nil {
 			s.q.urgent(prev.changed(v)...)
 			if moved {
-				s.q.resync(s.all)
+				s.q.resync(s.consulServices())
 			}
 		}
 		prev = v
@@ -229,7 +286,7 @@ func (s *Source) read(ctx context.Context, name string, fn func(membership.Updat
 		backoff := min(max(s.backoff[name]*2, s.MinInterval), s.MaxBackoff)
 		s.backoff[name] = backoff
 		s.mu.Unlock()
-		for _, svc := range s.users[name] {
+		for _, svc := range s.bgServices(name) {
 			s.m.errors.WithLabelValues(svc).Inc()
 		}
 		s.log.Warn("consul read failed; keeping the last known fleets", "consul_service", name, "error", err, "retry_in", backoff)
@@ -245,7 +302,7 @@ func (s *Source) read(ctx context.Context, name string, fn func(membership.Updat
 	delete(s.backoff, name)
 	s.placeLocked(name, entries)
 	s.mu.Unlock()
-	for _, svc := range s.users[name] {
+	for _, svc := range s.bgServices(name) {
 		s.m.lastSuccess.WithLabelValues(svc).SetToCurrentTime()
 		m, skipped := toMembership(passing, s.rule)
 		u := membership.Update{Service: svc, Membership: m, Skipped: skipped}
@@ -295,14 +352,14 @@ func (s *Source) placeLocked(name string, entries []*api.ServiceEntry) {
 func (s *Source) markCurrent() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, name := range s.all {
+	for _, name := range s.consulServices() {
 		if _, failing := s.backoff[name]; failing {
 			continue
 		}
 		if _, read := s.nodesOf[name]; !read {
 			continue
 		}
-		for _, svc := range s.users[name] {
+		for _, svc := range s.bgServices(name) {
 			s.m.lastSuccess.WithLabelValues(svc).SetToCurrentTime()
 		}
 	}
