@@ -260,13 +260,11 @@ func Render(t Type, ev Event) ([]byte, string, error) {
 		return b, "application/json", err
 	case Slack:
 		text := Summary(ev)
-		msg := map[string]any{
-			"text": text,
-			"blocks": []any{
-				map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "*" + text + "*"}},
-				map[string]any{"type": "section", "fields": slackFields(ev)},
-			},
+		blocks := []any{map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "*" + text + "*"}}}
+		for _, fields := range slackFields(ev) {
+			blocks = append(blocks, map[string]any{"type": "section", "fields": fields})
 		}
+		msg := map[string]any{"text": text, "blocks": blocks}
 		b, err := json.Marshal(msg)
 		return b, "application/json", err
 	case Teams:
@@ -328,13 +326,15 @@ func facts2(ev Event) [][2]string {
 	return out
 }
 
-func slackFields(ev Event) []any {
-	var out []any
-	for _, f := range facts2(ev) {
-		out = append(out, map[string]any{"type": "mrkdwn", "text": "*" + f[0] + "*\n" + f[1]})
-	}
-	if len(out) > 10 { // Slack's limit per section
-		out = out[:10]
+// slackFields are the event's facts as Slack section fields, in sections
+// of at most 10 (Slack refuses a section with more), so no fact is lost.
+func slackFields(ev Event) [][]any {
+	var out [][]any
+	for i, f := range facts2(ev) {
+		if i%10 == 0 {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], map[string]any{"type": "mrkdwn", "text": "*" + f[0] + "*\n" + f[1]})
 	}
 	return out
 }
