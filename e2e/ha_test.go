@@ -42,7 +42,11 @@ unavailable_budget: 120s
 on_unavailable: hold
 `
 
-func newHAStack(t *testing.T, n int) *haStack {
+func newHAStack(t *testing.T, n int) *haStack { return newHAStackWith(t, n, "") }
+
+// newHAStackWith is newHAStack with extra top-level YAML in every
+// replica's config (e.g. notifications).
+func newHAStackWith(t *testing.T, n int, topYAML string) *haStack {
 	s := &stack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), backends: map[string]*harness.Backend{}, token: "e2e-secret"}
 	for i := 1; i <= 2; i++ {
 		s.addBackend("blue", i, "v1")
@@ -62,7 +66,7 @@ func newHAStack(t *testing.T, n int) *haStack {
 			consulProxy: harness.StartTCPProxy(t, s.consul.HTTPAddr()),
 		}
 		cfg := harness.WriteBGConfig(t, harness.BGConfig{ConsulAddr: r.consulProxy.Addr(), XDSAddr: r.xds, AdminAddr: r.admin,
-			Token: s.token, Service: service, PrometheusURL: s.prom.URL(), Analysis: haAnalysis})
+			Token: s.token, Service: service, PrometheusURL: s.prom.URL(), Analysis: haAnalysis, TopYAML: topYAML})
 		// The harness config sets leader.lock_delay 1s; run with bg's
 		// defaults, as users do (the environment overrides the file).
 		r.bg = harness.StartBG(t, harness.BGOptions{Bin: s.bin, Config: cfg, AdminAddr: r.admin, Token: s.token,
