@@ -143,6 +143,22 @@ func NewReport(replica, service string, r xds.AckReport, maxListed int) Report {
 	return rep
 }
 
+// withNoSessions adds to a rolling service's report the proxies whose
+// client may not keep sessions through a roll, when src can tell
+// (xds.Server.RouteNoSessions). Other services' reports go without: the
+// list costs a ProxyInfo per proxy, and only a roll needs it.
+func withNoSessions(src Source, rolling func(string) bool, service string, r xds.AckReport) xds.AckReport {
+	if rolling == nil || !rolling(service) {
+		return r
+	}
+	if ns, ok := src.(interface {
+		RouteNoSessions(string) []xds.ProxyInfo
+	}); ok {
+		r.NoSessions = ns.RouteNoSessions(service)
+	}
+	return r
+}
+
 // capped keeps the first max proxies (without their other routes) and
 // counts the rest.
 func capped(ps []xds.ProxyInfo, max int) ([]xds.ProxyInfo, int) {

@@ -26,6 +26,9 @@ type Aggregator struct {
 	self    string
 	local   Source // nil: every replica, this one too, is read from KV
 	log     *slog.Logger
+	// rolling says which services roll host by host (Start's): their
+	// local answer also lists the proxies that may not keep sessions.
+	rolling func(service string) bool
 
 	// WaitTime bounds one blocking query; MinInterval spaces queries so a
 	// busy prefix cannot make Wait spin.
@@ -248,7 +251,7 @@ func (a *Aggregator) watch(ctx context.Context) {
 func (a *Aggregator) evaluate(service string, gen uint64, pairs api.KVPairs, err error, have bool) (Result, bool) {
 	var replicas []ReplicaAcks
 	if a.local != nil {
-		replicas = append(replicas, localAcks(a.self, a.local.RouteAcks(service, gen)))
+		replicas = append(replicas, localAcks(a.self, withNoSessions(a.local, a.rolling, service, a.local.RouteAcks(service, gen))))
 	}
 	unconfirmed := ""
 	if !have {

@@ -97,7 +97,7 @@ func startReplicaWithCheck(t *testing.T, c *api.Client, id string, mode adssim.R
 		defer close(served)
 		_ = srv.Serve(ctx, lis)
 	}()
-	agg, err := acks.Start(ctx, c, c, "bgtest/", id, checkID, srv, []string{"web"}, log)
+	agg, err := acks.Start(ctx, c, c, "bgtest/", id, checkID, srv, []string{"web"}, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,9 @@ type PublisherOptions struct {
 	// so a replica that dies loses its reports within the check's TTL, not
 	// the session's (≥ 10 s, which Consul may take twice as long to act on).
 	CheckID string
+	// Rolling, if set, says which services roll host by host: their
+	// reports also list the proxies whose client may not keep sessions.
+	Rolling func(service string) bool
 }
 
 // Publisher writes this replica's reports, one per service, whenever they
@@ -251,7 +254,7 @@ func (p *Publisher) publishUnless(ctx context.Context, quiet bool) error {
 func (p *Publisher) publish(ctx context.Context) error {
 	var todo []change
 	for _, svc := range p.services() {
-		rep := NewReport(p.o.Replica, svc, p.src.RouteAcks(svc, 0), p.o.MaxListed)
+		rep := NewReport(p.o.Replica, svc, withNoSessions(p.src, p.o.Rolling, svc, p.src.RouteAcks(svc, 0)), p.o.MaxListed)
 		same, err := json.Marshal(rep)
 		if err != nil {
 			return err

@@ -19,7 +19,7 @@ import (
 // watch carries the Aggregator's one blocking query and client everything
 // else (they may be the same client). checkID, if set, is the replica's own
 // Consul check that its report session is bound to (PublisherOptions.CheckID).
-func Start(ctx context.Context, client, watch *api.Client, prefix, replica, checkID string, srv *xds.Server, services []string, log *slog.Logger) (*Aggregator, error) {
+func Start(ctx context.Context, client, watch *api.Client, prefix, replica, checkID string, srv *xds.Server, services []string, rolling func(service string) bool, log *slog.Logger) (*Aggregator, error) {
 	if replica == "" || strings.Contains(replica, "/") {
 		return nil, errors.New("acks: the replica id must be non-empty and contain no '/'")
 	}
@@ -28,9 +28,10 @@ func Start(ctx context.Context, client, watch *api.Client, prefix, replica, chec
 	}
 	log = log.With("component", "acks")
 	pub := NewPublisher(client.KV(), client.Txn(), client.Session(), srv, PublisherOptions{
-		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...), CheckID: checkID,
+		Prefix: prefix, Replica: replica, Services: append([]string(nil), services...), CheckID: checkID, Rolling: rolling,
 	}, log)
 	agg := NewAggregator(client.KV(), prefix, replica, srv, log)
+	agg.rolling = rolling
 	agg.watchKV = watch.KV()
 	agg.stopped = make(chan struct{})
 	agg.pub = pub

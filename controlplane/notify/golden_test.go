@@ -28,7 +28,7 @@ func TestGoldenPayloads(t *testing.T) {
 		"release_member_rolled_back": {Kind: RolledBack, Service: "auth", Release: "checkout-5", From: model.Blue, To: model.Green, Split: 0, Step: 1, Steps: 4,
 			Verdict: "fail", Reason: "analysis failed", Cause: model.CauseAnalysisFailed, Actor: "bg:r1", Generation: 3, At: t0,
 			Link: "https://bg.example:9090/v1/services/auth"},
-		"override": {Kind: Override, Service: "web", Split: 100, Reason: "force; hotfix for INC-42", Actor: "alice", Generation: 9, At: t0},
+		"override":            {Kind: Override, Service: "web", Split: 100, Reason: "force; hotfix for INC-42", Actor: "alice", Generation: 9, At: t0},
 		"release_rolled_back": {Kind: ReleaseRolledBack, Release: "checkout-5", Reason: "auth: consumer_regressed", Actor: "bg:r2", At: t0},
 	}
 	for name, ev := range events {

@@ -89,7 +89,7 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 	store.SetFence(elector.Fence)
 	// Each replica publishes which generation its proxies hold; "done"
 	// (CLI exit 0, --wait promoted, status ACKed N/N) counts every replica.
-	ackAgg, err := acks.Start(ctx, client, consul.Watch, cfg.Consul.KVPrefix, self.Replica, elector.CheckID(), xdsServer, slices.Sorted(maps.Keys(names)), log)
+	ackAgg, err := acks.Start(ctx, client, consul.Watch, cfg.Consul.KVPrefix, self.Replica, elector.CheckID(), xdsServer, slices.Sorted(maps.Keys(names)), ctrl.Rolling, log)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,15 @@ type (
 	Status      = apiv1.Status
 )
 
+// Rolling reports whether a service rolls host by host now (its config,
+// or its instances' Consul meta); false for an unknown service.
+func (c *Controller) Rolling(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.services[name]
+	return s != nil && s.effective().Strategy == model.StrategyRolling
+}
+
 // Status reports one service.
 func (c *Controller) Status(name string) (Status, error) {
 	c.mu.Lock()

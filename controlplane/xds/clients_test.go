@@ -47,8 +47,8 @@ func TestClientSessions(t *testing.T) {
 	}
 }
 
-// A node's client class reaches every route report of the routes it
-// subscribes to, ACKed or not; a client that keeps sessions is not listed.
+// A node's client class is listed for the routes it subscribes to, ACKed
+// or not; a client that keeps sessions is not listed.
 func TestAckReportListsClientsThatLoseSessions(t *testing.T) {
 	tr := newTracker("p-", newMetrics(nil), slog.New(slog.DiscardHandler))
 	for id, n := range map[int64]*core.Node{
@@ -64,12 +64,14 @@ func TestAckReportListsClientsThatLoseSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep := tr.routeAcks("web", 0)
-	if rep.Subscribed != 3 || len(rep.NoSessions) != 2 || rep.NoSessions[0].NodeID != "js" || rep.NoSessions[1].NodeID != "old-go" ||
-		rep.NoSessions[0].Sessions != SessionsLost || rep.NoSessions[1].UserAgentVersion != "1.60.0" {
-		t.Fatalf("report %+v", rep)
+	got := tr.routeNoSessions("web")
+	if len(got) != 2 || got[0].NodeID != "js" || got[1].NodeID != "old-go" || got[0].Sessions != SessionsLost || got[1].UserAgentVersion != "1.60.0" {
+		t.Fatalf("no sessions %+v", got)
 	}
-	if other := tr.routeAcks("api", 0); len(other.NoSessions) != 0 {
-		t.Fatalf("a route nobody subscribes to lists %+v", other.NoSessions)
+	if rep := tr.routeAcks("web", 0); rep.Subscribed != 3 || len(rep.NoSessions) != 0 {
+		t.Fatalf("route report %+v: the ACK report leaves clients to RouteNoSessions", rep)
+	}
+	if other := tr.routeNoSessions("api"); len(other) != 0 {
+		t.Fatalf("a route nobody subscribes to lists %+v", other)
 	}
 }

@@ -274,6 +274,10 @@ func (s *Server) RouteGeneration(name string) uint64 { return s.tracker.routeGen
 // that serves gen or later.
 func (s *Server) RouteAcks(name string, gen uint64) AckReport { return s.tracker.routeAcks(name, gen) }
 
+// RouteNoSessions lists the proxies using a route whose client may not
+// keep sessions through a roll (ClientSessions): for rolling services.
+func (s *Server) RouteNoSessions(name string) []ProxyInfo { return s.tracker.routeNoSessions(name) }
+
 // WatchAcks returns a channel that receives (without blocking the server;
 // signals coalesce) whenever a RouteAcks answer may have changed: route
 // ACKs and NACKs, subscriptions, disconnects and generation declarations.
