@@ -1,0 +1,248 @@
+// Package converge is declarative delivery (issue 17): each service with
+// auto.enabled converges to its desired version. Decide is the pure
+// decision; Loop (loop.go) feeds it on the leader and carries it out by
+// starting the service's normal switch with actor bg:converge.
+package converge
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bgctl/bg/controlplane/model"
+)
+
+// Kind is why a service is, or is not, converging now.
+type Kind string
+
+const (
+	// NoDesire: no version is desired (and the trigger found none).
+	NoDesire Kind = "no_desire"
+	// Converged: the desired version serves 100 %.
+	Converged Kind = "converged"
+	// NoFleetRunsVersion: no idle fleet has a passing member of the version.
+	NoFleetRunsVersion Kind = "no_fleet_runs_version"
+	// MixedFleet: the candidate fleet also runs other versions.
+	MixedFleet Kind = "mixed_fleet"
+	// WaitingForCapacity: the candidate fleet has Have of Want passing members.
+	WaitingForCapacity Kind = "waiting_for_capacity"
+	// Settling: the candidate fleet is ready; the switch starts in Left.
+	Settling Kind = "settling"
+	// WindowClosed: the deploy windows are closed until Until.
+	WindowClosed Kind = "window_closed"
+	// SwitchRunning: a switch, roll or release runs on the service.
+	SwitchRunning Kind = "switch_running"
+	// Failed: the version's converged switch rolled back or was aborted;
+	// not retried until a new version is desired or a retry.
+	Failed Kind = "failed"
+	// Start: start a switch To the candidate colour now.
+	Start Kind = "start"
+)
+
+// Validate refuses an unknown kind.
+func (k Kind) Validate() error {
+	switch k {
+	case NoDesire, Converged, NoFleetRunsVersion, MixedFleet, WaitingForCapacity, Settling, WindowClosed, SwitchRunning, Failed, Start:
+		return nil
+	}
+	return fmt.Errorf("unknown convergence state %q", k)
+}
+
+// Fleet is one colour's passing members' versions, one entry per member.
+type Fleet struct {
+	Versions []string
+}
+
+// count is how many members run v, and how many run something else.
+func (f Fleet) count(v string) (have, other int) {
+	for _, x := range f.Versions {
+		if x == v {
+			have++
+		} else {
+			other++
+		}
+	}
+	return have, other
+}
+
+// only is true when every member runs v (and there is one).
+func (f Fleet) only(v string) bool {
+	have, other := f.count(v)
+	return have > 0 && other == 0
+}
+
+// Outcome is how a switch or roll ended.
+type Outcome string
+
+const (
+	Promoted   Outcome = "promoted" // a switch promoted, a roll completed, an instant switch
+	RolledBack Outcome = "rolled_back"
+	Aborted    Outcome = "aborted"
+)
+
+// Ended is the service's latest switch or roll, once it ended.
+type Ended struct {
+	ID      string
+	Outcome Outcome
+	Reason  string
+	At      time.Time
+}
+
+// Ready is when the candidate fleet (Color running Version) became
+// healthy and at capacity; the loop keeps it between rounds.
+type Ready struct {
+	Color   model.Color
+	Version string
+	Since   time.Time
+}
+
+// Input is everything a decision needs; it holds no clock but Now.
+type Input struct {
+	Now     time.Time
+	Desired *model.Desired // nil: nothing desired
+	// Serving is the colour at 100 % ("" while split).
+	Serving model.Color
+	// Running: a switch or roll runs (or traffic is split); InRelease: a
+	// running release owns the service.
+	Running   bool
+	InRelease bool
+	// Last is the service's latest switch, if it ended.
+	Last   *Ended
+	Fleets map[model.Color]Fleet
+	// Ready is the previous round's readiness (nil: not ready).
+	Ready *Ready
+	// MinMembers: 0 means the serving fleet's size.
+	MinMembers int
+	Settle     time.Duration
+	// WindowOpen, and when closed, when it opens next (zero: unknown).
+	WindowOpen bool
+	NextOpen   time.Time
+}
+
+// Decision is what to do, and why; Ready is carried to the next round.
+type Decision struct {
+	Kind       Kind
+	Version    string
+	To         model.Color   // Start, Settling, WaitingForCapacity, WindowClosed: the candidate
+	Have, Want int           // WaitingForCapacity
+	Left       time.Duration // Settling
+	Until      time.Time     // WindowClosed ("" zero: unknown)
+	Reason     string        // Failed: why
+	Ready      *Ready
+	// Record, when set, is a failure to store: the loop's attempt ended
+	// without promoting.
+	Record *model.DesiredFailure
+}
+
+// String is the one-line explanation `bg status` prints.
+func (d Decision) String() string {
+	switch d.Kind {
+	case NoDesire:
+		return "no version desired"
+	case Converged:
+		return "converged"
+	case NoFleetRunsVersion:
+		return "no idle fleet runs " + d.Version
+	case MixedFleet:
+		return fmt.Sprintf("%s fleet runs %s and other versions", d.To, d.Version)
+	case WaitingForCapacity:
+		return fmt.Sprintf("waiting for capacity (%d/%d passing on %s)", d.Have, d.Want, d.To)
+	case Settling:
+		return fmt.Sprintf("settling (%s left)", d.Left.Round(time.Second))
+	case WindowClosed:
+		if d.Until.IsZero() {
+			return "window closed"
+		}
+		return "window closed until " + d.Until.UTC().Format(time.RFC3339)
+	case SwitchRunning:
+		return "a switch or release runs"
+	case Failed:
+		return "failed (" + d.Reason + ")"
+	case Start:
+		return "switching to " + string(d.To)
+	}
+	return string(d.Kind)
+}
+
+// Decide compares desired with serving. It never starts a switch while one
+// runs, never retries a failed version, and starts only a fleet that has
+// been healthy and at capacity for Settle, inside the windows.
+func Decide(in Input) Decision {
+	d := in.Desired
+	if d == nil {
+		return Decision{Kind: NoDesire}
+	}
+	v := d.Version
+	out := Decision{Version: v}
+	// The loop's own attempt ended: promoted is fine, anything else is
+	// remembered so the version is not retried.
+	if d.Attempt != "" && d.Failed == nil && in.Last != nil && in.Last.ID == d.Attempt {
+		switch in.Last.Outcome {
+		case RolledBack:
+			f := &model.DesiredFailure{Cause: model.FailRolledBack, Reason: in.Last.Reason, SwitchID: in.Last.ID, At: in.Last.At}
+			out.Kind, out.Reason, out.Record = Failed, failText(f), f
+			return out
+		case Aborted:
+			f := &model.DesiredFailure{Cause: model.FailAborted, Reason: in.Last.Reason, SwitchID: in.Last.ID, At: in.Last.At}
+			out.Kind, out.Reason, out.Record = Failed, failText(f), f
+			return out
+		}
+	}
+	if in.Running || in.InRelease || in.Serving == "" {
+		out.Kind = SwitchRunning
+		return out
+	}
+	if in.Fleets[in.Serving].only(v) {
+		out.Kind = Converged
+		return out
+	}
+	if d.Failed != nil {
+		out.Kind, out.Reason = Failed, failText(d.Failed)
+		return out
+	}
+	to := in.Serving.Other()
+	out.To = to
+	cand := in.Fleets[to]
+	have, other := cand.count(v)
+	if have == 0 {
+		out.Kind, out.To = NoFleetRunsVersion, ""
+		return out
+	}
+	if other > 0 {
+		out.Kind = MixedFleet
+		return out
+	}
+	want := in.MinMembers
+	if want <= 0 {
+		want = max(1, len(in.Fleets[in.Serving].Versions))
+	}
+	if have < want {
+		out.Kind, out.Have, out.Want = WaitingForCapacity, have, want
+		return out
+	}
+	ready := in.Ready
+	if ready == nil || ready.Color != to || ready.Version != v {
+		ready = &Ready{Color: to, Version: v, Since: in.Now}
+	}
+	out.Ready = ready
+	if left := ready.Since.Add(in.Settle).Sub(in.Now); left > 0 {
+		out.Kind, out.Left = Settling, left
+		return out
+	}
+	if !in.WindowOpen {
+		out.Kind, out.Until = WindowClosed, in.NextOpen
+		return out
+	}
+	out.Kind = Start
+	return out
+}
+
+func failText(f *model.DesiredFailure) string {
+	what := "rolled back"
+	if f.Cause == model.FailAborted {
+		what = "aborted"
+	}
+	if f.Reason != "" {
+		what += ": " + f.Reason
+	}
+	return what
+}

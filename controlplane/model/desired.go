@@ -1,0 +1,122 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxVersionLen bounds a desired version (Consul meta values are at most
+// 512 bytes; versions are tags or SHAs).
+const MaxVersionLen = 128
+
+// ValidateVersion checks a version string: 1..128 characters of letters,
+// digits and . _ - + : (a tag, a semver or a SHA).
+func ValidateVersion(v string) error {
+	if v == "" {
+		return errors.New("version: empty")
+	}
+	if len(v) > MaxVersionLen {
+		return fmt.Errorf("version: %d characters, at most %d", len(v), MaxVersionLen)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '+' || c == ':'
+		if !ok {
+			return fmt.Errorf("version: %q has character %q (want letters, digits and . _ - + :)", v, c)
+		}
+	}
+	return nil
+}
+
+// FailCause says why a converged switch did not bring a version to 100 %.
+type FailCause string
+
+const (
+	// FailRolledBack: the switch's analysis (or a roll's) rolled it back.
+	FailRolledBack FailCause = "rolled_back"
+	// FailAborted: an operator aborted the converging switch; bg does not
+	// start it again by itself.
+	FailAborted FailCause = "aborted"
+)
+
+// Validate refuses an unknown cause.
+func (c FailCause) Validate() error {
+	switch c {
+	case FailRolledBack, FailAborted:
+		return nil
+	}
+	return fmt.Errorf("unknown failure cause %q", c)
+}
+
+// DesiredFailure remembers that the desired version failed: bg does not
+// switch to it again until another version is desired or a retry.
+type DesiredFailure struct {
+	Cause    FailCause `json:"cause"`
+	Reason   string    `json:"reason"`
+	SwitchID string    `json:"switch_id"`
+	At       time.Time `json:"at"`
+}
+
+// DesireEvent is one change of a service's desired state (its log).
+type DesireEvent struct {
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	What   string    `json:"what"` // e.g. "desired v2", "retry v2", "failed v2: rolled back"
+	Reason string    `json:"reason,omitempty"`
+}
+
+// MaxDesireLog bounds Desired.Log.
+const MaxDesireLog = 20
+
+// Desired is the version a service should run (issue 17, declarative
+// delivery), stored next to its traffic state. The convergence loop
+// switches to the colour running it.
+type Desired struct {
+	Version string    `json:"version"`
+	Reason  string    `json:"reason,omitempty"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+	// Attempt is the switch the loop started for this version; Failed is
+	// set when that switch rolled back or was aborted.
+	Attempt string          `json:"attempt,omitempty"`
+	Failed  *DesiredFailure `json:"failed,omitempty"`
+	// Log is the newest changes, oldest first, at most MaxDesireLog.
+	Log []DesireEvent `json:"log,omitempty"`
+}
+
+// Validate checks a desired state before it is stored or after it is read.
+func (d Desired) Validate() error {
+	if err := ValidateVersion(d.Version); err != nil {
+		return err
+	}
+	if d.Actor == "" {
+		return errors.New("desired: no actor")
+	}
+	if d.At.IsZero() {
+		return errors.New("desired: no time")
+	}
+	if len(d.Reason) > 500 {
+		return errors.New("desired: reason longer than 500 characters")
+	}
+	if f := d.Failed; f != nil {
+		if err := f.Cause.Validate(); err != nil {
+			return fmt.Errorf("desired.failed: %w", err)
+		}
+	}
+	if len(d.Log) > MaxDesireLog {
+		return fmt.Errorf("desired: log holds %d events, at most %d", len(d.Log), MaxDesireLog)
+	}
+	return nil
+}
+
+// Logged returns d with ev appended to its log (the oldest dropped past
+// MaxDesireLog).
+func (d Desired) Logged(ev DesireEvent) Desired {
+	log := append(append([]DesireEvent(nil), d.Log...), ev)
+	if len(log) > MaxDesireLog {
+		log = log[len(log)-MaxDesireLog:]
+	}
+	d.Log = log
+	return d
+}
