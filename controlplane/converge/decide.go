@@ -11,41 +11,23 @@ import (
 	"github.com/bgctl/bg/controlplane/model"
 )
 
-// Kind is why a service is, or is not, converging now.
-type Kind string
+// Kind is why a service is, or is not, converging now (model.ConvergeState,
+// so the admin API carries it).
+type Kind = model.ConvergeState
 
+// The kinds, named here for the decision's readers.
 const (
-	// NoDesire: no version is desired (and the trigger found none).
-	NoDesire Kind = "no_desire"
-	// Converged: the desired version serves 100 %.
-	Converged Kind = "converged"
-	// NoFleetRunsVersion: no idle fleet has a passing member of the version.
-	NoFleetRunsVersion Kind = "no_fleet_runs_version"
-	// MixedFleet: the candidate fleet also runs other versions.
-	MixedFleet Kind = "mixed_fleet"
-	// WaitingForCapacity: the candidate fleet has Have of Want passing members.
-	WaitingForCapacity Kind = "waiting_for_capacity"
-	// Settling: the candidate fleet is ready; the switch starts in Left.
-	Settling Kind = "settling"
-	// WindowClosed: the deploy windows are closed until Until.
-	WindowClosed Kind = "window_closed"
-	// SwitchRunning: a switch, roll or release runs on the service.
-	SwitchRunning Kind = "switch_running"
-	// Failed: the version's converged switch rolled back or was aborted;
-	// not retried until a new version is desired or a retry.
-	Failed Kind = "failed"
-	// Start: start a switch To the candidate colour now.
-	Start Kind = "start"
+	NoDesire           = model.ConvergeNoDesire
+	Converged          = model.ConvergeConverged
+	NoFleetRunsVersion = model.ConvergeNoFleetRunsVersion
+	MixedFleet         = model.ConvergeMixedFleet
+	WaitingForCapacity = model.ConvergeWaitingForCapacity
+	Settling           = model.ConvergeSettling
+	WindowClosed       = model.ConvergeWindowClosed
+	SwitchRunning      = model.ConvergeSwitchRunning
+	Failed             = model.ConvergeFailed
+	Start              = model.ConvergeStart
 )
-
-// Validate refuses an unknown kind.
-func (k Kind) Validate() error {
-	switch k {
-	case NoDesire, Converged, NoFleetRunsVersion, MixedFleet, WaitingForCapacity, Settling, WindowClosed, SwitchRunning, Failed, Start:
-		return nil
-	}
-	return fmt.Errorf("unknown convergence state %q", k)
-}
 
 // Fleet is one colour's passing members' versions, one entry per member.
 type Fleet struct {

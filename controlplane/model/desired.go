@@ -60,10 +60,12 @@ type DesiredFailure struct {
 
 // DesireEvent is one change of a service's desired state (its log).
 type DesireEvent struct {
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"`
-	What   string    `json:"what"` // e.g. "desired v2", "retry v2", "failed v2: rolled back"
-	Reason string    `json:"reason,omitempty"`
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"`
+	What  string    `json:"what"` // e.g. "desired", "retry", "started web@7", "failed: rolled back"
+	// Version is the desired version the event is about.
+	Version string `json:"version"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // MaxDesireLog bounds Desired.Log.
@@ -77,6 +79,9 @@ type Desired struct {
 	Reason  string    `json:"reason,omitempty"`
 	Actor   string    `json:"actor"`
 	At      time.Time `json:"at"`
+	// Previous is the version the service served when this one was
+	// desired (the version trigger never desires it back by itself).
+	Previous string `json:"previous,omitempty"`
 	// Attempt is the switch the loop started for this version; Failed is
 	// set when that switch rolled back or was aborted.
 	Attempt string          `json:"attempt,omitempty"`
@@ -119,4 +124,40 @@ func (d Desired) Logged(ev DesireEvent) Desired {
 	}
 	d.Log = log
 	return d
+}
+
+// ConvergeState is why a service is, or is not, converging now.
+type ConvergeState string
+
+const (
+	// ConvergeNoDesire: no version is desired (and the trigger found none).
+	ConvergeNoDesire ConvergeState = "no_desire"
+	// ConvergeConverged: the desired version serves 100 %.
+	ConvergeConverged ConvergeState = "converged"
+	// ConvergeNoFleetRunsVersion: no idle fleet has a passing member of the version.
+	ConvergeNoFleetRunsVersion ConvergeState = "no_fleet_runs_version"
+	// ConvergeMixedFleet: the candidate fleet also runs other versions.
+	ConvergeMixedFleet ConvergeState = "mixed_fleet"
+	// ConvergeWaitingForCapacity: the candidate fleet has Have of Want passing members.
+	ConvergeWaitingForCapacity ConvergeState = "waiting_for_capacity"
+	// ConvergeSettling: the candidate fleet is ready; the switch starts in Left.
+	ConvergeSettling ConvergeState = "settling"
+	// ConvergeWindowClosed: the deploy windows are closed until Until.
+	ConvergeWindowClosed ConvergeState = "window_closed"
+	// ConvergeSwitchRunning: a switch, roll or release runs on the service.
+	ConvergeSwitchRunning ConvergeState = "switch_running"
+	// ConvergeFailed: the version's converged switch rolled back or was aborted;
+	// not retried until a new version is desired or a retry.
+	ConvergeFailed ConvergeState = "failed"
+	// ConvergeStart: start a switch To the candidate colour now.
+	ConvergeStart ConvergeState = "start"
+)
+
+// Validate refuses an unknown kind.
+func (k ConvergeState) Validate() error {
+	switch k {
+	case ConvergeNoDesire, ConvergeConverged, ConvergeNoFleetRunsVersion, ConvergeMixedFleet, ConvergeWaitingForCapacity, ConvergeSettling, ConvergeWindowClosed, ConvergeSwitchRunning, ConvergeFailed, ConvergeStart:
+		return nil
+	}
+	return fmt.Errorf("unknown convergence state %q", k)
 }

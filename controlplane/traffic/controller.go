@@ -99,6 +99,7 @@ type Controller struct {
 	retention  int
 	control    func() any
 	notes      func() []apiv1.NotificationStatus // SetNotificationStatus
+	converge   func(string) *apiv1.Convergence   // SetConvergeStatus
 	guard      membership.Guard
 	acks       Acks
 	counts     analysisSessions // each running switch's or roll's counters, per service

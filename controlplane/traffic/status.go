@@ -90,10 +90,13 @@ func (c *Controller) Status(name string) (Status, error) {
 	if c.control != nil {
 		st.Control = c.control()
 	}
-	notes := c.notes
+	notes, conv := c.notes, c.converge
 	c.mu.Unlock()
 	if notes != nil {
 		st.Notifications = notes()
+	}
+	if conv != nil {
+		st.Converge = conv(name)
 	}
 	return st, nil
 }
@@ -104,6 +107,14 @@ func (c *Controller) SetNotificationStatus(f func() []apiv1.NotificationStatus) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.notes = f
+}
+
+// SetConvergeStatus makes status show each service's desired version and
+// why it is not converging (controlplane/converge). f must not call Status.
+func (c *Controller) SetConvergeStatus(f func(service string) *apiv1.Convergence) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.converge = f
 }
 
 // StatusAll reports every service, sorted by name.

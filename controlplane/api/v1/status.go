@@ -107,6 +107,9 @@ type Status struct {
 	// NoEnvoyListener: the service has no port, so Envoy gets no listener
 	// for it; only proxyless gRPC clients reach it.
 	NoEnvoyListener bool `json:"no_envoy_listener,omitempty"`
+	// Converge: the desired version and why the service is not running it
+	// yet (absent when none is desired and auto is off).
+	Converge *Convergence `json:"converge,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,
