@@ -7,7 +7,9 @@ import (
 
 func TestValidateAuto(t *testing.T) {
 	runRuleCases(t, []ruleCase{
-		{"auto on, defaults", func(c *Config) { c.Services[0].Auto = Auto{Enabled: true, Trigger: TriggerManual, Settle: DefaultSettle} }, "", ""},
+		{"auto on, defaults", func(c *Config) {
+			c.Services[0].Auto = Auto{Enabled: true, Trigger: TriggerManual, Settle: DefaultSettle}
+		}, "", ""},
 		{"auto on, version trigger, min_members 4, settle 0", func(c *Config) {
 			c.Services[0].Auto = Auto{Enabled: true, Trigger: TriggerVersion, MinMembers: 4}
 		}, "", ""},
