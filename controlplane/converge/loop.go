@@ -1,0 +1,532 @@
+package converge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+// Actor is who the loop's switches and writes are recorded as.
+const Actor = "bg:converge"
+
+// Controller is what the loop needs from the traffic controller: the
+// status a user sees, and the entry point a POST /switch uses.
+type Controller interface {
+	Status(name string) (apiv1.Status, error)
+	Switch(ctx context.Context, req traffic.Request) (traffic.Result, error)
+}
+
+// Options configure a Loop.
+type Options struct {
+	// Auto is every configured service's auto block (enabled or not).
+	Auto map[string]config.Auto
+	// Owner names the running release that owns a service ("" none).
+	Owner func(service string) string
+	// Tick is how often every service is evaluated (default 1s).
+	Tick time.Duration
+	// Timeout bounds a switch's wait for ACKs (switch.timeout).
+	Timeout time.Duration
+	// Backoff is how long the loop waits after a switch it could not
+	// start (a gate, a conflict) before trying again (default 10s).
+	Backoff time.Duration
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// svc is the loop's memory of one service. Guarded by Loop.mu.
+type svc struct {
+	auto     config.Auto
+	stored   *state.StoredDesired
+	ready    *Ready
+	last     Decision
+	serving  []string
+	pending  time.Time // not converged since
+	lastErr  string
+	retryAt  time.Time
+	starting bool
+}
+
+// Loop is the convergence loop. Every replica evaluates (for status);
+// only the leader (Lead) acts.
+type Loop struct {
+	ctrl  Controller
+	store state.Desires
+	o     Options
+
+	mu       sync.Mutex
+	services map[string]*svc
+	names    []string
+	lead     context.Context // nil unless leading
+	writeMu  sync.Mutex      // one desired-state write at a time
+	poke     chan struct{}
+}
+
+// New builds a loop over the configured services.
+func New(ctrl Controller, store state.Desires, o Options) *Loop {
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	l := &Loop{ctrl: ctrl, store: store, o: o, services: map[string]*svc{}, poke: make(chan struct{}, 1)}
+	for name, a := range o.Auto {
+		l.services[name] = &svc{auto: a}
+		l.names = append(l.names, name)
+	}
+	sort.Strings(l.names)
+	return l
+}
+
+// Lead makes this replica act until ctx ends (leadership lost). It returns at once.
+func (l *Loop) Lead(ctx context.Context) {
+	l.mu.Lock()
+	l.lead = ctx
+	for _, s := range l.services {
+		s.ready = nil // a new leader settles anew
+	}
+	l.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		l.mu.Lock()
+		if l.lead == ctx {
+			l.lead = nil
+		}
+		l.mu.Unlock()
+	}()
+	l.Poke()
+}
+
+// Poke evaluates soon (a membership change).
+func (l *Loop) Poke() {
+	select {
+	case l.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run evaluates every service on each tick and poke until ctx ends.
+func (l *Loop) Run(ctx context.Context) {
+	t := time.NewTicker(l.o.Tick)
+	defer t.Stop()
+	for {
+		l.Round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-l.poke:
+		}
+	}
+}
+
+// Round reads every desired state and evaluates each service once; the
+// leader carries out what it decides.
+func (l *Loop) Round(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	all, err := l.store.ListDesired(rctx)
+	cancel()
+	if err != nil {
+		l.o.Log.Warn("cannot read the desired versions; convergence waits", "error", err)
+		return
+	}
+	for _, name := range l.names {
+		l.evaluate(name, all)
+	}
+}
+
+// evaluate decides for one service and, when leading, acts.
+func (l *Loop) evaluate(name string, all map[string]state.StoredDesired) {
+	st, err := l.ctrl.Status(name)
+	if err != nil {
+		return
+	}
+	now := l.o.Now()
+	l.mu.Lock()
+	s := l.services[name]
+	if sd, ok := all[name]; ok {
+		s.stored = &sd
+	} else {
+		s.stored = nil
+	}
+	in := l.input(name, s, st, now)
+	lead := l.lead
+	l.mu.Unlock()
+
+	// trigger: version desires what the idle fleet runs, once.
+	if v := triggered(s.auto, in); v != "" && lead != nil {
+		prev := ""
+		if in.Serving != "" {
+			prev = only(in.Fleets[in.Serving])
+		}
+		if _, err := l.write(lead, name, func(cur *model.Desired) (model.Desired, bool, error) {
+			d := model.Desired{Version: v, Actor: Actor + " (consul meta)", At: now, Previous: prev,
+				Reason: fmt.Sprintf("every passing %s member runs %s", in.Serving.Other(), v)}
+			if cur != nil {
+				d.Log = cur.Log
+			}
+			return d.Logged(model.DesireEvent{At: now, Actor: d.Actor, What: "desired", Version: v, Reason: d.Reason}), true, nil
+		}); err != nil {
+			l.o.Log.Warn("cannot store the version the fleet runs as desired", "service", name, "version", v, "error", err)
+		}
+		return // next round decides on it
+	}
+
+	d := Decide(in)
+	l.mu.Lock()
+	s.ready, s.last = d.Ready, d
+	s.serving = nil
+	if in.Serving != "" {
+		s.serving = in.Fleets[in.Serving].Versions
+	}
+	switch {
+	case d.Kind == Converged || d.Kind == NoDesire:
+		s.pending, s.lastErr = time.Time{}, ""
+	case s.pending.IsZero():
+		s.pending = now
+		if in.Desired != nil && in.Desired.At.Before(now) {
+			s.pending = in.Desired.At
+		}
+	}
+	act := lead != nil && s.auto.Enabled
+	start := act && d.Kind == Start && !s.starting && !now.Before(s.retryAt)
+	if start {
+		s.starting = true
+	}
+	l.mu.Unlock()
+	l.o.Metrics.observe(name, s.auto.Enabled, d.Kind, s.pending, now)
+
+	if act && d.Record != nil {
+		f := *d.Record
+		if _, err := l.write(lead, name, func(cur *model.Desired) (model.Desired, bool, error) {
+			if cur == nil || cur.Version != d.Version || cur.Attempt != f.SwitchID || cur.Failed != nil {
+				return model.Desired{}, false, nil // changed meanwhile
+			}
+			next := *cur
+			next.Failed = &f
+			return next.Logged(model.DesireEvent{At: now, Actor: Actor, What: "failed: " + failText(&f), Version: d.Version}), true, nil
+		}); err != nil {
+			l.o.Log.Warn("cannot record the failed convergence", "service", name, "error", err)
+		} else {
+			l.o.Log.Warn("converging switch did not promote; the version is not retried until desired again or bg desire --retry",
+				"service", name, "version", d.Version, "switch", f.SwitchID, "cause", f.Cause, "reason", f.Reason)
+		}
+	}
+	if start {
+		go l.start(lead, name, *in.Desired, d)
+	}
+}
+
+// input builds the decision's input from status. Holds l.mu.
+func (l *Loop) input(name string, s *svc, st apiv1.Status, now time.Time) Input {
+	in := Input{Now: now, Ready: s.ready, MinMembers: s.auto.MinMembers, Settle: s.auto.Settle, WindowOpen: true,
+		Running: st.Phase == model.PhaseSwitching, Fleets: map[model.Color]Fleet{}}
+	if s.stored != nil {
+		d := s.stored.Desired
+		in.Desired = &d
+	}
+	switch {
+	case st.Weights.Blue == 100:
+		in.Serving = model.Blue
+	case st.Weights.Green == 100:
+		in.Serving = model.Green
+	}
+	for col, fs := range st.Fleets {
+		f := Fleet{}
+		for _, m := range fs.Members {
+			f.Versions = append(f.Versions, m.Version)
+		}
+		in.Fleets[col] = f
+	}
+	if w := st.Window; w != nil && !w.Open {
+		in.WindowOpen, in.NextOpen = false, w.NextOpen
+	}
+	if l.o.Owner != nil && l.o.Owner(name) != "" {
+		in.InRelease = true
+	}
+	in.Last = ended(st)
+	return in
+}
+
+// ended is the service's latest switch or roll, if it ended.
+func ended(st apiv1.Status) *Ended {
+	if st.Phase == model.PhaseSwitching || st.SwitchID == "" {
+		return nil
+	}
+	if r := st.Switch; r != nil && r.ID == st.SwitchID {
+		e := &Ended{ID: r.ID, Reason: r.Reason, At: r.EndedAt}
+		switch r.Phase {
+		case model.RolloutPromoted:
+			e.Outcome = Promoted
+		case model.RolloutRolledBack:
+			e.Outcome = RolledBack
+		case model.RolloutAborted:
+			e.Outcome = Aborted
+		default:
+			return nil
+		}
+		return e
+	}
+	if r := st.Roll; r != nil && r.ID == st.SwitchID {
+		e := &Ended{ID: r.ID, Reason: r.Reason, At: r.EndedAt}
+		switch r.Phase {
+		case model.RollCompleted:
+			e.Outcome = Promoted
+		case model.RollRolledBack:
+			e.Outcome = RolledBack
+		case model.RollAborted:
+			e.Outcome = Aborted
+		default:
+			return nil
+		}
+		return e
+	}
+	return &Ended{ID: st.SwitchID, Outcome: Promoted} // an instant switch
+}
+
+// only is the one version every member of f runs ("" if none or several).
+func only(f Fleet) string {
+	if len(f.Versions) == 0 {
+		return ""
+	}
+	v := f.Versions[0]
+	if v == "" || !f.only(v) {
+		return ""
+	}
+	return v
+}
+
+// triggered is the version trigger's new desire: every passing member of
+// the idle fleet runs one version the serving fleet does not, and it is
+// neither desired now nor the one the desire replaced nor in the log.
+func triggered(a config.Auto, in Input) string {
+	if a.Trigger != config.TriggerVersion || in.Serving == "" || in.Running {
+		return ""
+	}
+	v := only(in.Fleets[in.Serving.Other()])
+	if v == "" || model.ValidateVersion(v) != nil {
+		return ""
+	}
+	if _, other := in.Fleets[in.Serving].count(v); other == 0 && len(in.Fleets[in.Serving].Versions) > 0 {
+		return "" // the serving fleet runs it too
+	}
+	if d := in.Desired; d != nil {
+		if d.Version == v || d.Previous == v {
+			return ""
+		}
+		for _, ev := range d.Log {
+			if ev.Version == v {
+				return ""
+			}
+		}
+	}
+	return v
+}
+
+// start starts the switch Decide asked for, on the leader, and records it
+// as the desired version's attempt.
+func (l *Loop) start(ctx context.Context, name string, want model.Desired, d Decision) {
+	defer func() {
+		l.mu.Lock()
+		l.services[name].starting = false
+		l.mu.Unlock()
+		l.Poke()
+	}()
+	reason := fmt.Sprintf("converge to desired version %s", want.Version)
+	if want.Reason != "" {
+		reason += " (" + want.Reason + ")"
+	}
+	l.o.Log.Info("converging: starting a switch", "service", name, "to", d.To, "version", want.Version)
+	res, err := l.ctrl.Switch(traffic.WithActor(ctx, Actor), traffic.Request{Service: name, To: d.To, Reason: reason, Timeout: l.o.Timeout})
+	id := res.Status.SwitchID
+	if err == nil && id == "" {
+		err = errors.New("the switch started but status names no switch")
+	}
+	if err != nil {
+		l.mu.Lock()
+		s := l.services[name]
+		s.lastErr, s.retryAt = err.Error(), l.o.Now().Add(l.o.Backoff)
+		l.mu.Unlock()
+		l.o.Log.Warn("converging switch not started; trying again later", "service", name, "error", err, "retry_in", l.o.Backoff)
+		return
+	}
+	if _, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
+		if cur == nil || cur.Version != want.Version || !cur.At.Equal(want.At) {
+			return model.Desired{}, false, nil // desired anew meanwhile: the attempt is not its
+		}
+		next := *cur
+		next.Attempt = id
+		return next.Logged(model.DesireEvent{At: l.o.Now(), Actor: Actor, What: "started " + id, Version: want.Version}), true, nil
+	}); err != nil {
+		l.o.Log.Error("switch started but its attempt not recorded: a rollback of it will not be remembered", "service", name, "switch", id, "error", err)
+	}
+	l.mu.Lock()
+	l.services[name].lastErr = ""
+	l.mu.Unlock()
+}
+
+// ErrUnknownService: a desire for a service bg does not switch.
+var ErrUnknownService = traffic.ErrUnknownService
+
+// write changes a service's desired state with check-and-set, retrying a
+// conflict once on a fresh read. f returns the next state and whether to
+// write it.
+func (l *Loop) write(ctx context.Context, name string, f func(cur *model.Desired) (model.Desired, bool, error)) (bool, error) {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		all, err := l.store.ListDesired(ctx)
+		if err != nil {
+			return false, err
+		}
+		var cur *model.Desired
+		var prev state.Index
+		if sd, ok := all[name]; ok {
+			cur, prev = &sd.Desired, sd.Index
+		}
+		next, ok, err := f(cur)
+		if err != nil || !ok {
+			return false, err
+		}
+		idx, err := l.store.SaveDesired(ctx, name, next, prev)
+		if errors.Is(err, state.ErrConflict) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		l.mu.Lock()
+		l.services[name].stored = &state.StoredDesired{Desired: next, Index: idx}
+		l.mu.Unlock()
+		return true, nil
+	}
+}
+
+// Desire stores the version a service should run (POST
+// /v1/services/S/desired). The same version again changes nothing; Retry
+// clears the version's failure so the loop tries it again.
+func (l *Loop) Desire(ctx context.Context, name string, req apiv1.DesireRequest) (apiv1.DesireResult, error) {
+	if _, ok := l.services[name]; !ok {
+		return apiv1.DesireResult{}, fmt.Errorf("%w %q", ErrUnknownService, name)
+	}
+	if req.Version == "" && !req.Retry {
+		return apiv1.DesireResult{}, fmt.Errorf("%w: version: required (or retry)", ErrBadDesire)
+	}
+	if req.Version != "" {
+		if err := model.ValidateVersion(req.Version); err != nil {
+			return apiv1.DesireResult{}, fmt.Errorf("%w: %v", ErrBadDesire, err)
+		}
+	}
+	if len(req.Reason) > 500 {
+		return apiv1.DesireResult{}, fmt.Errorf("%w: reason: longer than 500 characters", ErrBadDesire)
+	}
+	actor := traffic.ActorFrom(ctx)
+	if actor == "" {
+		actor = "api"
+	}
+	now := l.o.Now()
+	serving := ""
+	if st, err := l.ctrl.Status(name); err == nil {
+		for col, fs := range st.Fleets {
+			if st.Weights.Blue == 100 && col == model.Blue || st.Weights.Green == 100 && col == model.Green {
+				var f Fleet
+				for _, m := range fs.Members {
+					f.Versions = append(f.Versions, m.Version)
+				}
+				serving = only(f)
+			}
+		}
+	}
+	changed, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
+		switch {
+		case req.Retry && cur == nil:
+			return model.Desired{}, false, fmt.Errorf("%w: %s has no desired version to retry", ErrBadDesire, name)
+		case req.Retry && req.Version != "" && req.Version != cur.Version:
+			return model.Desired{}, false, fmt.Errorf("%w: --retry names %s but %s is desired; desire %s instead", ErrBadDesire, req.Version, cur.Version, req.Version)
+		case req.Retry:
+			if cur.Failed == nil {
+				return model.Desired{}, false, nil
+			}
+			next := *cur
+			next.Failed, next.Attempt = nil, ""
+			return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "retry", Version: cur.Version, Reason: req.Reason}), true, nil
+		case cur != nil && cur.Version == req.Version:
+			return model.Desired{}, false, nil // the same desire again (a re-run pipeline)
+		}
+		d := model.Desired{Version: req.Version, Reason: req.Reason, Actor: actor, At: now, Previous: serving}
+		if cur != nil {
+			d.Log = cur.Log
+		}
+		return d.Logged(model.DesireEvent{At: now, Actor: actor, What: "desired", Version: req.Version, Reason: req.Reason}), true, nil
+	})
+	if err != nil {
+		return apiv1.DesireResult{}, err
+	}
+	if changed {
+		l.o.Log.Info("desired version stored", "service", name, "version", req.Version, "retry", req.Retry, "actor", actor)
+		l.Poke()
+	}
+	return apiv1.DesireResult{Changed: changed, Convergence: l.convergence(name, true)}, nil
+}
+
+// ErrBadDesire: a desire that is refused as asked (bad version, nothing to retry).
+var ErrBadDesire = errors.New("bad desired version")
+
+// Convergence is a service's convergence status (nil for an unknown
+// service, or when nothing is desired and auto is off).
+func (l *Loop) Convergence(name string) *apiv1.Convergence {
+	c := l.convergence(name, false)
+	if c.State == "" {
+		return nil
+	}
+	return &c
+}
+
+// Get is GET /v1/services/S/desired.
+func (l *Loop) Get(name string) (apiv1.Convergence, error) {
+	if _, ok := l.services[name]; !ok {
+		return apiv1.Convergence{}, fmt.Errorf("%w %q", ErrUnknownService, name)
+	}
+	return l.convergence(name, true), nil
+}
+
+func (l *Loop) convergence(name string, always bool) apiv1.Convergence {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.services[name]
+	if s == nil || !always && s.stored == nil && !s.auto.Enabled {
+		return apiv1.Convergence{}
+	}
+	d := s.last
+	c := apiv1.Convergence{Auto: s.auto.Enabled, Serving: append([]string{}, s.serving...), State: d.Kind, Detail: d.String(),
+		To: d.To, Have: d.Have, Want: d.Want, SettleLeft: model.Duration(d.Left.Round(time.Second)), WindowUntil: d.Until,
+		LastError: s.lastErr, PendingSince: s.pending}
+	if c.State == "" {
+		c.State, c.Detail = NoDesire, Decision{Kind: NoDesire}.String()
+	}
+	if s.stored != nil {
+		dd := s.stored.Desired
+		c.Desired = &dd
+	}
+	if !s.auto.Enabled && c.State != Converged && c.State != "" {
+		c.Detail += " (auto off: bg does not switch by itself)"
+	}
+	return c
+}

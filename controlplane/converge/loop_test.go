@@ -1,0 +1,287 @@
+package converge
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
+	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state/memstate"
+	"github.com/bgctl/bg/controlplane/traffic"
+)
+
+// fakeCtrl is a controller whose status the test sets; Switch records
+// what it was asked and by whom.
+type fakeCtrl struct {
+	mu       sync.Mutex
+	st       map[string]apiv1.Status
+	switches []traffic.Request
+	actors   []string
+	err      error
+}
+
+func (f *fakeCtrl) Status(name string) (apiv1.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.st[name]
+	if !ok {
+		return st, traffic.ErrUnknownService
+	}
+	return st, nil
+}
+
+func (f *fakeCtrl) Switch(ctx context.Context, req traffic.Request) (traffic.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.switches = append(f.switches, req)
+	f.actors = append(f.actors, traffic.ActorFrom(ctx))
+	if f.err != nil {
+		return traffic.Result{}, f.err
+	}
+	st := f.st[req.Service]
+	st.Phase, st.SwitchID = model.PhaseSwitching, "web@5"
+	st.Switch = &model.Rollout{ID: "web@5", To: req.To, Phase: model.RolloutProgressing}
+	f.st[req.Service] = st
+	return traffic.Result{Status: st}, nil
+}
+
+func (f *fakeCtrl) set(name string, edit func(*apiv1.Status)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.st[name]
+	edit(&st)
+	f.st[name] = st
+}
+
+func members(vs ...string) apiv1.FleetStatus {
+	fs := apiv1.FleetStatus{Healthy: len(vs)}
+	for _, v := range vs {
+		fs.Members = append(fs.Members, apiv1.Member{Version: v})
+	}
+	return fs
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func setup(t *testing.T, auto config.Auto) (*Loop, *fakeCtrl, *memstate.Store, *clock, context.Context) {
+	t.Helper()
+	ctrl := &fakeCtrl{st: map[string]apiv1.Status{"web": {
+		Service: "web", Weights: apiv1.Weights{Blue: 100}, Stable: model.Blue, Phase: model.PhaseStable, SwitchID: "gen-1",
+		Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members("v1", "v1"), model.Green: members()},
+	}}}
+	store := memstate.New()
+	clk := &clock{t: t0}
+	l := New(ctrl, store, Options{Auto: map[string]config.Auto{"web": auto}, Now: clk.now, Metrics: NewMetrics(nil)})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	l.Lead(ctx)
+	return l, ctrl, store, clk, traffic.WithActor(ctx, "ci (token deploy)")
+}
+
+// round runs one round and waits for a switch it started.
+func round(l *Loop) {
+	l.Round(context.Background())
+	for {
+		l.mu.Lock()
+		busy := l.services["web"].starting
+		l.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLoopConvergesOnceSettledAndRemembersFailure(t *testing.T) {
+	l, ctrl, store, clk, ctx := setup(t, config.Auto{Enabled: true, Trigger: config.TriggerManual, Settle: 5 * time.Second})
+	res, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2", Reason: "deploy 42"})
+	if err != nil || !res.Changed {
+		t.Fatalf("Desire: %+v %v", res, err)
+	}
+	if res, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2"}); err != nil || res.Changed {
+		t.Fatalf("the same desire again changed something: %+v %v", res, err)
+	}
+	round(l)
+	if c, _ := l.Get("web"); c.State != NoFleetRunsVersion || c.Desired.Actor != "ci (token deploy)" || c.Desired.Previous != "v1" {
+		t.Fatalf("before green exists: %+v", c)
+	}
+	// Green members appear one by one.
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2") })
+	round(l)
+	if c, _ := l.Get("web"); c.State != WaitingForCapacity || c.Have != 1 || c.Want != 2 {
+		t.Fatalf("one of two: %+v", c)
+	}
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
+	round(l)
+	clk.add(4 * time.Second)
+	round(l)
+	if c, _ := l.Get("web"); c.State != Settling || c.SettleLeft.D() != time.Second || len(ctrl.switches) != 0 {
+		t.Fatalf("settling: %+v, %d switches", c, len(ctrl.switches))
+	}
+	clk.add(time.Second)
+	round(l)
+	if len(ctrl.switches) != 1 || ctrl.switches[0].To != model.Green || ctrl.switches[0].Instant || ctrl.actors[0] != Actor {
+		t.Fatalf("switches %+v by %v", ctrl.switches, ctrl.actors)
+	}
+	all, _ := store.ListDesired(context.Background())
+	if all["web"].Desired.Attempt != "web@5" {
+		t.Fatalf("attempt not recorded: %+v", all["web"].Desired)
+	}
+	round(l)
+	if c, _ := l.Get("web"); c.State != SwitchRunning || len(ctrl.switches) != 1 {
+		t.Fatalf("while it runs: %+v, %d switches", c, len(ctrl.switches))
+	}
+	// The analysis rolls it back: remembered, never retried.
+	ctrl.set("web", func(st *apiv1.Status) {
+		st.Phase = model.PhaseRolledBack
+		st.Switch.Phase, st.Switch.Reason = model.RolloutRolledBack, "error ratio 0.3"
+	})
+	for range 5 {
+		clk.add(time.Minute)
+		round(l)
+	}
+	all, _ = store.ListDesired(context.Background())
+	if f := all["web"].Desired.Failed; f == nil || f.Cause != model.FailRolledBack || f.SwitchID != "web@5" {
+		t.Fatalf("failure not remembered: %+v", all["web"].Desired)
+	}
+	if c, _ := l.Get("web"); c.State != Failed || c.Detail != "failed (rolled back: error ratio 0.3)" || len(ctrl.switches) != 1 {
+		t.Fatalf("after the rollback: %+v, %d switches", c, len(ctrl.switches))
+	}
+	// --retry clears it: the switch starts again once settled.
+	if res, err := l.Desire(ctx, "web", apiv1.DesireRequest{Retry: true}); err != nil || !res.Changed {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	round(l)
+	clk.add(5 * time.Second)
+	round(l)
+	if len(ctrl.switches) != 2 {
+		t.Fatalf("retry did not switch again: %d switches", len(ctrl.switches))
+	}
+}
+
+func TestLoopAutoOffOnlyReports(t *testing.T) {
+	l, ctrl, _, clk, ctx := setup(t, config.Auto{Trigger: config.TriggerManual, Settle: 0})
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
+	for range 3 {
+		round(l)
+		clk.add(time.Minute)
+	}
+	c, _ := l.Get("web")
+	if len(ctrl.switches) != 0 || c.State != Start || c.Auto {
+		t.Fatalf("auto off switched or misreported: %d switches, %+v", len(ctrl.switches), c)
+	}
+}
+
+func TestLoopNotLeaderNeverActs(t *testing.T) {
+	ctrl := &fakeCtrl{st: map[string]apiv1.Status{"web": {Weights: apiv1.Weights{Blue: 100}, Phase: model.PhaseStable,
+		Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members("v1"), model.Green: members("v2")}}}}
+	store := memstate.New()
+	if _, err := store.SaveDesired(context.Background(), "web", model.Desired{Version: "v2", Actor: "ci", At: t0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	l := New(ctrl, store, Options{Auto: map[string]config.Auto{"web": {Enabled: true, Settle: 0}}, Now: func() time.Time { return t0 }})
+	l.Round(context.Background())
+	if len(ctrl.switches) != 0 {
+		t.Fatal("a follower switched")
+	}
+	if c := l.Convergence("web"); c == nil || c.State != Start || c.Desired.Version != "v2" {
+		t.Fatalf("a follower reports %+v", c)
+	}
+}
+
+func TestLoopStartFailureBacksOff(t *testing.T) {
+	l, ctrl, _, clk, ctx := setup(t, config.Auto{Enabled: true, Settle: 0})
+	ctrl.err = traffic.ErrGateFailed
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
+	round(l)
+	round(l)
+	if len(ctrl.switches) != 1 {
+		t.Fatalf("%d attempts within the backoff, want 1", len(ctrl.switches))
+	}
+	if c, _ := l.Get("web"); c.LastError == "" {
+		t.Fatalf("the start failure is not shown: %+v", c)
+	}
+	clk.add(11 * time.Second)
+	round(l)
+	if len(ctrl.switches) != 2 {
+		t.Fatalf("%d attempts after the backoff, want 2", len(ctrl.switches))
+	}
+}
+
+func TestDesireRefusesBadInput(t *testing.T) {
+	l, _, store, _, ctx := setup(t, config.Auto{Enabled: true})
+	for _, req := range []apiv1.DesireRequest{
+		{},                   // nothing
+		{Version: "v 2"},     // charset
+		{Version: "v2/../x"}, // charset
+		{Retry: true},        // nothing to retry
+		{Version: "v2", Reason: string(make([]byte, 501))},
+	} {
+		if _, err := l.Desire(ctx, "web", req); !errors.Is(err, ErrBadDesire) {
+			t.Errorf("%+v: %v, want ErrBadDesire", req, err)
+		}
+	}
+	if _, err := l.Desire(ctx, "nope", apiv1.DesireRequest{Version: "v2"}); !errors.Is(err, traffic.ErrUnknownService) {
+		t.Errorf("unknown service: %v", err)
+	}
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v3", Retry: true}); !errors.Is(err, ErrBadDesire) {
+		t.Errorf("retry of a version not desired: %v", err)
+	}
+	all, _ := store.ListDesired(context.Background())
+	if len(all) != 1 || all["web"].Desired.Version != "v2" || len(all["web"].Desired.Log) != 1 {
+		t.Fatalf("refused desires changed the store: %+v", all)
+	}
+}
+
+func TestVersionTrigger(t *testing.T) {
+	l, ctrl, store, clk, _ := setup(t, config.Auto{Enabled: true, Trigger: config.TriggerVersion, Settle: 0})
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
+	round(l) // desires v2
+	round(l) // switches
+	all, _ := store.ListDesired(context.Background())
+	if d := all["web"].Desired; d.Version != "v2" || d.Previous != "v1" || d.Actor != Actor+" (consul meta)" {
+		t.Fatalf("trigger desired %+v", d)
+	}
+	if len(ctrl.switches) != 1 {
+		t.Fatalf("%d switches", len(ctrl.switches))
+	}
+	// Promoted: green serves v2; blue still runs v1, which was replaced: never desired back.
+	ctrl.set("web", func(st *apiv1.Status) {
+		st.Phase, st.Weights = model.PhaseSwitched, apiv1.Weights{Green: 100}
+		st.Switch.Phase = model.RolloutPromoted
+	})
+	for range 3 {
+		clk.add(time.Minute)
+		round(l)
+	}
+	all, _ = store.ListDesired(context.Background())
+	if d := all["web"].Desired; d.Version != "v2" || len(ctrl.switches) != 1 {
+		t.Fatalf("the old fleet was desired back: %+v, %d switches", d, len(ctrl.switches))
+	}
+	if c, _ := l.Get("web"); c.State != Converged {
+		t.Fatalf("%+v", c)
+	}
+}
