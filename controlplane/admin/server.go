@@ -60,6 +60,8 @@ type Options struct {
 	Pprof bool
 	// Releases, when set, serves /v1/releases (releases.go).
 	Releases Releases
+	// Converge, when set, serves /v1/services/{name}/desired (desired.go).
+	Converge Converge
 }
 
 // Handler builds the admin API.
@@ -150,11 +152,19 @@ func registerRoutes(mux *router, c Controller, o Options) {
 				return
 			}
 			res, err := op(r.Context(), req)
+			if name == "abort" && err == nil && o.Converge != nil {
+				if cerr := o.Converge.Aborted(r.Context(), req.Service); cerr != nil && o.Log != nil {
+					o.Log.Warn("abort applied, but the pending convergence could not be cleared", "service", req.Service, "error", cerr)
+				}
+			}
 			writeResult(w, res, err)
 		})
 	}
 	if o.Releases != nil {
 		releaseRoutes(mux, o.Releases)
+	}
+	if o.Converge != nil {
+		desiredRoutes(mux, o.Converge)
 	}
 }
 

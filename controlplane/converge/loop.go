@@ -530,3 +530,36 @@ func (l *Loop) convergence(name string, always bool) apiv1.Convergence {
 	}
 	return c
 }
+
+// Aborted is told of an explicit abort of a service (POST /abort): a
+// pending convergence is cleared, as if its switch had been aborted, so
+// bg does not start it again by itself until the version is desired anew
+// or retried. A converged service is left as it is.
+func (l *Loop) Aborted(ctx context.Context, name string) error {
+	if _, ok := l.services[name]; !ok {
+		return nil
+	}
+	l.mu.Lock()
+	kind := l.services[name].last.Kind
+	l.mu.Unlock()
+	if kind == Converged || kind == NoDesire || kind == "" {
+		return nil
+	}
+	actor := traffic.ActorFrom(ctx)
+	if actor == "" {
+		actor = "api"
+	}
+	now := l.o.Now()
+	_, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
+		if cur == nil || cur.Failed != nil {
+			return model.Desired{}, false, nil
+		}
+		next := *cur
+		next.Failed = &model.DesiredFailure{Cause: model.FailAborted, Reason: "abort by " + actor, SwitchID: cur.Attempt, At: now}
+		return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "abort cleared the pending convergence", Version: cur.Version}), true, nil
+	})
+	if err == nil {
+		l.Poke()
+	}
+	return err
+}

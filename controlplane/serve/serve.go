@@ -22,8 +22,10 @@ import (
 
 	"github.com/bgctl/bg/controlplane/admin"
 	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/converge"
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/leader"
+	"github.com/bgctl/bg/controlplane/membership"
 	consulsrc "github.com/bgctl/bg/controlplane/membership/consul"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/releases"
@@ -131,6 +133,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Consumers: consumers, Notify: notifyRelease, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
 	})
 	ctrl.SetReleaseGuard(rels.Guard)
+	// Declarative delivery: every replica evaluates (status); the leader
+	// starts the switches, through the same entry point as POST /switch.
+	autos := map[string]config.Auto{}
+	for _, s := range cfg.Services {
+		autos[s.Name] = s.Auto
+	}
+	conv := converge.New(ctrl, store, converge.Options{Auto: autos, Timeout: cfg.Switch.Timeout, Log: log, Metrics: converge.NewMetrics(reg),
+		Owner: func(service string) string { owner, _ := rels.Guard(service); return owner }})
+	ctrl.SetConvergeStatus(conv.Convergence)
 
 	// Bind both ports first: a port clash is a startup error, not a hang.
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
@@ -155,6 +166,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Handler: admin.Handler(ctrl, admin.Options{
 			Tokens: adminSec.creds, AuthMetrics: admin.NewAuthMetrics(reg), Forward: adminSec.tls.Forward, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
 			Releases: rels,
+			Converge: conv,
 			Leader: func(ctx context.Context) (string, bool, error) {
 				if elector.Leading() {
 					return "", true, nil
@@ -179,14 +191,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	members := consulsrc.New(consulsrc.APICatalog{Watch: consul.Watch, Read: consul.Read}, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
 		names, cfg.Consul.Wait, log, reg)
 	members.Readers = consulReaders
-	go members.Run(ctx, ctrl.OnMembership)
+	go members.Run(ctx, func(u membership.Update) {
+		ctrl.OnMembership(u)
+		conv.Poke() // a fleet change may make a service ready
+	})
 
 	// Campaign from the start: only the leader creates a missing initial state.
 	electorDone := make(chan struct{})
 	go func() {
 		defer close(electorDone)
 		// The leader resumes running switches, then running releases.
-		elector.Run(ctx, rels.Lead)
+		elector.Run(ctx, func(lctx context.Context) {
+			conv.Lead(lctx) // returns at once; acts while lctx lives
+			rels.Lead(lctx)
+		})
 	}()
 	go func() {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
@@ -194,6 +212,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		store.Expect(serviceNames) // a key gone unseen is still reported
 		go store.Watch(ctx, log, ctrl.OnStored, ctrl.OnIntent)
+		go conv.Run(ctx)
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)
