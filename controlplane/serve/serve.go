@@ -142,6 +142,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	conv := converge.New(ctrl, store, converge.Options{Auto: autos, Timeout: cfg.Switch.Timeout, Log: log, Metrics: converge.NewMetrics(reg),
 		Owner: func(service string) string { owner, _ := rels.Guard(service); return owner }})
 	ctrl.SetConvergeStatus(conv.Convergence)
+	ctrl.Subscribe(func(string) { conv.Poke() }) // a switch began or ended: decide again now
 
 	// Bind both ports first: a port clash is a startup error, not a hang.
 	xdsLis, err := net.Listen("tcp", cfg.XDS.Listen)
