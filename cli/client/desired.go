@@ -30,3 +30,12 @@ func (c *Client) Desired(ctx context.Context, service string) (apiv1.Convergence
 	_, err := c.do(ctx, http.MethodGet, desiredPath(service), nil, &res)
 	return res, err
 }
+
+// DesireSet stores several services' desired versions as one group.
+func (c *Client) DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1.DesireSetResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	var res apiv1.DesireSetResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/desired", req, &res)
+	return res, err
+}

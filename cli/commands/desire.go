@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,31 +19,38 @@ func desireCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "desire",
 		Usage:     "set (or show) the version a service should run; with auto.enabled bg switches to it by itself",
-		ArgsUsage: "SERVICE",
+		ArgsUsage: "SERVICE | --set S=V,S=V",
 		Description: `Stores the desired version in Consul KV beside the service's traffic state.
 With services[].auto.enabled, the leader switches to the colour running it once
 that fleet is healthy and at capacity, has settled, and the windows allow it,
 with the service's normal plan, as actor bg:converge. A converged switch that
 rolls back is not retried until another version is desired or --retry.
 Without --version or --retry it shows the desired version and why the service
-is not converging yet.
+is not converging yet. --set desires several services at once: they converge
+together, once every one is ready, as one release in dependency order
+(depends_on), rolled back together.
 
 Examples:
    bg desire web --version v2 --reason "deploy 42"
    bg desire web
-   bg desire web --retry`,
+   bg desire web --retry
+   bg desire --set web=v2,api=v7 --reason "checkout 2.0"`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "version", Usage: "the version the service should run (Consul service meta \"version\" of its instances)"},
 			&cli.StringFlag{Name: "reason", Usage: "why (recorded)"},
 			&cli.BoolFlag{Name: "retry", Usage: "try the desired version again after its converged switch failed"},
+			&cli.StringFlag{Name: "set", Usage: "several services at once, SERVICE=VERSION,...: one release in dependency order"},
 			outputFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := checkOutput(c); err != nil {
 				return err
 			}
+			if c.IsSet("set") {
+				return desireSet(c)
+			}
 			if c.NArg() != 1 {
-				return cli.Exit("error: expected one SERVICE argument", ExitUsage)
+				return cli.Exit("error: expected one SERVICE argument (or --set)", ExitUsage)
 			}
 			svc, cl := c.Args().First(), apiClient(c)
 			if !c.IsSet("version") && !c.Bool("retry") {
@@ -78,6 +86,50 @@ Examples:
 			return nil
 		},
 	}
+}
+
+// parseSet reads --set's SERVICE=VERSION,... (syntax only; the control
+// plane checks names and versions).
+func parseSet(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" || v == "" {
+			return nil, fmt.Errorf("--set: %q is not SERVICE=VERSION", part)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--set: %s given twice", name)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+func desireSet(c *cli.Context) error {
+	if c.NArg() != 0 || c.IsSet("version") || c.Bool("retry") {
+		return cli.Exit("error: --set takes no SERVICE argument, --version or --retry", ExitUsage)
+	}
+	set, err := parseSet(c.String("set"))
+	if err != nil {
+		return cli.Exit("error: "+err.Error(), ExitUsage)
+	}
+	res, err := apiClient(c).DesireSet(c.Context, apiv1.DesireSetRequest{Set: set, Reason: c.String("reason")})
+	if err != nil {
+		return apiExit(err)
+	}
+	if c.String("output") == "json" {
+		writeJSON(c.App.Writer, res)
+		return nil
+	}
+	names := make([]string, 0, len(res.Services))
+	for n := range res.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		printConvergence(c.App.Writer, n, res.Services[n].Convergence, false)
+	}
+	return nil
 }
 
 // convergenceLine is status's one line: desired vs serving and why not yet.

@@ -126,3 +126,29 @@ func TestWaitExitCodes(t *testing.T) {
 	code, out, errOut = run(t, "--addr", addr, "wait", "nope", "--version", "v2")
 	expect(t, code, out, errOut, commands.ExitUsage)
 }
+
+func TestDesireSetCommand(t *testing.T) {
+	c := newFake()
+	addr, _, store := desireServer(t, c)
+	for _, args := range [][]string{
+		{"desire", "--set", "web"},
+		{"desire", "--set", "web=v2,web=v3"},
+		{"desire", "--set", "web=,api=v7"},
+		{"desire", "web", "--set", "web=v2"},
+		{"desire", "--set", "web=v2", "--version", "v2"},
+		{"desire", "--set", "web=v 2"},  // refused by the control plane
+		{"desire", "--set", "nope=v2"}, // unknown service
+	} {
+		code, out, errOut := run(t, append([]string{"--addr", addr}, args...)...)
+		expect(t, code, out, errOut, commands.ExitUsage)
+	}
+	if all, _ := store.ListDesired(context.Background()); len(all) != 0 {
+		t.Fatalf("refused sets stored %+v", all)
+	}
+	code, out, errOut := run(t, "--addr", addr, "desire", "--set", "web=v2", "--reason", "one")
+	expect(t, code, out, errOut, commands.ExitOK)
+	all, _ := store.ListDesired(context.Background())
+	if d := all["web"].Desired; d.Version != "v2" || d.Reason != "one" || len(d.Group) != 0 {
+		t.Fatalf("a set of one is a plain desire: %+v", d)
+	}
+}

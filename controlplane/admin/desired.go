@@ -12,6 +12,7 @@ import (
 // Converge is what the desired-version routes need (controlplane/converge).
 type Converge interface {
 	Desire(ctx context.Context, service string, req apiv1.DesireRequest) (apiv1.DesireResult, error)
+	DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1.DesireSetResult, error)
 	Get(service string) (apiv1.Convergence, error)
 	// Aborted: an explicit abort clears a pending convergence.
 	Aborted(ctx context.Context, service string) error
@@ -34,14 +35,28 @@ func desiredRoutes(mux *router, cv Converge) {
 			return
 		}
 		res, err := cv.Desire(r.Context(), r.PathValue("name"), req)
-		if err != nil {
-			if errors.Is(err, converge.ErrBadDesire) {
-				writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
-				return
-			}
-			writeFailure(w, err)
+		writeDesired(w, res, err)
+	})
+	mux.HandleFunc("POST /v1/desired", func(w http.ResponseWriter, r *http.Request) {
+		var req apiv1.DesireSetRequest
+		if err := decodeStrict(r.Body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		res, err := cv.DesireSet(r.Context(), req)
+		writeDesired(w, res, err)
 	})
+}
+
+// writeDesired answers a desire: a refusal as asked is 400.
+func writeDesired(w http.ResponseWriter, res any, err error) {
+	if err != nil {
+		if errors.Is(err, converge.ErrBadDesire) {
+			writeError(w, http.StatusBadRequest, apiv1.CodeBadRequest, err.Error())
+			return
+		}
+		writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }

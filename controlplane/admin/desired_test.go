@@ -36,6 +36,16 @@ func (f *fakeConverge) Desire(ctx context.Context, service string, req apiv1.Des
 	return apiv1.DesireResult{Changed: true}, f.err
 }
 
+func (f *fakeConverge) DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1.DesireSetResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, v := range req.Set {
+		f.desires = append(f.desires, apiv1.DesireRequest{Version: k + "=" + v})
+		f.actors = append(f.actors, traffic.ActorFrom(ctx))
+	}
+	return apiv1.DesireSetResult{Changed: true}, f.err
+}
+
 func (f *fakeConverge) Get(service string) (apiv1.Convergence, error) {
 	if service != "web" {
 		return apiv1.Convergence{}, fmt.Errorf("%w %q", traffic.ErrUnknownService, service)
@@ -88,6 +98,13 @@ func TestDesiredRoutes(t *testing.T) {
 	f.err = fmt.Errorf("%w: version: bad", converge.ErrBadDesire)
 	if resp, raw := r.do(t, "POST", "/v1/services/web/desired", "Bearer op-token", `{"version":"v 2"}`); resp.StatusCode != 400 || !strings.Contains(string(raw), apiv1.CodeBadRequest) {
 		t.Fatalf("a refused desire: %d %s", resp.StatusCode, raw)
+	}
+	f.err = nil
+	if resp, raw := r.do(t, "POST", "/v1/desired", "Bearer read-token", `{"set":{"web":"v2"}}`); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST /v1/desired with a read token: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := r.do(t, "POST", "/v1/desired", "Bearer op-token", `{"set":{"web":"v2","api":"v7"},"reason":"r"}`); resp.StatusCode != 200 || len(f.desires) != 4 {
+		t.Fatalf("POST /v1/desired: %d %s %+v", resp.StatusCode, raw, f.desires)
 	}
 	// An explicit abort clears a pending convergence.
 	if resp, raw := r.do(t, "POST", "/v1/services/web/abort", "Bearer op-token", `{}`); resp.StatusCode != 200 {

@@ -45,6 +45,7 @@ var routeScopes = map[string]routeRule{
 	"POST /v1/services/{name}/promote": forcible,
 	"POST /v1/services/{name}/preview": forcible,
 	"POST /v1/services/{name}/desired": operate,
+	"POST /v1/desired":                 operate,
 	"POST /v1/releases":                forcible,
 	"POST /v1/releases/{id}/abort":     operate,
 	"POST /v1/releases/{id}/pause":     operate,

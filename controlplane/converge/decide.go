@@ -26,6 +26,7 @@ const (
 	WindowClosed       = model.ConvergeWindowClosed
 	SwitchRunning      = model.ConvergeSwitchRunning
 	Failed             = model.ConvergeFailed
+	WaitingForGroup    = model.ConvergeWaitingForGroup
 	Start              = model.ConvergeStart
 )
 
@@ -139,6 +140,8 @@ func (d Decision) String() string {
 		return "a switch or release runs"
 	case Failed:
 		return "failed (" + d.Reason + ")"
+	case WaitingForGroup:
+		return "ready; waiting for " + d.Reason
 	case Start:
 		return "switching to " + string(d.To)
 	}
@@ -227,4 +230,38 @@ func failText(f *model.DesiredFailure) string {
 		what += ": " + f.Reason
 	}
 	return what
+}
+
+// GroupDecision is what a group desired together (bg desire --set) does.
+type GroupDecision struct {
+	// Start lists the members to switch, as one release ("" none yet).
+	Start []string
+	// Holder is the first member that keeps the group waiting or failed,
+	// and Why its own decision.
+	Holder string
+	Why    Decision
+}
+
+// DecideGroup combines the members' own decisions: the group starts, as
+// one release of the members still to switch, only once every member is
+// ready (Start) or converged; a failed or busy member holds every member.
+func DecideGroup(members []string, own map[string]Decision) GroupDecision {
+	var g GroupDecision
+	for _, kind := range []Kind{Failed, SwitchRunning} { // the strongest holds first
+		for _, m := range members {
+			if own[m].Kind == kind {
+				return GroupDecision{Holder: m, Why: own[m]}
+			}
+		}
+	}
+	for _, m := range members {
+		switch own[m].Kind {
+		case Converged:
+		case Start:
+			g.Start = append(g.Start, m)
+		default:
+			return GroupDecision{Holder: m, Why: own[m]}
+		}
+	}
+	return g
 }

@@ -1,6 +1,7 @@
 package converge
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -226,5 +227,34 @@ func TestDecisionString(t *testing.T) {
 	}
 	if err := Kind("bogus").Validate(); err == nil {
 		t.Error("unknown kind accepted")
+	}
+}
+
+func TestDecideGroup(t *testing.T) {
+	start := Decision{Kind: Start, To: model.Green}
+	for _, c := range []struct {
+		name   string
+		own    map[string]Decision
+		start  []string
+		holder string
+	}{
+		{"every member ready: one release of all", map[string]Decision{"api": start, "web": start}, []string{"api", "web"}, ""},
+		{"a converged member is left out", map[string]Decision{"api": {Kind: Converged}, "web": start}, []string{"web"}, ""},
+		{"all converged: nothing", map[string]Decision{"api": {Kind: Converged}, "web": {Kind: Converged}}, nil, ""},
+		{"one settling holds the other", map[string]Decision{"api": {Kind: Settling, Left: time.Second}, "web": start}, nil, "api"},
+		{"capacity holds", map[string]Decision{"api": start, "web": {Kind: WaitingForCapacity, Have: 1, Want: 2}}, nil, "web"},
+		{"window holds", map[string]Decision{"api": {Kind: WindowClosed}, "web": start}, nil, "api"},
+		{"a failed member holds, before a waiting one", map[string]Decision{"api": {Kind: Settling}, "web": {Kind: Failed, Reason: "rolled back"}}, nil, "web"},
+		{"a running switch holds", map[string]Decision{"api": start, "web": {Kind: SwitchRunning}}, nil, "web"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := DecideGroup([]string{"api", "web"}, c.own)
+			if fmt.Sprint(g.Start) != fmt.Sprint(c.start) || g.Holder != c.holder {
+				t.Errorf("DecideGroup = start %v holder %q, want %v %q", g.Start, g.Holder, c.start, c.holder)
+			}
+			if g.Holder != "" && g.Why != c.own[g.Holder] {
+				t.Errorf("why %+v", g.Why)
+			}
+		})
 	}
 }

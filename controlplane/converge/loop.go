@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/release"
 	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
@@ -42,7 +44,19 @@ type Options struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Releases starts a group's release (bg desire --set) and reads how it
+	// ended; nil: groups only report.
+	Releases Releases
 }
+
+// Releases is what groups need from the release executor.
+type Releases interface {
+	Start(ctx context.Context, req apiv1.ReleaseRequest) (apiv1.ReleaseStatus, error)
+	Get(ctx context.Context, id string) (apiv1.ReleaseStatus, error)
+}
+
+// releaseAttempt prefixes a group's attempt: the release's ID follows.
+const releaseAttempt = "release:"
 
 // svc is the loop's memory of one service. Guarded by Loop.mu.
 type svc struct {
@@ -148,16 +162,125 @@ func (l *Loop) Round(ctx context.Context) {
 		return
 	}
 	for _, name := range l.names {
-		l.evaluate(name, all)
+		l.evaluate(ctx, name, all)
+	}
+	l.groups(all)
+}
+
+// groups decides each group desired together: members whose own decision
+// is Start wait for the others, and the leader starts one release of the
+// members still to switch once every member is ready or converged.
+func (l *Loop) groups(all map[string]state.StoredDesired) {
+	seen := map[string]bool{}
+	for _, name := range l.names {
+		sd, ok := all[name]
+		if !ok || len(sd.Desired.Group) == 0 {
+			continue
+		}
+		key := strings.Join(sd.Desired.Group, ",")
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		var members []string
+		for _, m := range sd.Desired.Group {
+			if md, ok := all[m]; ok && strings.Join(md.Desired.Group, ",") == key {
+				members = append(members, m) // a member desired alone since has left the group
+			}
+		}
+		l.mu.Lock()
+		own := map[string]Decision{}
+		act := l.lead != nil && l.o.Releases != nil
+		for _, m := range members {
+			s := l.services[m]
+			if s == nil {
+				act = false
+				continue
+			}
+			own[m] = s.last
+			act = act && s.auto.Enabled && !s.starting && !l.o.Now().Before(s.retryAt)
+		}
+		g := DecideGroup(members, own)
+		if g.Holder != "" {
+			for _, m := range members {
+				if s := l.services[m]; s != nil && s.last.Kind == Start {
+					s.last = Decision{Kind: WaitingForGroup, Version: s.last.Version, To: s.last.To, Ready: s.last.Ready,
+						Reason: g.Holder + ": " + g.Why.String()}
+				}
+			}
+		}
+		start := act && len(g.Start) > 0
+		lead := l.lead
+		if start {
+			for _, m := range members {
+				l.services[m].starting = true
+			}
+		}
+		l.mu.Unlock()
+		if start {
+			versions := map[string]string{}
+			for _, m := range members {
+				versions[m] = all[m].Desired.Version
+			}
+			go l.startGroup(lead, members, g.Start, versions)
+		}
+	}
+}
+
+// startGroup starts one release of the members to switch and records it
+// as every member's attempt.
+func (l *Loop) startGroup(ctx context.Context, members, switching []string, versions map[string]string) {
+	if len(switching) == 0 {
+		return
+	}
+	defer func() {
+		l.mu.Lock()
+		for _, m := range members {
+			l.services[m].starting = false
+		}
+		l.mu.Unlock()
+		l.Poke()
+	}()
+	var parts []string
+	for _, m := range members {
+		parts = append(parts, m+"="+versions[m])
+	}
+	reason := "converge to desired versions " + strings.Join(parts, ",")
+	l.o.Log.Info("converging: starting a release", "services", switching, "versions", parts)
+	st, err := l.o.Releases.Start(traffic.WithActor(ctx, Actor), apiv1.ReleaseRequest{Name: "converge", Services: switching, Reason: reason})
+	if err != nil {
+		l.mu.Lock()
+		for _, m := range members {
+			s := l.services[m]
+			s.lastErr, s.retryAt = err.Error(), l.o.Now().Add(l.o.Backoff)
+		}
+		l.mu.Unlock()
+		l.o.Log.Warn("converging release not started; trying again later", "services", switching, "error", err, "retry_in", l.o.Backoff)
+		return
+	}
+	id := releaseAttempt + st.Release.ID
+	for _, m := range switching { // a converged member has nothing to fail
+		v := versions[m]
+		if _, err := l.write(ctx, m, func(cur *model.Desired) (model.Desired, bool, error) {
+			if cur == nil || cur.Version != v || len(cur.Group) == 0 {
+				return model.Desired{}, false, nil
+			}
+			next := *cur
+			next.Attempt = id
+			return next.Logged(model.DesireEvent{At: l.o.Now(), Actor: Actor, What: "started " + id, Version: v}), true, nil
+		}); err != nil {
+			l.o.Log.Error("release started but its attempt not recorded", "service", m, "release", st.Release.ID, "error", err)
+		}
 	}
 }
 
 // evaluate decides for one service and, when leading, acts.
-func (l *Loop) evaluate(name string, all map[string]state.StoredDesired) {
+func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.StoredDesired) {
 	st, err := l.ctrl.Status(name)
 	if err != nil {
 		return
 	}
+	rel := l.releaseEnded(ctx, all[name].Desired)
 	now := l.o.Now()
 	l.mu.Lock()
 	s := l.services[name]
@@ -167,6 +290,9 @@ func (l *Loop) evaluate(name string, all map[string]state.StoredDesired) {
 		s.stored = nil
 	}
 	in := l.input(name, s, st, now)
+	if rel != nil {
+		in.Last = rel
+	}
 	lead := l.lead
 	l.mu.Unlock()
 
@@ -206,7 +332,7 @@ func (l *Loop) evaluate(name string, all map[string]state.StoredDesired) {
 		}
 	}
 	act := lead != nil && s.auto.Enabled
-	start := act && d.Kind == Start && !s.starting && !now.Before(s.retryAt)
+	start := act && d.Kind == Start && len(in.Desired.Group) == 0 && !s.starting && !now.Before(s.retryAt)
 	if start {
 		s.starting = true
 	}
@@ -232,6 +358,27 @@ func (l *Loop) evaluate(name string, all map[string]state.StoredDesired) {
 	if start {
 		go l.start(lead, name, *in.Desired, d)
 	}
+}
+
+// releaseEnded is how a group's release attempt ended (nil: no such
+// attempt, or it runs, or it cannot be read now).
+func (l *Loop) releaseEnded(ctx context.Context, d model.Desired) *Ended {
+	id, ok := strings.CutPrefix(d.Attempt, releaseAttempt)
+	if !ok || d.Failed != nil || l.o.Releases == nil {
+		return nil
+	}
+	st, err := l.o.Releases.Get(ctx, id)
+	if err != nil || !st.Release.Phase.Ended() {
+		return nil
+	}
+	e := &Ended{ID: d.Attempt, Reason: st.Release.Reason, At: st.Release.EndedAt, Outcome: Promoted}
+	switch st.Release.Phase {
+	case release.RolledBack:
+		e.Outcome = RolledBack
+	case release.Aborted:
+		e.Outcome = Aborted
+	}
+	return e
 }
 
 // input builds the decision's input from status. Holds l.mu.
@@ -423,6 +570,63 @@ func (l *Loop) write(ctx context.Context, name string, f func(cur *model.Desired
 // /v1/services/S/desired). The same version again changes nothing; Retry
 // clears the version's failure so the loop tries it again.
 func (l *Loop) Desire(ctx context.Context, name string, req apiv1.DesireRequest) (apiv1.DesireResult, error) {
+	return l.desire(ctx, name, req, nil)
+}
+
+// DesireSet stores several services' desired versions as one group (POST
+// /v1/desired, bg desire --set): they converge as one release, in
+// dependency order, rolled back together. Every entry is checked before
+// any is stored; the writes are one per service, and an error names what
+// was stored.
+func (l *Loop) DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1.DesireSetResult, error) {
+	if len(req.Set) == 0 {
+		return apiv1.DesireSetResult{}, fmt.Errorf("%w: set: no service", ErrBadDesire)
+	}
+	var group []string
+	for name, v := range req.Set {
+		if _, ok := l.services[name]; !ok {
+			return apiv1.DesireSetResult{}, fmt.Errorf("%w %q", ErrUnknownService, name)
+		}
+		if err := model.ValidateVersion(v); err != nil {
+			return apiv1.DesireSetResult{}, fmt.Errorf("%w: %s: %v", ErrBadDesire, name, err)
+		}
+		group = append(group, name)
+	}
+	if len(req.Reason) > 500 {
+		return apiv1.DesireSetResult{}, fmt.Errorf("%w: reason: longer than 500 characters", ErrBadDesire)
+	}
+	sort.Strings(group)
+	if len(group) == 1 {
+		group = nil // a group of one converges alone
+	}
+	out := apiv1.DesireSetResult{Services: map[string]apiv1.DesireResult{}}
+	var stored []string
+	for _, name := range append([]string{}, groupOrAll(group, req.Set)...) {
+		res, err := l.desire(ctx, name, apiv1.DesireRequest{Version: req.Set[name], Reason: req.Reason}, group)
+		if err != nil {
+			return out, fmt.Errorf("desire %s=%s (stored before it: %v): %w", name, req.Set[name], stored, err)
+		}
+		stored = append(stored, name)
+		out.Services[name] = res
+		out.Changed = out.Changed || res.Changed
+	}
+	return out, nil
+}
+
+// groupOrAll is the services of a set, sorted.
+func groupOrAll(group []string, set map[string]string) []string {
+	if group != nil {
+		return group
+	}
+	var out []string
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (l *Loop) desire(ctx context.Context, name string, req apiv1.DesireRequest, group []string) (apiv1.DesireResult, error) {
 	if _, ok := l.services[name]; !ok {
 		return apiv1.DesireResult{}, fmt.Errorf("%w %q", ErrUnknownService, name)
 	}
@@ -467,10 +671,10 @@ func (l *Loop) Desire(ctx context.Context, name string, req apiv1.DesireRequest)
 			next := *cur
 			next.Failed, next.Attempt = nil, ""
 			return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "retry", Version: cur.Version, Reason: req.Reason}), true, nil
-		case cur != nil && cur.Version == req.Version:
+		case cur != nil && cur.Version == req.Version && strings.Join(cur.Group, ",") == strings.Join(group, ","):
 			return model.Desired{}, false, nil // the same desire again (a re-run pipeline)
 		}
-		d := model.Desired{Version: req.Version, Reason: req.Reason, Actor: actor, At: now, Previous: serving}
+		d := model.Desired{Version: req.Version, Reason: req.Reason, Actor: actor, At: now, Previous: serving, Group: group}
 		if cur != nil {
 			d.Log = cur.Log
 		}
@@ -478,6 +682,32 @@ func (l *Loop) Desire(ctx context.Context, name string, req apiv1.DesireRequest)
 	})
 	if err != nil {
 		return apiv1.DesireResult{}, err
+	}
+	if req.Retry {
+		// A group failed together: every member is retried together.
+		l.mu.Lock()
+		var group []string
+		if s := l.services[name]; s.stored != nil {
+			group = s.stored.Desired.Group
+		}
+		l.mu.Unlock()
+		for _, m := range group {
+			if m == name {
+				continue
+			}
+			ch, err := l.write(ctx, m, func(cur *model.Desired) (model.Desired, bool, error) {
+				if cur == nil || cur.Failed == nil || strings.Join(cur.Group, ",") != strings.Join(group, ",") {
+					return model.Desired{}, false, nil
+				}
+				next := *cur
+				next.Failed, next.Attempt = nil, ""
+				return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "retry (with " + name + ")", Version: cur.Version, Reason: req.Reason}), true, nil
+			})
+			if err != nil {
+				return apiv1.DesireResult{}, fmt.Errorf("%s retried, but not %s of its group: %w", name, m, err)
+			}
+			changed = changed || ch
+		}
 	}
 	if changed {
 		l.o.Log.Info("desired version stored", "service", name, "version", req.Version, "retry", req.Retry, "actor", actor)

@@ -3,6 +3,8 @@ package converge
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/release"
 	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
@@ -283,5 +286,124 @@ func TestVersionTrigger(t *testing.T) {
 	}
 	if c, _ := l.Get("web"); c.State != Converged {
 		t.Fatalf("%+v", c)
+	}
+}
+
+// fakeReleases starts releases and answers how they ended.
+type fakeReleases struct {
+	mu     sync.Mutex
+	starts []apiv1.ReleaseRequest
+	actors []string
+	phase  release.Phase
+	reason string
+}
+
+func (f *fakeReleases) Start(ctx context.Context, req apiv1.ReleaseRequest) (apiv1.ReleaseStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starts = append(f.starts, req)
+	f.actors = append(f.actors, traffic.ActorFrom(ctx))
+	f.phase = release.Running
+	return apiv1.ReleaseStatus{Release: release.Release{ID: "converge-1", Phase: release.Running}}, nil
+}
+
+func (f *fakeReleases) Get(ctx context.Context, id string) (apiv1.ReleaseStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return apiv1.ReleaseStatus{Release: release.Release{ID: id, Phase: f.phase, Reason: f.reason}}, nil
+}
+
+func TestGroupConvergesAsOneRelease(t *testing.T) {
+	st := func(blue, green string, n int) apiv1.Status {
+		var b, g []string
+		for range n {
+			b, g = append(b, blue), append(g, green)
+		}
+		return apiv1.Status{Weights: apiv1.Weights{Blue: 100}, Phase: model.PhaseStable,
+			Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members(b...), model.Green: members(g...)}}
+	}
+	ctrl := &fakeCtrl{st: map[string]apiv1.Status{"web": st("v1", "v2", 2), "api": st("v6", "v7", 1)}}
+	ctrl.set("api", func(s *apiv1.Status) { s.Fleets[model.Green] = members() }) // api's v7 is not deployed yet
+	rels := &fakeReleases{}
+	store := memstate.New()
+	clk := &clock{t: t0}
+	auto := config.Auto{Enabled: true, Settle: 5 * time.Second}
+	l := New(ctrl, store, Options{Auto: map[string]config.Auto{"web": auto, "api": auto, "auth": auto}, Now: clk.now, Releases: rels})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l.Lead(ctx)
+	cctx := traffic.WithActor(ctx, "ci")
+
+	for _, bad := range []apiv1.DesireSetRequest{{}, {Set: map[string]string{"web": "v2", "nope": "v1"}}, {Set: map[string]string{"web": "v 2"}}} {
+		if _, err := l.DesireSet(cctx, bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if all, _ := store.ListDesired(ctx); len(all) != 0 {
+		t.Fatalf("refused sets stored %+v", all)
+	}
+	if _, err := l.DesireSet(cctx, apiv1.DesireSetRequest{Set: map[string]string{"web": "v2", "api": "v7"}, Reason: "checkout 2.0"}); err != nil {
+		t.Fatal(err)
+	}
+	groundAll := func() {
+		l.Round(ctx)
+		for {
+			l.mu.Lock()
+			busy := l.services["web"].starting || l.services["api"].starting
+			l.mu.Unlock()
+			if !busy {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	groundAll()
+	clk.add(10 * time.Second)
+	groundAll()
+	// web is ready and settled, api has no v7 yet: web waits for it, alone it never switches.
+	if c, _ := l.Get("web"); c.State != WaitingForGroup || !strings.Contains(c.Detail, "api: no idle fleet runs v7") || len(ctrl.switches) != 0 || len(rels.starts) != 0 {
+		t.Fatalf("web: %+v; %d switches, %d releases", c, len(ctrl.switches), len(rels.starts))
+	}
+	ctrl.set("api", func(s *apiv1.Status) { s.Fleets[model.Green] = members("v7") })
+	groundAll()
+	clk.add(5 * time.Second)
+	groundAll()
+	if len(rels.starts) != 1 || fmt.Sprint(rels.starts[0].Services) != "[api web]" || rels.actors[0] != Actor || len(ctrl.switches) != 0 {
+		t.Fatalf("releases %+v by %v; %d solo switches", rels.starts, rels.actors, len(ctrl.switches))
+	}
+	all, _ := store.ListDesired(ctx)
+	if all["web"].Desired.Attempt != "release:converge-1" || all["api"].Desired.Attempt != "release:converge-1" {
+		t.Fatalf("attempts not recorded: %+v", all)
+	}
+	// The release rolls back together: both remembered, no new release.
+	rels.mu.Lock()
+	rels.phase, rels.reason = release.RolledBack, "api failed: error ratio"
+	rels.mu.Unlock()
+	for range 3 {
+		clk.add(time.Minute)
+		groundAll()
+	}
+	all, _ = store.ListDesired(ctx)
+	for _, m := range []string{"web", "api"} {
+		if f := all[m].Desired.Failed; f == nil || f.Cause != model.FailRolledBack {
+			t.Fatalf("%s: failure not remembered: %+v", m, all[m].Desired)
+		}
+	}
+	if len(rels.starts) != 1 {
+		t.Fatalf("the failed group was released again: %d", len(rels.starts))
+	}
+	// Retrying one member retries the group.
+	if _, err := l.Desire(cctx, "web", apiv1.DesireRequest{Retry: true}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ = store.ListDesired(ctx)
+	if all["api"].Desired.Failed != nil || all["web"].Desired.Failed != nil {
+		t.Fatalf("retry left a member failed: %+v", all)
+	}
+	groundAll() // settles anew
+	clk.add(5 * time.Second)
+	groundAll()
+	if len(rels.starts) != 2 {
+		t.Fatalf("retry did not release again: %d", len(rels.starts))
 	}
 }

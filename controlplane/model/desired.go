@@ -82,8 +82,12 @@ type Desired struct {
 	// Previous is the version the service served when this one was
 	// desired (the version trigger never desires it back by itself).
 	Previous string `json:"previous,omitempty"`
-	// Attempt is the switch the loop started for this version; Failed is
-	// set when that switch rolled back or was aborted.
+	// Group names the services desired together (bg desire --set), this
+	// one included, sorted: they converge as one release, in dependency
+	// order, rolled back together. Empty: the service converges alone.
+	Group []string `json:"group,omitempty"`
+	// Attempt is the switch the loop started for this version ("release:ID"
+	// for a group's release); Failed is set when it rolled back or was aborted.
 	Attempt string          `json:"attempt,omitempty"`
 	Failed  *DesiredFailure `json:"failed,omitempty"`
 	// Log is the newest changes, oldest first, at most MaxDesireLog.
@@ -107,6 +111,11 @@ func (d Desired) Validate() error {
 	if f := d.Failed; f != nil {
 		if err := f.Cause.Validate(); err != nil {
 			return fmt.Errorf("desired.failed: %w", err)
+		}
+	}
+	for i, g := range d.Group {
+		if g == "" || i > 0 && d.Group[i-1] >= g {
+			return fmt.Errorf("desired.group: %q: want distinct names, sorted", d.Group)
 		}
 	}
 	if len(d.Log) > MaxDesireLog {
@@ -149,6 +158,9 @@ const (
 	// ConvergeFailed: the version's converged switch rolled back or was aborted;
 	// not retried until a new version is desired or a retry.
 	ConvergeFailed ConvergeState = "failed"
+	// ConvergeWaitingForGroup: ready, but a service desired with it (bg
+	// desire --set) is not yet; they start together.
+	ConvergeWaitingForGroup ConvergeState = "waiting_for_group"
 	// ConvergeStart: start a switch To the candidate colour now.
 	ConvergeStart ConvergeState = "start"
 )
@@ -156,7 +168,7 @@ const (
 // Validate refuses an unknown kind.
 func (k ConvergeState) Validate() error {
 	switch k {
-	case ConvergeNoDesire, ConvergeConverged, ConvergeNoFleetRunsVersion, ConvergeMixedFleet, ConvergeWaitingForCapacity, ConvergeSettling, ConvergeWindowClosed, ConvergeSwitchRunning, ConvergeFailed, ConvergeStart:
+	case ConvergeNoDesire, ConvergeConverged, ConvergeNoFleetRunsVersion, ConvergeMixedFleet, ConvergeWaitingForCapacity, ConvergeSettling, ConvergeWindowClosed, ConvergeSwitchRunning, ConvergeFailed, ConvergeWaitingForGroup, ConvergeStart:
 		return nil
 	}
 	return fmt.Errorf("unknown convergence state %q", k)

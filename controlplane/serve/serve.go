@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, s := range cfg.Services {
 		autos[s.Name] = s.Auto
 	}
-	conv := converge.New(ctrl, store, converge.Options{Auto: autos, Timeout: cfg.Switch.Timeout, Log: log, Metrics: converge.NewMetrics(reg),
+	conv := converge.New(ctrl, store, converge.Options{Auto: autos, Timeout: cfg.Switch.Timeout, Log: log, Metrics: converge.NewMetrics(reg), Releases: rels,
 		Owner: func(service string) string { owner, _ := rels.Guard(service); return owner }})
 	ctrl.SetConvergeStatus(conv.Convergence)
 	ctrl.Subscribe(func(string) { conv.Poke() }) // a switch began or ended: decide again now

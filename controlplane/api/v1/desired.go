@@ -44,3 +44,17 @@ type DesireResult struct {
 	Changed     bool        `json:"changed"`
 	Convergence Convergence `json:"convergence"`
 }
+
+// DesireSetRequest is the body of POST /v1/desired: several services'
+// desired versions at once (bg desire --set web=v2,api=v7). They converge
+// together as one release, in dependency order, rolled back together.
+type DesireSetRequest struct {
+	Set    map[string]string `json:"set"`
+	Reason string            `json:"reason,omitempty"`
+}
+
+// DesireSetResult answers POST /v1/desired.
+type DesireSetResult struct {
+	Changed  bool                    `json:"changed"`
+	Services map[string]DesireResult `json:"services"`
+}
