@@ -136,7 +136,7 @@ func TestDesireSetCommand(t *testing.T) {
 		{"desire", "--set", "web=,api=v7"},
 		{"desire", "web", "--set", "web=v2"},
 		{"desire", "--set", "web=v2", "--version", "v2"},
-		{"desire", "--set", "web=v 2"},  // refused by the control plane
+		{"desire", "--set", "web=v 2"}, // refused by the control plane
 		{"desire", "--set", "nope=v2"}, // unknown service
 	} {
 		code, out, errOut := run(t, append([]string{"--addr", addr}, args...)...)
