@@ -187,3 +187,50 @@ func TestDeclarativeDelivery(t *testing.T) {
 		}
 	})
 }
+
+// TestDeclarativeSet: bg desire --set for two dependent services (web
+// calls api) converges both as one release, api before web, on real
+// Consul and Prometheus with grpc-go clients.
+func TestDeclarativeSet(t *testing.T) {
+	s := newRelStackYAML(t, 1, "", "auto: {enabled: true, settle: 3s}")
+	s.startClients(0)
+	s.mustCLI(0, "desire", "--set", "web=v2,api=v2", "--reason", "checkout 2.0")
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	waits := map[string]chan result{}
+	for _, svc := range []string{"web", "api"} {
+		ch := make(chan result, 1)
+		waits[svc] = ch
+		go func() {
+			out, errOut, code := s.cli(0, "wait", svc, "--version", "v2", "--timeout", "2m")
+			ch <- result{code, out, errOut}
+		}()
+	}
+	for svc, ch := range waits {
+		if r := <-ch; r.code != 0 {
+			t.Fatalf("bg wait %s --version v2: exit %d\nstdout %s\nstderr %s", svc, r.code, r.stdout, r.stderr)
+		}
+	}
+	web, api := s.svcStatus(0, "web"), s.svcStatus(0, "api")
+	if web.Release == "" || web.Release != api.Release || web.Weights.Green != 100 || api.Weights.Green != 100 {
+		t.Fatalf("not one release: web %+v, api %+v", web, api)
+	}
+	rel, err := s.releaseStatus(0, web.Release)
+	if err != nil || rel.Release.Phase != "promoted" {
+		t.Fatalf("release %s: %+v %v", web.Release, rel.Release, err)
+	}
+	_, apiPromoted := switchTimes(s.history(0, "api"), api.SwitchID)
+	webFirst, _ := switchTimes(s.history(0, "web"), web.SwitchID)
+	if apiPromoted.IsZero() || webFirst.IsZero() || webFirst.Before(apiPromoted) {
+		t.Fatalf("web began %s, api promoted %s: want api first (web depends on it)", webFirst, apiPromoted)
+	}
+	// auth and search were not desired: untouched.
+	for _, svc := range []string{"auth", "search"} {
+		if st := s.svcStatus(0, svc); st.Weights.Blue != 100 || st.Release != "" {
+			t.Fatalf("%s moved: %+v", svc, st)
+		}
+	}
+	s.expectAll(map[string]string{"auth": "blue", "api": "green", "web": "green", "search": "blue"}, 20*time.Second)
+}
