@@ -14,8 +14,10 @@ type Converge interface {
 	Desire(ctx context.Context, service string, req apiv1.DesireRequest) (apiv1.DesireResult, error)
 	DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1.DesireSetResult, error)
 	Get(service string) (apiv1.Convergence, error)
-	// Aborted: an explicit abort clears a pending convergence.
+	// Aborted: an explicit abort clears a pending convergence; Switched:
+	// an explicit switch takes precedence over convergence.
 	Aborted(ctx context.Context, service string) error
+	Switched(ctx context.Context, service string) error
 }
 
 // desiredRoutes serves GET and POST /v1/services/{name}/desired.

@@ -53,6 +53,13 @@ func (f *fakeConverge) Get(service string) (apiv1.Convergence, error) {
 	return apiv1.Convergence{State: converge.Settling}, nil
 }
 
+func (f *fakeConverge) Switched(ctx context.Context, service string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.aborted = append(f.aborted, "switch "+service)
+	return nil
+}
+
 func (f *fakeConverge) Aborted(ctx context.Context, service string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -110,7 +117,10 @@ func TestDesiredRoutes(t *testing.T) {
 	if resp, raw := r.do(t, "POST", "/v1/services/web/abort", "Bearer op-token", `{}`); resp.StatusCode != 200 {
 		t.Fatalf("abort: %d %s", resp.StatusCode, raw)
 	}
-	if len(f.aborted) != 1 || f.aborted[0] != "web" {
-		t.Fatalf("aborted %v", f.aborted)
+	if resp, raw := r.do(t, "POST", "/v1/services/web/switch", "Bearer op-token", `{"to":"green","instant":true}`); resp.StatusCode != 200 {
+		t.Fatalf("switch: %d %s", resp.StatusCode, raw)
+	}
+	if fmt.Sprint(f.aborted) != "[web switch web]" {
+		t.Fatalf("told %v", f.aborted)
 	}
 }

@@ -152,9 +152,14 @@ func registerRoutes(mux *router, c Controller, o Options) {
 				return
 			}
 			res, err := op(r.Context(), req)
-			if name == "abort" && err == nil && o.Converge != nil {
-				if cerr := o.Converge.Aborted(r.Context(), req.Service); cerr != nil && o.Log != nil {
-					o.Log.Warn("abort applied, but the pending convergence could not be cleared", "service", req.Service, "error", cerr)
+			if err == nil && o.Converge != nil && (name == "abort" || name == "switch" && res.Changed) {
+				// Explicit commands take precedence over convergence.
+				note := o.Converge.Aborted
+				if name == "switch" {
+					note = o.Converge.Switched
+				}
+				if cerr := note(r.Context(), req.Service); cerr != nil && o.Log != nil {
+					o.Log.Warn(name+" applied, but convergence could not be told to stand back", "service", req.Service, "error", cerr)
 				}
 			}
 			writeResult(w, res, err)

@@ -223,8 +223,11 @@ func Decide(in Input) Decision {
 
 func failText(f *model.DesiredFailure) string {
 	what := "rolled back"
-	if f.Cause == model.FailAborted {
+	switch f.Cause {
+	case model.FailAborted:
 		what = "aborted"
+	case model.FailOverridden:
+		what = "overridden"
 	}
 	if f.Reason != "" {
 		what += ": " + f.Reason

@@ -766,13 +766,25 @@ func (l *Loop) convergence(name string, always bool) apiv1.Convergence {
 // bg does not start it again by itself until the version is desired anew
 // or retried. A converged service is left as it is.
 func (l *Loop) Aborted(ctx context.Context, name string) error {
+	return l.override(ctx, name, model.FailAborted, false)
+}
+
+// Switched is told of an explicit switch of a service (POST /switch):
+// explicit switches take precedence, so bg stops converging the service
+// by itself (the version is marked overridden) until a version is desired
+// anew or retried; otherwise bg would undo the operator's switch.
+func (l *Loop) Switched(ctx context.Context, name string) error {
+	return l.override(ctx, name, model.FailOverridden, true)
+}
+
+func (l *Loop) override(ctx context.Context, name string, cause model.FailCause, evenConverged bool) error {
 	if _, ok := l.services[name]; !ok {
 		return nil
 	}
 	l.mu.Lock()
 	kind := l.services[name].last.Kind
 	l.mu.Unlock()
-	if kind == Converged || kind == NoDesire || kind == "" {
+	if !evenConverged && (kind == Converged || kind == NoDesire || kind == "") {
 		return nil
 	}
 	actor := traffic.ActorFrom(ctx)
@@ -780,13 +792,17 @@ func (l *Loop) Aborted(ctx context.Context, name string) error {
 		actor = "api"
 	}
 	now := l.o.Now()
+	what := "abort"
+	if cause == model.FailOverridden {
+		what = "explicit switch"
+	}
 	_, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
 		if cur == nil || cur.Failed != nil {
 			return model.Desired{}, false, nil
 		}
 		next := *cur
-		next.Failed = &model.DesiredFailure{Cause: model.FailAborted, Reason: "abort by " + actor, SwitchID: cur.Attempt, At: now}
-		return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "abort cleared the pending convergence", Version: cur.Version}), true, nil
+		next.Failed = &model.DesiredFailure{Cause: cause, Reason: what + " by " + actor, SwitchID: cur.Attempt, At: now}
+		return next.Logged(model.DesireEvent{At: now, Actor: actor, What: what + ": bg stops converging until desired anew or --retry", Version: cur.Version}), true, nil
 	})
 	if err == nil {
 		l.Poke()

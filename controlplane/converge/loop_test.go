@@ -407,3 +407,57 @@ func TestGroupConvergesAsOneRelease(t *testing.T) {
 		t.Fatalf("retry did not release again: %d", len(rels.starts))
 	}
 }
+
+// Explicit commands take precedence: an abort clears a pending
+// convergence, an explicit switch stops bg from undoing it; a new desire
+// or a retry resumes.
+func TestExplicitCommandsTakePrecedence(t *testing.T) {
+	l, ctrl, store, clk, ctx := setup(t, config.Auto{Enabled: true, Settle: 5 * time.Second})
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
+	round(l) // settling
+	if err := l.Aborted(traffic.WithActor(ctx, "ann"), "web"); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Minute)
+	round(l)
+	c, _ := l.Get("web")
+	if len(ctrl.switches) != 0 || c.State != Failed || c.Detail != "failed (aborted: abort by ann)" {
+		t.Fatalf("after an abort while settling: %d switches, %+v", len(ctrl.switches), c)
+	}
+	// A new version resumes; once converged, an explicit switch back is not undone.
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Version: "v2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.set("web", func(st *apiv1.Status) {
+		st.Weights, st.SwitchID = apiv1.Weights{Green: 100}, "gen-9"
+		st.Fleets[model.Green] = members("v2.1", "v2.1")
+	})
+	round(l)
+	if c, _ := l.Get("web"); c.State != Converged {
+		t.Fatalf("%+v", c)
+	}
+	ctrl.set("web", func(st *apiv1.Status) { st.Weights = apiv1.Weights{Blue: 100} }) // the operator's switch back
+	if err := l.Switched(traffic.WithActor(ctx, "bob"), "web"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		clk.add(time.Minute)
+		round(l)
+	}
+	all, _ := store.ListDesired(context.Background())
+	if f := all["web"].Desired.Failed; len(ctrl.switches) != 0 || f == nil || f.Cause != model.FailOverridden {
+		t.Fatalf("bg undid an explicit switch: %d switches, %+v", len(ctrl.switches), all["web"].Desired)
+	}
+	if _, err := l.Desire(ctx, "web", apiv1.DesireRequest{Retry: true}); err != nil {
+		t.Fatal(err)
+	}
+	round(l)
+	clk.add(5 * time.Second)
+	round(l)
+	if len(ctrl.switches) != 1 {
+		t.Fatalf("retry did not resume: %d switches", len(ctrl.switches))
+	}
+}

@@ -38,12 +38,15 @@ const (
 	// FailAborted: an operator aborted the converging switch; bg does not
 	// start it again by itself.
 	FailAborted FailCause = "aborted"
+	// FailOverridden: an operator switched the service explicitly; bg does
+	// not undo that by itself.
+	FailOverridden FailCause = "overridden"
 )
 
 // Validate refuses an unknown cause.
 func (c FailCause) Validate() error {
 	switch c {
-	case FailRolledBack, FailAborted:
+	case FailRolledBack, FailAborted, FailOverridden:
 		return nil
 	}
 	return fmt.Errorf("unknown failure cause %q", c)
