@@ -6,6 +6,7 @@ package converge
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bgctl/bg/controlplane/model"
@@ -67,7 +68,34 @@ type Ended struct {
 	ID      string
 	Outcome Outcome
 	Reason  string
-	At      time.Time
+	At      time.Time // when it ended
+	Started time.Time // when it started (zero: unknown, an instant switch)
+}
+
+// pendingAttempt prefixes the attempt the loop records before it starts a
+// switch (the time follows): a leader that dies before it learns the
+// switch's ID leaves it, and its successor still knows the switch that
+// started after it as the loop's own.
+const pendingAttempt = "pending@"
+
+// PendingAttempt is the attempt recorded just before starting a switch at t.
+func PendingAttempt(t time.Time) string { return pendingAttempt + t.UTC().Format(time.RFC3339Nano) }
+
+// Attempted says whether attempt names the switch that ended: its ID, or
+// a pending attempt recorded before that switch started.
+func Attempted(attempt string, e Ended) bool {
+	if attempt == "" {
+		return false
+	}
+	if attempt == e.ID {
+		return true
+	}
+	at, ok := strings.CutPrefix(attempt, pendingAttempt)
+	if !ok || e.Started.IsZero() {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	return err == nil && !e.Started.Before(t)
 }
 
 // Ready is when the candidate fleet (Color running Version) became
@@ -160,7 +188,7 @@ func Decide(in Input) Decision {
 	out := Decision{Version: v}
 	// The loop's own attempt ended: promoted is fine, anything else is
 	// remembered so the version is not retried.
-	if d.Attempt != "" && d.Failed == nil && in.Last != nil && in.Last.ID == d.Attempt {
+	if d.Failed == nil && in.Last != nil && Attempted(d.Attempt, *in.Last) {
 		switch in.Last.Outcome {
 		case RolledBack:
 			f := &model.DesiredFailure{Cause: model.FailRolledBack, Reason: in.Last.Reason, SwitchID: in.Last.ID, At: in.Last.At}

@@ -258,3 +258,32 @@ func TestDecideGroup(t *testing.T) {
 		})
 	}
 }
+
+// A pending attempt (recorded before the switch started) claims the
+// switch that started after it: a leader that died before learning the
+// ID leaves its successor able to remember the rollback.
+func TestPendingAttempt(t *testing.T) {
+	p := PendingAttempt(t0)
+	for _, c := range []struct {
+		e    Ended
+		want bool
+	}{
+		{Ended{ID: "gen-7", Started: t0.Add(time.Millisecond)}, true},
+		{Ended{ID: "gen-7", Started: t0}, true},
+		{Ended{ID: "gen-6", Started: t0.Add(-time.Second)}, false}, // an older switch
+		{Ended{ID: "gen-7"}, false},                                // start unknown
+	} {
+		if got := Attempted(p, c.e); got != c.want {
+			t.Errorf("Attempted(%s, %+v) = %v", p, c.e, got)
+		}
+	}
+	if Attempted("", Ended{ID: ""}) || !Attempted("gen-7", Ended{ID: "gen-7"}) || Attempted("pending@bogus", Ended{ID: "x", Started: t0}) {
+		t.Error("plain attempts")
+	}
+	in := base()
+	in.Desired.Attempt = p
+	in.Last = &Ended{ID: "gen-7", Outcome: RolledBack, Reason: "error ratio", Started: t0.Add(time.Second)}
+	if d := Decide(in); d.Kind != Failed || d.Record == nil || d.Record.SwitchID != "gen-7" {
+		t.Fatalf("a pending attempt's rollback: %+v", d)
+	}
+}

@@ -418,7 +418,7 @@ func ended(st apiv1.Status) *Ended {
 		return nil
 	}
 	if r := st.Switch; r != nil && r.ID == st.SwitchID {
-		e := &Ended{ID: r.ID, Reason: r.Reason, At: r.EndedAt}
+		e := &Ended{ID: r.ID, Reason: r.Reason, At: r.EndedAt, Started: r.StartedAt}
 		switch r.Phase {
 		case model.RolloutPromoted:
 			e.Outcome = Promoted
@@ -432,7 +432,7 @@ func ended(st apiv1.Status) *Ended {
 		return e
 	}
 	if r := st.Roll; r != nil && r.ID == st.SwitchID {
-		e := &Ended{ID: r.ID, Reason: r.Reason, At: r.EndedAt}
+		e := &Ended{ID: r.ID, Reason: r.Reason, At: r.EndedAt, Started: r.StartedAt}
 		switch r.Phase {
 		case model.RollCompleted:
 			e.Outcome = Promoted
@@ -500,6 +500,26 @@ func (l *Loop) start(ctx context.Context, name string, want model.Desired, d Dec
 	if want.Reason != "" {
 		reason += " (" + want.Reason + ")"
 	}
+	// Recorded first, so that a successor knows the switch as ours even if
+	// this leader dies before it learns the switch's ID.
+	mine := func(cur *model.Desired) bool {
+		return cur != nil && cur.Version == want.Version && cur.At.Equal(want.At) && cur.Failed == nil
+	}
+	pending := PendingAttempt(l.o.Now())
+	if ok, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
+		if !mine(cur) {
+			return model.Desired{}, false, nil
+		}
+		next := *cur
+		next.Attempt = pending
+		return next, true, nil
+	}); err != nil || !ok {
+		l.o.Log.Warn("converging switch not started: its attempt could not be recorded", "service", name, "error", err)
+		l.mu.Lock()
+		l.services[name].retryAt = l.o.Now().Add(l.o.Backoff)
+		l.mu.Unlock()
+		return
+	}
 	l.o.Log.Info("converging: starting a switch", "service", name, "to", d.To, "version", want.Version)
 	res, err := l.ctrl.Switch(traffic.WithActor(ctx, Actor), traffic.Request{Service: name, To: d.To, Reason: reason, Timeout: l.o.Timeout})
 	id := res.Status.SwitchID
@@ -512,11 +532,21 @@ func (l *Loop) start(ctx context.Context, name string, want model.Desired, d Dec
 		s.lastErr, s.retryAt = err.Error(), l.o.Now().Add(l.o.Backoff)
 		l.mu.Unlock()
 		l.o.Log.Warn("converging switch not started; trying again later", "service", name, "error", err, "retry_in", l.o.Backoff)
+		if _, werr := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
+			if !mine(cur) || cur.Attempt != pending {
+				return model.Desired{}, false, nil
+			}
+			next := *cur
+			next.Attempt = ""
+			return next, true, nil
+		}); werr != nil {
+			l.o.Log.Warn("cannot clear the pending attempt", "service", name, "error", werr)
+		}
 		return
 	}
 	if _, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
-		if cur == nil || cur.Version != want.Version || !cur.At.Equal(want.At) {
-			return model.Desired{}, false, nil // desired anew meanwhile: the attempt is not its
+		if !mine(cur) || cur.Attempt != pending {
+			return model.Desired{}, false, nil // desired anew or overridden meanwhile: the attempt is not its
 		}
 		next := *cur
 		next.Attempt = id
