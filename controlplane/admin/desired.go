@@ -16,7 +16,7 @@ type Converge interface {
 	Get(service string) (apiv1.Convergence, error)
 	// Aborted: an explicit abort clears a pending convergence; Switched:
 	// an explicit switch takes precedence over convergence.
-	Aborted(ctx context.Context, service string) error
+	Aborted(ctx context.Context, service string, changed bool) error
 	Switched(ctx context.Context, service string) error
 }
 

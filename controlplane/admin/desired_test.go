@@ -60,7 +60,7 @@ func (f *fakeConverge) Switched(ctx context.Context, service string) error {
 	return nil
 }
 
-func (f *fakeConverge) Aborted(ctx context.Context, service string) error {
+func (f *fakeConverge) Aborted(ctx context.Context, service string, changed bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.aborted = append(f.aborted, service)

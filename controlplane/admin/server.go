@@ -154,11 +154,13 @@ func registerRoutes(mux *router, c Controller, o Options) {
 			res, err := op(r.Context(), req)
 			if err == nil && o.Converge != nil && (name == "abort" || name == "switch" && res.Changed) {
 				// Explicit commands take precedence over convergence.
-				note := o.Converge.Aborted
+				var cerr error
 				if name == "switch" {
-					note = o.Converge.Switched
+					cerr = o.Converge.Switched(r.Context(), req.Service)
+				} else {
+					cerr = o.Converge.Aborted(r.Context(), req.Service, res.Changed)
 				}
-				if cerr := note(r.Context(), req.Service); cerr != nil && o.Log != nil {
+				if cerr != nil && o.Log != nil {
 					o.Log.Warn(name+" applied, but convergence could not be told to stand back", "service", req.Service, "error", cerr)
 				}
 			}

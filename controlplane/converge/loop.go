@@ -44,6 +44,9 @@ type Options struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Go runs a switch's start off the loop (default: a goroutine; the
+	// fault simulation schedules it).
+	Go func(func())
 	// Releases starts a group's release (bg desire --set) and reads how it
 	// ended; nil: groups only report.
 	Releases Releases
@@ -100,6 +103,9 @@ func New(ctrl Controller, store state.Desires, o Options) *Loop {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Go == nil {
+		o.Go = func(f func()) { go f() }
+	}
 	l := &Loop{ctrl: ctrl, store: store, o: o, services: map[string]*svc{}, poke: make(chan struct{}, 1)}
 	for name, a := range o.Auto {
 		l.services[name] = &svc{auto: a}
@@ -111,21 +117,38 @@ func New(ctrl Controller, store state.Desires, o Options) *Loop {
 
 // Lead makes this replica act until ctx ends (leadership lost). It returns at once.
 func (l *Loop) Lead(ctx context.Context) {
+	l.Elected(ctx)
+	go func() {
+		<-ctx.Done()
+		l.deposeCtx(ctx)
+	}()
+}
+
+// Elected makes this replica act, with ctx, until Deposed (the fault
+// simulation's leadership; Lead for a context that ends with it).
+func (l *Loop) Elected(ctx context.Context) {
 	l.mu.Lock()
 	l.lead = ctx
 	for _, s := range l.services {
 		s.ready = nil // a new leader settles anew
 	}
 	l.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		l.mu.Lock()
-		if l.lead == ctx {
-			l.lead = nil
-		}
-		l.mu.Unlock()
-	}()
 	l.Poke()
+}
+
+// Deposed: this replica no longer acts.
+func (l *Loop) Deposed() {
+	l.mu.Lock()
+	l.lead = nil
+	l.mu.Unlock()
+}
+
+func (l *Loop) deposeCtx(ctx context.Context) {
+	l.mu.Lock()
+	if l.lead == ctx {
+		l.lead = nil
+	}
+	l.mu.Unlock()
 }
 
 // Poke evaluates soon (a membership change).
@@ -222,7 +245,7 @@ func (l *Loop) groups(all map[string]state.StoredDesired) {
 			for _, m := range members {
 				versions[m] = all[m].Desired.Version
 			}
-			go l.startGroup(lead, members, g.Start, versions)
+			l.o.Go(func() { l.startGroup(lead, members, g.Start, versions) })
 		}
 	}
 }
@@ -331,7 +354,7 @@ func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.S
 			s.pending = in.Desired.At
 		}
 	}
-	act := lead != nil && s.auto.Enabled
+	act := lead != nil && lead.Err() == nil && s.auto.Enabled
 	start := act && d.Kind == Start && len(in.Desired.Group) == 0 && !s.starting && !now.Before(s.retryAt)
 	if start {
 		s.starting = true
@@ -356,7 +379,8 @@ func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.S
 		}
 	}
 	if start {
-		go l.start(lead, name, *in.Desired, d)
+		want := *in.Desired
+		l.o.Go(func() { l.start(lead, name, want, d) })
 	}
 }
 
@@ -791,12 +815,15 @@ func (l *Loop) convergence(name string, always bool) apiv1.Convergence {
 	return c
 }
 
-// Aborted is told of an explicit abort of a service (POST /abort): a
-// pending convergence is cleared, as if its switch had been aborted, so
-// bg does not start it again by itself until the version is desired anew
-// or retried. A converged service is left as it is.
-func (l *Loop) Aborted(ctx context.Context, name string) error {
-	return l.override(ctx, name, model.FailAborted, false)
+// Aborted is told of an explicit abort of a service (POST /abort). An
+// abort that moved traffic (back from the desired version, too) is an
+// operator's decision bg must not undo; one that changed nothing clears a
+// pending convergence (settling, waiting for a window). Either way the
+// version is marked aborted, and bg does not switch to it by itself until
+// it is desired anew or retried. A converged service an abort did not
+// move is left as it is.
+func (l *Loop) Aborted(ctx context.Context, name string, changed bool) error {
+	return l.override(ctx, name, model.FailAborted, changed)
 }
 
 // Switched is told of an explicit switch of a service (POST /switch):

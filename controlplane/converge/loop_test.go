@@ -418,7 +418,7 @@ func TestExplicitCommandsTakePrecedence(t *testing.T) {
 	}
 	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
 	round(l) // settling
-	if err := l.Aborted(traffic.WithActor(ctx, "ann"), "web"); err != nil {
+	if err := l.Aborted(traffic.WithActor(ctx, "ann"), "web", false); err != nil {
 		t.Fatal(err)
 	}
 	clk.add(time.Minute)
