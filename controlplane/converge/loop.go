@@ -299,6 +299,21 @@ func (l *Loop) startGroup(ctx context.Context, members, switching []string, vers
 
 // evaluate decides for one service and, when leading, acts.
 func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.StoredDesired) {
+	if _, desired := all[name]; !desired {
+		// Nothing to converge to, and no trigger to find one: no status read
+		// (a thousand idle services cost nothing).
+		l.mu.Lock()
+		s := l.services[name]
+		idle := s.auto.Trigger != config.TriggerVersion || !s.auto.Enabled
+		if idle {
+			s.stored, s.ready, s.last, s.pending, s.lastErr = nil, nil, Decision{Kind: NoDesire}, time.Time{}, ""
+		}
+		l.mu.Unlock()
+		if idle {
+			l.o.Metrics.observe(name, s.auto.Enabled, NoDesire, time.Time{}, l.o.Now())
+			return
+		}
+	}
 	st, err := l.ctrl.Status(name)
 	if err != nil {
 		return
