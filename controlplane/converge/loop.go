@@ -451,8 +451,17 @@ func (l *Loop) input(name string, s *svc, st apiv1.Status, now time.Time) Input 
 	return in
 }
 
-// ended is the service's latest switch or roll, if it ended.
+// ended is the service's latest switch or roll, if it ended. Traffic
+// aborted back after it ended (phase aborted) counts as an abort of it.
 func ended(st apiv1.Status) *Ended {
+	e := endedAs(st)
+	if e != nil && st.Phase == model.PhaseAborted && e.Outcome != Aborted {
+		e.Outcome, e.Reason = Aborted, st.Reason
+	}
+	return e
+}
+
+func endedAs(st apiv1.Status) *Ended {
 	if st.Phase == model.PhaseSwitching || st.SwitchID == "" {
 		return nil
 	}

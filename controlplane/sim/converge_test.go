@@ -3,6 +3,7 @@ package sim
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // convergeSeeds is how many seeds TestSimConverge runs.
@@ -70,5 +71,21 @@ func TestSimConvergeFailsOnce(t *testing.T) {
 	tr, _ := w.stored(service)
 	if tr.GreenPercent != 0 || len(w.convSwitches) != 1 || w.failedAt.IsZero() {
 		t.Fatalf("green %d%%, %d switches, failed at %v\n%s", tr.GreenPercent, len(w.convSwitches), w.failedAt, w.s.Trace())
+	}
+}
+
+// An operator aborts after bg converged, and the abort's mark never
+// reaches the loop: the loop sees the abort of its own switch in the
+// traffic state and never switches back by itself.
+func TestSimConvergeAbortUntold(t *testing.T) {
+	for _, abortAt := range []time.Duration{4 * time.Second, 15 * time.Second} { // mid-switch, after convergence
+		w := New(5, Options{Replicas: 2, Converge: true, Abort: abortAt, AbortUntold: true})
+		if v := w.Run(); len(v) > 0 {
+			t.Fatalf("abort at %s: %v\n%s", abortAt, v, w.s.Trace())
+		}
+		tr, _ := w.stored(service)
+		if tr.GreenPercent != 0 || len(w.convSwitches) != 1 || w.failedAt.IsZero() {
+			t.Fatalf("abort at %s: green %d%%, %d switches, failed at %v\n%s", abortAt, tr.GreenPercent, len(w.convSwitches), w.failedAt, w.s.Trace())
+		}
 	}
 }

@@ -42,6 +42,9 @@ type Options struct {
 	// convergence loop switches (never drawn by Random: the seeds keep
 	// their runs).
 	Converge bool
+	// AbortUntold: the operator's abort does not reach the loop (the admin
+	// replica could not write its mark); the loop must see it itself.
+	AbortUntold bool
 }
 
 // Fault is one injected failure.
@@ -320,7 +323,7 @@ func (w *World) operatorAbort() {
 		w.s.After(500*time.Millisecond, "operator: retry abort", w.operatorAbort)
 		return
 	}
-	if r.loop != nil { // the admin API tells the loop, as serve does
+	if r.loop != nil && !w.opts.AbortUntold { // the admin API tells the loop, as serve does
 		if err := r.loop.Aborted(traffic.WithActor(context.Background(), "operator"), service, res.Changed); err != nil {
 			w.s.trace("abort applied; convergence not told: %v", err)
 		}
