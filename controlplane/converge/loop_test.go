@@ -461,3 +461,27 @@ func TestExplicitCommandsTakePrecedence(t *testing.T) {
 		t.Fatalf("retry did not resume: %d switches", len(ctrl.switches))
 	}
 }
+
+func TestEnded(t *testing.T) {
+	promoted := &model.Rollout{ID: "gen-4", Phase: model.RolloutPromoted, StartedAt: t0}
+	for _, c := range []struct {
+		name string
+		st   apiv1.Status
+		want *Ended
+	}{
+		{"running", apiv1.Status{Phase: model.PhaseSwitching, SwitchID: "gen-4", Switch: &model.Rollout{ID: "gen-4", Phase: model.RolloutProgressing}}, nil},
+		{"never switched", apiv1.Status{Phase: model.PhaseStable}, nil},
+		{"promoted", apiv1.Status{Phase: model.PhaseSwitched, SwitchID: "gen-4", Switch: promoted}, &Ended{ID: "gen-4", Outcome: Promoted, Started: t0}},
+		{"aborted back after it promoted", apiv1.Status{Phase: model.PhaseAborted, Reason: "abort by ann", SwitchID: "gen-4", Switch: promoted},
+			&Ended{ID: "gen-4", Outcome: Aborted, Reason: "abort by ann", Started: t0}},
+		{"rolled back", apiv1.Status{Phase: model.PhaseRolledBack, SwitchID: "gen-4", Switch: &model.Rollout{ID: "gen-4", Phase: model.RolloutRolledBack, Reason: "errors"}},
+			&Ended{ID: "gen-4", Outcome: RolledBack, Reason: "errors"}},
+		{"a roll completed", apiv1.Status{Phase: model.PhaseSwitched, SwitchID: "roll-3", Roll: &model.Roll{ID: "roll-3", Phase: model.RollCompleted}}, &Ended{ID: "roll-3", Outcome: Promoted}},
+		{"an instant switch", apiv1.Status{Phase: model.PhaseSwitched, SwitchID: "gen-9", Switch: promoted}, &Ended{ID: "gen-9", Outcome: Promoted}},
+	} {
+		got := ended(c.st)
+		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
+			t.Errorf("%s: ended = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
