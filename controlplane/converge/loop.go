@@ -335,7 +335,7 @@ func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.S
 	l.mu.Unlock()
 
 	// trigger: version desires what the idle fleet runs, once.
-	if v := triggered(s.auto, in); v != "" && lead != nil {
+	if v := triggered(s.auto, in); v != "" && lead != nil && lead.Err() == nil {
 		prev := ""
 		if in.Serving != "" {
 			prev = only(in.Fleets[in.Serving])
@@ -374,13 +374,14 @@ func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.S
 	if start {
 		s.starting = true
 	}
+	pending := s.pending
 	l.mu.Unlock()
-	l.o.Metrics.observe(name, s.auto.Enabled, d.Kind, s.pending, now)
+	l.o.Metrics.observe(name, s.auto.Enabled, d.Kind, pending, now)
 
 	if act && d.Record != nil {
-		f := *d.Record
+		f, attempt := *d.Record, in.Desired.Attempt // the attempt decided on: its ID, or pending@ before it was known
 		if _, err := l.write(lead, name, func(cur *model.Desired) (model.Desired, bool, error) {
-			if cur == nil || cur.Version != d.Version || cur.Attempt != f.SwitchID || cur.Failed != nil {
+			if cur == nil || cur.Version != d.Version || cur.Attempt != attempt || cur.Failed != nil {
 				return model.Desired{}, false, nil // changed meanwhile
 			}
 			next := *cur

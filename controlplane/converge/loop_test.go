@@ -485,3 +485,26 @@ func TestEnded(t *testing.T) {
 		}
 	}
 }
+
+// A leader that died after recording its pending attempt and starting the
+// switch, before learning its ID: its successor remembers the rollback.
+func TestLoopRemembersPendingAttempt(t *testing.T) {
+	l, ctrl, store, clk, _ := setup(t, config.Auto{Enabled: true, Settle: 0})
+	pending := PendingAttempt(t0)
+	if _, err := store.SaveDesired(context.Background(), "web", model.Desired{Version: "v2", Actor: "ci", At: t0, Attempt: pending}, 0); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.set("web", func(st *apiv1.Status) {
+		st.Phase, st.SwitchID, st.Reason = model.PhaseRolledBack, "gen-3", "errors"
+		st.Switch = &model.Rollout{ID: "gen-3", Phase: model.RolloutRolledBack, Reason: "errors", StartedAt: t0.Add(time.Second)}
+		st.Fleets[model.Green] = members("v2", "v2")
+	})
+	clk.add(time.Minute)
+	for range 3 {
+		round(l)
+	}
+	all, _ := store.ListDesired(context.Background())
+	if f := all["web"].Desired.Failed; f == nil || f.SwitchID != "gen-3" || len(ctrl.switches) != 0 {
+		t.Fatalf("failure of a pending attempt: %+v, %d switches", all["web"].Desired, len(ctrl.switches))
+	}
+}
