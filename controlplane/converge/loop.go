@@ -86,6 +86,7 @@ type Loop struct {
 	names    []string
 	lead     context.Context // nil unless leading
 	writeMu  sync.Mutex      // one desired-state write at a time
+	roundMu  sync.Mutex      // one evaluation at a time (Round, refresh)
 	poke     chan struct{}
 }
 
@@ -177,6 +178,8 @@ func (l *Loop) Run(ctx context.Context) {
 // Round reads every desired state and evaluates each service once; the
 // leader carries out what it decides.
 func (l *Loop) Round(ctx context.Context) {
+	l.roundMu.Lock()
+	defer l.roundMu.Unlock()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	all, err := l.store.ListDesired(rctx)
 	cancel()
@@ -792,7 +795,18 @@ func (l *Loop) desire(ctx context.Context, name string, req apiv1.DesireRequest,
 		l.o.Log.Info("desired version stored", "service", name, "version", req.Version, "retry", req.Retry, "actor", actor)
 		l.Poke()
 	}
+	l.refresh(ctx, name)
 	return apiv1.DesireResult{Changed: changed, Convergence: l.convergence(name, true)}, nil
+}
+
+// refresh decides for one service now, so the answer to a desire says
+// where it stands (it acts only as a round would).
+func (l *Loop) refresh(ctx context.Context, name string) {
+	l.roundMu.Lock()
+	defer l.roundMu.Unlock()
+	if all, err := l.store.ListDesired(ctx); err == nil {
+		l.evaluate(ctx, name, all)
+	}
 }
 
 // ErrBadDesire: a desire that is refused as asked (bad version, nothing to retry).
