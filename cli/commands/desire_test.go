@@ -152,3 +152,31 @@ func TestDesireSetCommand(t *testing.T) {
 		t.Fatalf("a set of one is a plain desire: %+v", d)
 	}
 }
+
+// bg history shows the desired version's events among the traffic's
+// entries, by time; -o json stays the traffic history only.
+func TestHistoryShowsDesires(t *testing.T) {
+	c := newFake()
+	at := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	c.history = []model.HistoryEntry{
+		{Generation: 1, At: at, Actor: "bg:r1", Phase: "stable", Stable: "blue", Reason: "initial"},
+		{Generation: 2, At: at.Add(2 * time.Minute), Actor: "bg:converge", Phase: "switching", ToGreen: 20, Reason: "converge to desired version v2"},
+	}
+	addr, loop, store := desireServer(t, c)
+	if _, err := store.SaveDesired(context.Background(), "web", model.Desired{Version: "v2", Actor: "ci", At: at.Add(time.Minute)}.Logged(
+		model.DesireEvent{At: at.Add(time.Minute), Actor: "ci", What: "desired", Version: "v2", Reason: "build 7"}), 0); err != nil {
+		t.Fatal(err)
+	}
+	loop.Round(context.Background()) // as every second in bg serve
+	code, out, errOut := run(t, "--addr", addr, "history", "web")
+	expect(t, code, out, errOut, commands.ExitOK)
+	i, j, k := strings.Index(out, "initial"), strings.Index(out, "desired v2: build 7"), strings.Index(out, "converge to desired version v2")
+	if i < 0 || j < 0 || k < 0 || !(i < j && j < k) {
+		t.Fatalf("desire not among the entries by time:\n%s", out)
+	}
+	code, out, errOut = run(t, "--addr", addr, "history", "web", "-o", "json")
+	expect(t, code, out, errOut, commands.ExitOK)
+	if strings.Contains(out, "build 7") {
+		t.Fatalf("json history holds desire events:\n%s", out)
+	}
+}
