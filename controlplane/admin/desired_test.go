@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +121,15 @@ func TestDesiredRoutes(t *testing.T) {
 	if resp, raw := r.do(t, "POST", "/v1/services/web/switch", "Bearer op-token", `{"to":"green","instant":true}`); resp.StatusCode != 200 {
 		t.Fatalf("switch: %d %s", resp.StatusCode, raw)
 	}
-	if fmt.Sprint(f.aborted) != "[web switch web]" {
-		t.Fatalf("told %v", f.aborted)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) { // told off the request
+		f.mu.Lock()
+		told := fmt.Sprint(slices.Sorted(slices.Values(f.aborted))) // each told on its own goroutine
+		f.mu.Unlock()
+		if told == "[switch web web]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("told %v", told)
+		}
 	}
 }

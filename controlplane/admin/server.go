@@ -153,16 +153,23 @@ func registerRoutes(mux *router, c Controller, o Options) {
 			}
 			res, err := op(r.Context(), req)
 			if err == nil && o.Converge != nil && (name == "abort" || name == "switch" && res.Changed) {
-				// Explicit commands take precedence over convergence.
-				var cerr error
-				if name == "switch" {
-					cerr = o.Converge.Switched(r.Context(), req.Service)
-				} else {
-					cerr = o.Converge.Aborted(r.Context(), req.Service, res.Changed)
-				}
-				if cerr != nil && o.Log != nil {
-					o.Log.Warn(name+" applied, but convergence could not be told to stand back", "service", req.Service, "error", cerr)
-				}
+				// Explicit commands take precedence over convergence. Told
+				// after the answer is decided, never delaying it (an abort
+				// while Consul is slow must answer at once).
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+				changed := res.Changed
+				go func() {
+					defer cancel()
+					var cerr error
+					if name == "switch" {
+						cerr = o.Converge.Switched(ctx, req.Service)
+					} else {
+						cerr = o.Converge.Aborted(ctx, req.Service, changed)
+					}
+					if cerr != nil && o.Log != nil {
+						o.Log.Warn(name+" applied, but convergence could not be told to stand back", "service", req.Service, "error", cerr)
+					}
+				}()
 			}
 			writeResult(w, res, err)
 		})
