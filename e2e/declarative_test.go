@@ -234,3 +234,49 @@ func TestDeclarativeSet(t *testing.T) {
 	}
 	s.expectAll(map[string]string{"auth": "blue", "api": "green", "web": "green", "search": "blue"}, 20*time.Second)
 }
+
+// TestDeclarativeTrigger: with auto.trigger: version, a new fleet whose
+// passing members all run a version the serving fleet does not is desired
+// and converged to with no bg desire at all; the old fleet is never
+// desired back.
+func TestDeclarativeTrigger(t *testing.T) {
+	// Green runs v1 too at first: nothing new to desire.
+	s := newStackWith(t, stackOptions{blue: 2, green: 2, greenVersion: "v1", analysis: e2eAnalysis, serviceYAML: "auto: {enabled: true, trigger: version, settle: 2s}"})
+	s.startClients(1)
+	s.expectAll("blue", 20*time.Second)
+	time.Sleep(2 * time.Second)
+	if st := s.declStatus(t); st.Converge == nil || st.Converge.Desired != nil || st.Weights.Blue != 100 {
+		t.Fatalf("desired something with no new version deployed: %+v", st.Converge)
+	}
+	// Green is redeployed with v2, host by host.
+	for _, id := range []string{service + "-green-1", service + "-green-2"} {
+		if err := s.backends[id].RegisterVersion(s.consul.Client(), "v2"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := s.cli("wait", service, "--version", "v2", "--timeout", "90s")
+	if code != 0 {
+		t.Fatalf("bg wait --version v2: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	var conv struct {
+		Desired struct {
+			Version  string `json:"version"`
+			Actor    string `json:"actor"`
+			Previous string `json:"previous"`
+		} `json:"desired"`
+	}
+	if err := json.Unmarshal([]byte(s.mustCLI("desire", service, "-o", "json")), &conv); err != nil {
+		t.Fatal(err)
+	}
+	if conv.Desired.Version != "v2" || conv.Desired.Actor != "bg:converge (consul meta)" || conv.Desired.Previous != "v1" {
+		t.Fatalf("desired %+v", conv.Desired)
+	}
+	id := s.declStatus(t).Switch.ID
+	// Blue still runs v1, now idle: never desired back, nothing moves.
+	time.Sleep(6 * time.Second)
+	st := s.declStatus(t)
+	if st.Switch.ID != id || st.Weights.Green != 100 || st.Converge.Desired.Version != "v2" || st.Converge.State != "converged" {
+		t.Fatalf("after convergence: switch %s (was %s), weights %+v, converge %+v", st.Switch.ID, id, st.Weights, st.Converge)
+	}
+	s.expectAll("green", 10*time.Second)
+}
