@@ -56,6 +56,7 @@ type Options struct {
 type Releases interface {
 	Start(ctx context.Context, req apiv1.ReleaseRequest) (apiv1.ReleaseStatus, error)
 	Get(ctx context.Context, id string) (apiv1.ReleaseStatus, error)
+	List(ctx context.Context) ([]apiv1.ReleaseStatus, error)
 }
 
 // releaseAttempt prefixes a group's attempt: the release's ID follows.
@@ -272,9 +273,51 @@ func (l *Loop) startGroup(ctx context.Context, members, switching []string, vers
 		parts = append(parts, m+"="+versions[m])
 	}
 	reason := "converge to desired versions " + strings.Join(parts, ",")
+	// Recorded first, as for a single switch: a successor that finds a
+	// pending attempt looks for the release started after it.
+	pending := PendingAttempt(l.o.Now())
+	setAttempt := func(m, from, to, what string) error {
+		v := versions[m]
+		_, err := l.write(ctx, m, func(cur *model.Desired) (model.Desired, bool, error) {
+			if cur == nil || cur.Version != v || len(cur.Group) == 0 || cur.Failed != nil || cur.Attempt != from {
+				return model.Desired{}, false, nil
+			}
+			next := *cur
+			next.Attempt = to
+			if what != "" {
+				next = next.Logged(model.DesireEvent{At: l.o.Now(), Actor: Actor, What: what, Version: v})
+			}
+			return next, true, nil
+		})
+		return err
+	}
+	prev := map[string]string{}
+	l.mu.Lock()
+	for _, m := range switching {
+		if s := l.services[m]; s.stored != nil {
+			prev[m] = s.stored.Desired.Attempt
+		}
+	}
+	l.mu.Unlock()
+	for _, m := range switching {
+		if err := setAttempt(m, prev[m], pending, ""); err != nil {
+			l.o.Log.Warn("converging release not started: its attempt could not be recorded", "service", m, "error", err)
+			l.mu.Lock()
+			for _, m := range members {
+				l.services[m].retryAt = l.o.Now().Add(l.o.Backoff)
+			}
+			l.mu.Unlock()
+			return
+		}
+	}
 	l.o.Log.Info("converging: starting a release", "services", switching, "versions", parts)
 	st, err := l.o.Releases.Start(traffic.WithActor(ctx, Actor), apiv1.ReleaseRequest{Name: "converge", Services: switching, Reason: reason})
 	if err != nil {
+		for _, m := range switching {
+			if werr := setAttempt(m, pending, "", ""); werr != nil {
+				l.o.Log.Warn("cannot clear the pending attempt", "service", m, "error", werr)
+			}
+		}
 		l.mu.Lock()
 		for _, m := range members {
 			s := l.services[m]
@@ -286,15 +329,7 @@ func (l *Loop) startGroup(ctx context.Context, members, switching []string, vers
 	}
 	id := releaseAttempt + st.Release.ID
 	for _, m := range switching { // a converged member has nothing to fail
-		v := versions[m]
-		if _, err := l.write(ctx, m, func(cur *model.Desired) (model.Desired, bool, error) {
-			if cur == nil || cur.Version != v || len(cur.Group) == 0 {
-				return model.Desired{}, false, nil
-			}
-			next := *cur
-			next.Attempt = id
-			return next.Logged(model.DesireEvent{At: l.o.Now(), Actor: Actor, What: "started " + id, Version: v}), true, nil
-		}); err != nil {
+		if err := setAttempt(m, pending, id, "started "+id); err != nil {
 			l.o.Log.Error("release started but its attempt not recorded", "service", m, "release", st.Release.ID, "error", err)
 		}
 	}
@@ -321,7 +356,7 @@ func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.S
 	if err != nil {
 		return
 	}
-	rel := l.releaseEnded(ctx, all[name].Desired)
+	rel := l.releaseEnded(ctx, name, all[name].Desired)
 	now := l.o.Now()
 	l.mu.Lock()
 	s := l.services[name]
@@ -405,13 +440,41 @@ func (l *Loop) evaluate(ctx context.Context, name string, all map[string]state.S
 
 // releaseEnded is how a group's release attempt ended (nil: no such
 // attempt, or it runs, or it cannot be read now).
-func (l *Loop) releaseEnded(ctx context.Context, d model.Desired) *Ended {
-	id, ok := strings.CutPrefix(d.Attempt, releaseAttempt)
-	if !ok || d.Failed != nil || l.o.Releases == nil {
+func (l *Loop) releaseEnded(ctx context.Context, service string, d model.Desired) *Ended {
+	if d.Failed != nil || l.o.Releases == nil || len(d.Group) == 0 {
 		return nil
 	}
-	st, err := l.o.Releases.Get(ctx, id)
-	if err != nil || !st.Release.Phase.Ended() {
+	var st apiv1.ReleaseStatus
+	if id, ok := strings.CutPrefix(d.Attempt, releaseAttempt); ok {
+		var err error
+		if st, err = l.o.Releases.Get(ctx, id); err != nil {
+			return nil
+		}
+	} else if at, ok := strings.CutPrefix(d.Attempt, pendingAttempt); ok {
+		// The leader that started it died before recording its ID: the
+		// first converge release of this service created since.
+		since, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			return nil
+		}
+		all, err := l.o.Releases.List(ctx)
+		if err != nil {
+			return nil
+		}
+		found := false
+		for _, r := range all {
+			if _, member := r.Release.Find(service); member && r.Release.Name == "converge" && !r.Release.CreatedAt.Before(since) &&
+				(!found || r.Release.CreatedAt.Before(st.Release.CreatedAt)) {
+				st, found = r, true
+			}
+		}
+		if !found {
+			return nil
+		}
+	} else {
+		return nil
+	}
+	if !st.Release.Phase.Ended() {
 		return nil
 	}
 	e := &Ended{ID: d.Attempt, Reason: st.Release.Reason, At: st.Release.EndedAt, Outcome: Promoted}

@@ -291,11 +291,12 @@ func TestVersionTrigger(t *testing.T) {
 
 // fakeReleases starts releases and answers how they ended.
 type fakeReleases struct {
-	mu     sync.Mutex
-	starts []apiv1.ReleaseRequest
-	actors []string
-	phase  release.Phase
-	reason string
+	mu      sync.Mutex
+	starts  []apiv1.ReleaseRequest
+	actors  []string
+	phase   release.Phase
+	reason  string
+	created time.Time
 }
 
 func (f *fakeReleases) Start(ctx context.Context, req apiv1.ReleaseRequest) (apiv1.ReleaseStatus, error) {
@@ -311,6 +312,17 @@ func (f *fakeReleases) Get(ctx context.Context, id string) (apiv1.ReleaseStatus,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return apiv1.ReleaseStatus{Release: release.Release{ID: id, Phase: f.phase, Reason: f.reason}}, nil
+}
+
+// List: the one release, with web and api, created at created.
+func (f *fakeReleases) List(ctx context.Context) ([]apiv1.ReleaseStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.created.IsZero() {
+		return nil, nil
+	}
+	return []apiv1.ReleaseStatus{{Release: release.Release{ID: "converge-1", Name: "converge", Phase: f.phase, Reason: f.reason, CreatedAt: f.created,
+		Members: []release.Member{{Service: "api"}, {Service: "web"}}}}}, nil
 }
 
 func TestGroupConvergesAsOneRelease(t *testing.T) {
@@ -506,5 +518,42 @@ func TestLoopRemembersPendingAttempt(t *testing.T) {
 	all, _ := store.ListDesired(context.Background())
 	if f := all["web"].Desired.Failed; f == nil || f.SwitchID != "gen-3" || len(ctrl.switches) != 0 {
 		t.Fatalf("failure of a pending attempt: %+v, %d switches", all["web"].Desired, len(ctrl.switches))
+	}
+}
+
+// A leader that died after recording the group's pending attempt and
+// starting the release, before recording its ID: the successor finds the
+// release created since and remembers its rollback.
+func TestGroupRemembersPendingRelease(t *testing.T) {
+	st := apiv1.Status{Weights: apiv1.Weights{Blue: 100}, Phase: model.PhaseStable,
+		Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members("v1"), model.Green: members("v2")}}
+	ctrl := &fakeCtrl{st: map[string]apiv1.Status{"web": st, "api": st}}
+	ctrl.set("api", func(s *apiv1.Status) {
+		s.Fleets = map[model.Color]apiv1.FleetStatus{model.Blue: members("v1"), model.Green: members("v2")}
+	})
+	rels := &fakeReleases{phase: release.RolledBack, reason: "api failed", created: t0.Add(time.Second)}
+	store := memstate.New()
+	pending := PendingAttempt(t0)
+	for _, m := range []string{"api", "web"} {
+		if _, err := store.SaveDesired(context.Background(), m, model.Desired{Version: "v2", Actor: "ci", At: t0, Group: []string{"api", "web"}, Attempt: pending}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auto := config.Auto{Enabled: true}
+	l := New(ctrl, store, Options{Auto: map[string]config.Auto{"web": auto, "api": auto}, Now: func() time.Time { return t0.Add(time.Minute) }, Releases: rels})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l.Lead(ctx)
+	for range 3 {
+		l.Round(ctx)
+	}
+	all, _ := store.ListDesired(ctx)
+	for _, m := range []string{"api", "web"} {
+		if f := all[m].Desired.Failed; f == nil || f.Cause != model.FailRolledBack {
+			t.Fatalf("%s: %+v", m, all[m].Desired)
+		}
+	}
+	if len(rels.starts) != 0 {
+		t.Fatalf("released again: %+v", rels.starts)
 	}
 }
