@@ -79,6 +79,12 @@ func newRelStack(t *testing.T, replicas int) *relStack {
 // newRelStackWith is newRelStack with more top-level config (e.g. releases).
 func newRelStackWith(t *testing.T, replicas int, top string) *relStack {
 	t.Helper()
+	return newRelStackYAML(t, replicas, top, "")
+}
+
+// newRelStackYAML also gives every service svcYAML (e.g. an auto block).
+func newRelStackYAML(t *testing.T, replicas int, top, svcYAML string) *relStack {
+	t.Helper()
 	s := &relStack{t: t, consul: harness.StartConsul(t), bin: harness.BuildBG(t), token: "e2e-secret",
 		backends: map[string]*harness.Backend{}, clients: map[string]*harness.Traffic{}}
 	var targets []string
@@ -98,7 +104,7 @@ func newRelStackWith(t *testing.T, replicas int, top string) *relStack {
 				targets = append(targets, b.MetricsAddr())
 			}
 		}
-		svcs = append(svcs, harness.BGService{Name: rs.name, DependsOn: rs.deps, Analysis: relAnalysis})
+		svcs = append(svcs, harness.BGService{Name: rs.name, DependsOn: rs.deps, Analysis: relAnalysis, YAML: svcYAML})
 	}
 	s.prom = harness.StartPrometheus(t, targets)
 	s.prom.WaitTargetsUp(30 * time.Second)

@@ -41,6 +41,8 @@ type stackOptions struct {
 	serviceYAML string
 	// env is added to bg serve's environment (BG_* overrides).
 	env []string
+	// greenVersion is the green hosts' Consul meta version ("": v2).
+	greenVersion string
 }
 
 const service = "web"
@@ -55,8 +57,12 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 	for i := 1; i <= o.blue; i++ {
 		s.addBackend("blue", i, "v1")
 	}
+	greenVersion := o.greenVersion
+	if greenVersion == "" {
+		greenVersion = "v2"
+	}
 	for i := 1; i <= o.green; i++ {
-		s.addBackend("green", i, "v2")
+		s.addBackend("green", i, greenVersion)
 	}
 	s.xdsAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	s.admin = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))

@@ -36,8 +36,8 @@ echo "== statistical simulations of whole switches (without -race: pure arithmet
 # They skip themselves under -race above; docs/judge.md quotes their tables.
 go test -count=1 -v -run '^(TestWholeSwitches|TestSimPerSwitch|TestEndOfSwitchBound|TestSequentialGridTuning|TestLatencyWholeSwitchesNull|TestLatencyWholeSwitchesDetect|TestWholeSwitchesThroughDecide|TestConsumerWholeSwitches)$' \
 	./controlplane/judge/ ./controlplane/rollout/ | grep -E '^(---|ok|FAIL|PASS)|switch|req/s' | grep -v -E '^=== '
-echo "== fault simulation (2,000 seeds, without -race)"
-go test -count=1 -run 'TestSim$' ./controlplane/sim/
+echo "== fault simulation (2,000 seeds, and 300 of declarative delivery, without -race)"
+go test -count=1 -run '^(TestSim|TestSimConverge)$' ./controlplane/sim/
 echo "== fuzz (20,000 executions each, seed corpora in testdata/fuzz/; issue 15)"
 # A count, not a duration: with -fuzztime 8s, Go 1.26's fuzz coordinator
 # can fail a target with "context deadline exceeded" when the deadline

@@ -19,7 +19,7 @@ func App() *cli.App {
 			&cli.StringFlag{Name: "cert", EnvVars: []string{"BG_CERT"}, Usage: "client certificate (PEM) for an admin API that verifies them; needs --key"},
 			&cli.StringFlag{Name: "key", EnvVars: []string{"BG_KEY"}, Usage: "private key (PEM) of --cert"},
 		},
-		Commands:             []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand(), pauseCommand(), resumeCommand(), promoteCommand(), previewCommand(), historyCommand(), releaseCommand(), reloadCommand(), certsCommand(), completionCommand()},
+		Commands:             []*cli.Command{serveCommand(), validateCommand(), switchCommand(), abortCommand(), statusCommand(), pauseCommand(), resumeCommand(), promoteCommand(), previewCommand(), historyCommand(), releaseCommand(), reloadCommand(), desireCommand(), waitCommand(), certsCommand(), completionCommand()},
 		EnableBashCompletion: true,
 		// Run reports errors and picks the exit code; cli's default handler
 		// would call os.Exit.

@@ -3,6 +3,7 @@ package commands
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,22 +57,50 @@ Examples:
 				writeJSON(c.App.Writer, entries)
 				return nil
 			}
-			printHistory(c.App.Writer, svc, entries)
+			// The desired version's changes (declarative delivery) are
+			// stored with it, not as traffic generations: shown among them.
+			var desires []model.DesireEvent
+			if conv, err := apiClient(c).Desired(c.Context, svc); err == nil && conv.Desired != nil {
+				desires = conv.Desired.Log
+			}
+			printHistory(c.App.Writer, svc, entries, desires...)
 			return nil
 		},
 	}
 }
 
-func printHistory(w io.Writer, svc string, entries []model.HistoryEntry) {
-	if len(entries) == 0 {
+// printHistory prints the traffic history and, among it by time, the
+// desired version's events since the oldest entry shown (GEN "-", PHASE
+// "desire").
+func printHistory(w io.Writer, svc string, entries []model.HistoryEntry, desires ...model.DesireEvent) {
+	if len(entries) == 0 && len(desires) == 0 {
 		fmt.Fprintf(w, "%s: no history\n", svc)
 		return
 	}
+	type row struct {
+		at   time.Time
+		line string
+	}
+	var rows []row
+	for _, e := range entries {
+		rows = append(rows, row{e.At, fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Generation,
+			cell(e.Actor), split(e), cell(string(e.Phase)), cell(why(e)))})
+	}
+	for _, d := range desires {
+		if len(entries) > 0 && d.At.Before(entries[0].At) {
+			continue // older than the entries shown
+		}
+		what := d.What + " " + d.Version
+		if d.Reason != "" {
+			what += ": " + d.Reason
+		}
+		rows = append(rows, row{d.At, fmt.Sprintf("%s\t-\t%s\t-\tdesire\t%s\n", d.At.UTC().Format(time.RFC3339), cell(d.Actor), cell(what))})
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at.Before(rows[j].at) })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tGEN\tACTOR\tSPLIT\tPHASE\tWHY")
-	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Generation,
-			cell(e.Actor), split(e), cell(string(e.Phase)), cell(why(e)))
+	for _, r := range rows {
+		fmt.Fprint(tw, r.line)
 	}
 	_ = tw.Flush()
 }

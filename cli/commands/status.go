@@ -154,6 +154,9 @@ func printStatus(w io.Writer, list []apiv1.Status) {
 		if line := releaseLine(st); line != "" {
 			fmt.Fprintln(w, line)
 		}
+		if st.Converge != nil {
+			fmt.Fprintln(w, convergenceLine(st.Service, *st.Converge))
+		}
 		if st.NoEnvoyListener {
 			fmt.Fprintf(w, "%s: envoy listener: none (no port; proxyless gRPC clients only)\n", st.Service)
 		}

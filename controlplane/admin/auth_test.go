@@ -26,7 +26,7 @@ import (
 // a registered route (with every optional route turned on).
 func TestEveryRouteHasAScope(t *testing.T) {
 	rt := &router{mux: http.NewServeMux()}
-	registerRoutes(rt, newFake(), Options{Pprof: true, Releases: &fakeReleases{}, Gatherer: prometheus.NewRegistry(),
+	registerRoutes(rt, newFake(), Options{Pprof: true, Releases: &fakeReleases{}, Converge: &fakeConverge{}, Gatherer: prometheus.NewRegistry(),
 		Proxies: func() []xds.ProxyInfo { return nil }})
 	if len(rt.patterns) == 0 {
 		t.Fatal("no routes registered")

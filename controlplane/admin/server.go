@@ -63,6 +63,8 @@ type Options struct {
 	// Reload re-reads this replica's config file (POST /v1/reload); nil:
 	// the route answers that reload is not available.
 	Reload func() apiv1.ReloadAttempt
+	// Converge, when set, serves /v1/services/{name}/desired (desired.go).
+	Converge Converge
 }
 
 // Handler builds the admin API.
@@ -153,11 +155,33 @@ func registerRoutes(mux *router, c Controller, o Options) {
 				return
 			}
 			res, err := op(r.Context(), req)
+			if err == nil && o.Converge != nil && (name == "abort" || name == "switch" && res.Changed) {
+				// Explicit commands take precedence over convergence. Told
+				// after the answer is decided, never delaying it (an abort
+				// while Consul is slow must answer at once).
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+				changed := res.Changed
+				go func() {
+					defer cancel()
+					var cerr error
+					if name == "switch" {
+						cerr = o.Converge.Switched(ctx, req.Service)
+					} else {
+						cerr = o.Converge.Aborted(ctx, req.Service, changed)
+					}
+					if cerr != nil && o.Log != nil {
+						o.Log.Warn(name+" applied, but convergence could not be told to stand back", "service", req.Service, "error", cerr)
+					}
+				}()
+			}
 			writeResult(w, res, err)
 		})
 	}
 	if o.Releases != nil {
 		releaseRoutes(mux, o.Releases)
+	}
+	if o.Converge != nil {
+		desiredRoutes(mux, o.Converge)
 	}
 	mux.HandleFunc("POST /v1/reload", reloadHandler(o.Reload))
 }

@@ -144,6 +144,8 @@ type Service struct {
 	// DependsOn names the configured services this one calls: in a
 	// release they are its providers and switch before it.
 	DependsOn []string `mapstructure:"depends_on"`
+	// Auto converges the service to its desired version (auto.go).
+	Auto Auto `mapstructure:"auto"`
 }
 
 // Leader configures the election of the one replica that acts.

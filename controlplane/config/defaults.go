@@ -86,6 +86,7 @@ func defaultServices(svcs []Service, set func(key string) bool) {
 		defaultFields(&svcs[i].Analysis, DefaultAnalysis(), fmt.Sprintf("services[%d].analysis.", i), set)
 		defaultFields(&svcs[i].Analysis.Latency, DefaultLatency(), fmt.Sprintf("services[%d].analysis.latency.", i), set)
 		defaultFields(&svcs[i].Rolling, DefaultRolling(), fmt.Sprintf("services[%d].rolling.", i), set)
+		defaultFields(&svcs[i].Auto, DefaultAuto(), fmt.Sprintf("services[%d].auto.", i), set)
 		defaultGates(svcs[i].Gates, fmt.Sprintf("services[%d].gates", i), set)
 	}
 }

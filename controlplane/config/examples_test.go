@@ -60,6 +60,8 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 	checkHasFields(t, "services[0].windows", windows, Windows{})
 	mirror, _ := first["mirror"].(map[string]any)
 	checkHasFields(t, "services[0].mirror", mirror, Mirror{})
+	auto, _ := first["auto"].(map[string]any)
+	checkHasFields(t, "services[0].auto", auto, Auto{})
 
 	c, err := Load(examplePath("bg.yaml"), nil)
 	if err != nil {
@@ -69,8 +71,8 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 		// web spells out every analysis default; api omits the block.
 		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling(),
 			Pools: []Pool{{Header: "x-bg-pool", Value: "staff"}, {Cookie: "beta", Value: "1"}}, Gates: []Gate{},
-			Windows: Windows{TimeZone: "UTC", Allow: []WindowAllow{}, Freeze: []WindowFreeze{}}, DependsOn: []string{"api"}},
-		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
+			Windows: Windows{TimeZone: "UTC", Allow: []WindowAllow{}, Freeze: []WindowFreeze{}}, DependsOn: []string{"api"}, Auto: DefaultAuto()},
+		{Name: "api", ConsulService: "api", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling(), Auto: DefaultAuto()},
 		{Name: "sessions", ConsulService: "sessions", Port: 10002, Protocol: "http2", Strategy: "rolling",
 			Analysis: func() Analysis {
 				a := DefaultAnalysis()
@@ -78,7 +80,7 @@ func TestFullExampleHasEveryKey(t *testing.T) {
 				a.Errors = `app_errors_total{service="{{.Service}}",color="{{.Color}}"}`
 				return a
 			}(),
-			Rolling: func() Rolling { r := DefaultRolling(); r.DrainTimeout = 20 * time.Second; return r }(), Affinity: Affinity{Header: "x-session"}},
+			Rolling: func() Rolling { r := DefaultRolling(); r.DrainTimeout = 20 * time.Second; return r }(), Affinity: Affinity{Header: "x-session"}, Auto: DefaultAuto()},
 	}
 	if c.Consul.Address != "127.0.0.1:8500" || !reflect.DeepEqual(c.Services, want) {
 		t.Errorf("demo values changed: consul %q services %+v", c.Consul.Address, c.Services)

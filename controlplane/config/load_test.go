@@ -84,8 +84,8 @@ func TestLoadFile(t *testing.T) {
 		t.Errorf("defaults lost: %+v", *c)
 	}
 	wantSvcs := []Service{
-		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
-		{Name: "api", ConsulService: "api-v2", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling()},
+		{Name: "web", ConsulService: "web", Port: 10000, Protocol: "http2", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling(), Auto: DefaultAuto()},
+		{Name: "api", ConsulService: "api-v2", Port: 10001, Protocol: "http1", Analysis: DefaultAnalysis(), Strategy: "blue-green", Rolling: DefaultRolling(), Auto: DefaultAuto()},
 	}
 	if !reflect.DeepEqual(c.Services, wantSvcs) {
 		t.Errorf("services = %+v, want %+v", c.Services, wantSvcs)

@@ -51,6 +51,7 @@ func validateServices(svcs []Service, judged bool, es *Errors) {
 			validateRollQueries(s, at, es)
 		}
 		validateRelease(s, at, es)
+		validateAuto(s.Auto, at, es)
 	}
 }
 

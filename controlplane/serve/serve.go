@@ -27,8 +27,10 @@ import (
 	"github.com/bgctl/bg/controlplane/admin"
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
 	"github.com/bgctl/bg/controlplane/config"
+	"github.com/bgctl/bg/controlplane/converge"
 	"github.com/bgctl/bg/controlplane/judge"
 	"github.com/bgctl/bg/controlplane/leader"
+	"github.com/bgctl/bg/controlplane/membership"
 	consulsrc "github.com/bgctl/bg/controlplane/membership/consul"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/releases"
@@ -153,6 +155,16 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 		Consumers: consumers, Notify: notes.release, Timeout: cfg.Switch.Timeout, Runtime: ctrl.Runtime(), Log: log, Metrics: releases.NewMetrics(reg),
 	})
 	ctrl.SetReleaseGuard(rels.Guard)
+	// Declarative delivery: every replica evaluates (status); the leader
+	// starts the switches, through the same entry point as POST /switch.
+	autos := map[string]config.Auto{}
+	for _, s := range cfg.Services {
+		autos[s.Name] = s.Auto
+	}
+	conv := converge.New(ctrl, store, converge.Options{Auto: autos, Timeout: cfg.Switch.Timeout, Log: log, Metrics: converge.NewMetrics(reg), Releases: rels,
+		Owner: func(service string) string { owner, _ := rels.Guard(service); return owner }})
+	ctrl.SetConvergeStatus(conv.Convergence)
+	ctrl.Subscribe(func(string) { conv.Poke() }) // a switch began or ended: decide again now
 
 	members := consulsrc.New(consulsrc.APICatalog{Watch: consul.Watch, Read: consul.Read}, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
 		names, cfg.Consul.Wait, log, reg)
@@ -188,6 +200,7 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 			Tokens: adminSec.creds, AuthMetrics: admin.NewAuthMetrics(reg), Forward: adminSec.tls.Forward, Pprof: cfg.Admin.Pprof, DefaultTimeout: cfg.Switch.Timeout, Proxies: xdsServer.Proxies, Gatherer: reg, Log: log,
 			Releases: rels,
 			Reload:   func() apiv1.ReloadAttempt { return reload.Reload(apiv1.TriggerAPI) },
+			Converge: conv,
 			Leader: func(ctx context.Context) (string, bool, error) {
 				if elector.Leading() {
 					return "", true, nil
@@ -209,7 +222,10 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 	}()
 	log.Info("admin API listening", "addr", adminLis.Addr().String())
 
-	go members.Run(ctx, ctrl.OnMembership)
+	go members.Run(ctx, func(u membership.Update) {
+		ctrl.OnMembership(u)
+		conv.Poke() // a fleet change may make a service ready
+	})
 	// Each replica reloads its own file; only the leader writes state.
 	go func() {
 		for {
@@ -228,7 +244,10 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 	go func() {
 		defer close(electorDone)
 		// The leader resumes running switches, then running releases.
-		elector.Run(ctx, rels.Lead)
+		elector.Run(ctx, func(lctx context.Context) {
+			conv.Lead(lctx) // returns at once; acts while lctx lives
+			rels.Lead(lctx)
+		})
 	}()
 	go func() {
 		if err := publishWhenComplete(ctx, ctrl, log); err != nil {
@@ -238,6 +257,7 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 		store.Expect(slices.Sorted(maps.Keys(live.served))) // a key gone unseen is still reported
 		live.mu.Unlock()
 		go store.Watch(ctx, log, ctrl.OnStored, ctrl.OnIntent)
+		go conv.Run(ctx)
 		log.Info("xDS serving", "addr", xdsLis.Addr().String())
 		if err := xdsServer.Serve(ctx, xdsLis); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)

@@ -34,6 +34,7 @@ type Consul struct {
 	index   uint64
 	states  map[string]stored
 	intents map[string]stored // rollback intents by service
+	desired map[string]stored // desired versions by service (Options.Converge)
 	reports map[string]report // ACK reports by key
 	history map[string][]model.HistoryEntry
 	down    bool // the whole cluster is unreachable
@@ -45,7 +46,7 @@ type Consul struct {
 }
 
 func newConsul(w *World) *Consul {
-	return &Consul{w: w, states: map[string]stored{}, intents: map[string]stored{}, reports: map[string]report{}, history: map[string][]model.HistoryEntry{}}
+	return &Consul{w: w, states: map[string]stored{}, intents: map[string]stored{}, desired: map[string]stored{}, reports: map[string]report{}, history: map[string][]model.HistoryEntry{}}
 }
 
 // reachable: replica r can talk to Consul now.

@@ -102,6 +102,9 @@ func (w *World) onWrite(svc string, t model.Traffic) {
 		w.violate("%s: stored generation went from %d to %d: history must be gapless and rising", svc, last, t.Generation)
 	}
 	w.maxGen[svc] = max(w.maxGen[svc], t.Generation)
+	if w.opts.Converge {
+		w.onConvergeWrite(svc, t)
+	}
 	if who, ok := w.termOf[c.term]; ok && who != c.holder {
 		w.violate("term %d written by %s but held by %s", c.term, c.holder, who)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/bgctl/bg/controlplane/acks"
+	"github.com/bgctl/bg/controlplane/converge"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
 	"github.com/bgctl/bg/controlplane/gate"
 	"github.com/bgctl/bg/controlplane/membership"
@@ -34,6 +35,7 @@ type Replica struct {
 	term        uint64    // the lock term this replica holds, 0 = none
 	leading     bool      // it believes it leads
 	ctrl        *traffic.Controller
+	loop        *converge.Loop // Options.Converge
 	published   bool
 	loaded      bool
 	seen        map[string]uint64 // state watch: ModifyIndex seen per service
@@ -253,6 +255,11 @@ func (r *Replica) start() {
 	c.SetGates(gates{w})
 	c.SetAcks(simAcks{acks.NewAggregator(ackKV{r}, ackPrefix, r.id, r, quiet)})
 	r.ctrl = c
+	r.loop = nil
+	if w.opts.Converge {
+		r.loop = r.newLoop(x)
+		c.SetConvergeStatus(r.loop.Convergence)
+	}
 	for _, svc := range services {
 		w.s.After(w.s.jitter(time.Millisecond, 30*time.Millisecond), r.id+" reads "+svc, x.live("read", func() { r.read(svc, w.truth(svc)) }))
 	}
@@ -282,6 +289,9 @@ func (r *Replica) load() {
 	}
 	r.published = true
 	r.w.s.trace("%s published", r.id)
+	if r.loop != nil {
+		r.convergeTick(x)
+	}
 	for _, p := range r.proxies {
 		r.w.s.After(r.w.s.jitter(time.Millisecond, 200*time.Millisecond), "", x.live("connect", func() {
 			if !p.connected && !p.away {
@@ -338,6 +348,9 @@ func (r *Replica) elected(term uint64) {
 	r.term, r.leading = term, true
 	r.w.s.trace("%s leads (term %d)", r.id, term)
 	r.ctrl.Elected()
+	if r.loop != nil {
+		r.loop.Elected(context.Background())
+	}
 	x := rt{r, r.inc}
 	var lead func()
 	lead = func() {
@@ -363,6 +376,9 @@ func (r *Replica) deposed() {
 	r.leading = false
 	r.w.s.trace("%s deposed", r.id)
 	r.ctrl.Deposed()
+	if r.loop != nil {
+		r.loop.Deposed()
+	}
 }
 
 // status is what the replica serves now for svc.

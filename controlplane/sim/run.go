@@ -38,6 +38,13 @@ type Options struct {
 	// attempt's requests at 20 % errors (issue 13's stale data): a healthy
 	// green must not be judged on them.
 	StaleGreen bool
+	// Converge: the operator desires web v2 instead of switching, and the
+	// convergence loop switches (never drawn by Random: the seeds keep
+	// their runs).
+	Converge bool
+	// AbortUntold: the operator's abort does not reach the loop (the admin
+	// replica could not write its mark); the loop must see it itself.
+	AbortUntold bool
 }
 
 // Fault is one injected failure.
@@ -131,6 +138,9 @@ type World struct {
 	deadAt      map[string]time.Time // ACK report key → when its session's process died
 	switchID    string
 	promotedBad bool
+	// Options.Converge: web's switches seen, when its desire failed.
+	convSwitches map[string]bool
+	failedAt     time.Time
 }
 
 type decision struct {
@@ -154,7 +164,7 @@ type observed struct {
 // New builds a world for opts with a seeded scheduler.
 func New(seed int64, opts Options) *World {
 	w := &World{s: newScheduler(seed), opts: opts, grace: 3 * time.Second, ttl: 2 * time.Second, vanished: map[string]bool{}, maxGen: map[string]uint64{},
-		decided: map[string]*decision{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}, deadAt: map[string]time.Time{}}
+		decided: map[string]*decision{}, convSwitches: map[string]bool{}, termOf: map[uint64]string{}, seen: map[string]*observed{}, lapse: map[string]time.Time{}, deadAt: map[string]time.Time{}}
 	w.plan = model.Plan{
 		Steps: []int{10, 50, 100}, Bake: model.Duration(2 * time.Second), Interval: model.Duration(500 * time.Millisecond),
 		MinRequests: 100, Confidence: 0.99, Margin: 0.1,
@@ -192,6 +202,9 @@ func (w *World) truth(svc string) model.Membership {
 			b.Address, g.Address = fmt.Sprintf("10.1.0.%d", i), fmt.Sprintf("10.1.1.%d", i)
 			b.Slot, g.Slot = fmt.Sprintf("s%d", i), fmt.Sprintf("s%d", i)
 		}
+		if w.opts.Converge && svc == service {
+			b.Version, g.Version = "v1", "v2"
+		}
 		m.Blue.Endpoints = append(m.Blue.Endpoints, b)
 		if !w.vanished[g.ID] {
 			m.Green.Endpoints = append(m.Green.Endpoints, g)
@@ -209,7 +222,11 @@ func (w *World) Run() []string {
 		r.start()
 	}
 	w.s.After(100*time.Millisecond, "", w.electionTick)
-	w.s.After(time.Second, "operator: switch web to green", w.operatorSwitch)
+	if w.opts.Converge {
+		w.s.After(time.Second, "operator: desire web v2", w.operatorDesire)
+	} else {
+		w.s.After(time.Second, "operator: switch web to green", w.operatorSwitch)
+	}
 	w.s.After(1500*time.Millisecond, "operator: roll cache to green", w.operatorRoll)
 	if w.opts.CacheBadAt > 0 {
 		w.s.After(w.opts.CacheBadAt, "cache's green turns bad", func() { w.cacheBad = true })
@@ -229,6 +246,9 @@ func (w *World) Run() []string {
 	}
 	if len(w.violations) == 0 {
 		w.final()
+		if w.opts.Converge {
+			w.finalConverge()
+		}
 	}
 	return w.violations
 }
@@ -297,10 +317,16 @@ func (w *World) operatorAbort() {
 		w.s.After(500*time.Millisecond, "operator: retry abort", w.operatorAbort)
 		return
 	}
-	if _, err := r.ctrl.Abort(context.Background(), traffic.Request{Service: service, Reason: "operator abort"}); err != nil {
+	res, err := r.ctrl.Abort(context.Background(), traffic.Request{Service: service, Reason: "operator abort"})
+	if err != nil {
 		w.s.trace("abort failed: %v", err)
 		w.s.After(500*time.Millisecond, "operator: retry abort", w.operatorAbort)
 		return
+	}
+	if r.loop != nil && !w.opts.AbortUntold { // the admin API tells the loop, as serve does
+		if err := r.loop.Aborted(traffic.WithActor(context.Background(), "operator"), service, res.Changed); err != nil {
+			w.s.trace("abort applied; convergence not told: %v", err)
+		}
 	}
 	w.check()
 }

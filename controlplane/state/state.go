@@ -106,3 +106,21 @@ type Releases interface {
 	// ListReleases reads every stored release, oldest first.
 	ListReleases(ctx context.Context) ([]StoredRelease, error)
 }
+
+// StoredDesired is one service's desired state (model.Desired) and its revision.
+type StoredDesired struct {
+	Desired model.Desired
+	Index   Index
+}
+
+// Desires persists each service's desired version (declarative delivery,
+// controlplane/converge) beside its traffic state: check-and-set on its
+// own revision and fenced like Save, so only the leader writes it.
+type Desires interface {
+	// SaveDesired writes d only if the stored revision is still prev (0:
+	// only if absent).
+	SaveDesired(ctx context.Context, service string, d model.Desired, prev Index) (Index, error)
+	// ListDesired reads every service's desired state in one read. A
+	// stored value that does not decode is an error naming its key.
+	ListDesired(ctx context.Context) (map[string]StoredDesired, error)
+}

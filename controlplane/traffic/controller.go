@@ -110,6 +110,7 @@ type Controller struct {
 	control    func() any
 	notes      func() []apiv1.NotificationStatus // SetNotificationStatus
 	reload     func() apiv1.ReloadStatus         // SetReloadStatus
+	converge   func(string) *apiv1.Convergence   // SetConvergeStatus
 	guard      membership.Guard
 	acks       Acks
 	counts     analysisSessions // each running switch's or roll's counters, per service

@@ -103,7 +103,7 @@ func (c *Controller) Status(name string) (Status, error) {
 	if c.control != nil {
 		st.Control = c.control()
 	}
-	notes, reload := c.notes, c.reload
+	notes, reload, conv := c.notes, c.reload, c.converge
 	c.mu.Unlock()
 	if notes != nil {
 		st.Notifications = notes()
@@ -111,6 +111,9 @@ func (c *Controller) Status(name string) (Status, error) {
 	if reload != nil {
 		r := reload()
 		st.Reload = &r
+	}
+	if conv != nil {
+		st.Converge = conv(name)
 	}
 	return st, nil
 }
@@ -128,6 +131,14 @@ func (c *Controller) SetNotificationStatus(f func() []apiv1.NotificationStatus) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.notes = f
+}
+
+// SetConvergeStatus makes status show each service's desired version and
+// why it is not converging (controlplane/converge). f must not call Status.
+func (c *Controller) SetConvergeStatus(f func(service string) *apiv1.Convergence) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.converge = f
 }
 
 // StatusAll reports every service, sorted by name.

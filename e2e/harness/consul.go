@@ -215,8 +215,24 @@ func (c *Consul) probe() error {
 		return errors.New("no leader yet")
 	}
 	// A key outside anything bg reads.
-	_, err = c.probeC.KV().Put(&api.KVPair{Key: "_harness/ready", Value: []byte("1")}, nil)
-	return err
+	if _, err = c.probeC.KV().Put(&api.KVPair{Key: "_harness/ready", Value: []byte("1")}, nil); err != nil {
+		return err
+	}
+	// Sessions need the agent's node in the catalog, which the KV store
+	// can answer before: a session created too early fails with "Missing
+	// node registration" (seen as a flaky TestCreateAbsentAgainstConsul).
+	name, err := c.probeC.Agent().NodeName()
+	if err != nil {
+		return err
+	}
+	node, _, err := c.probeC.Catalog().Node(name, nil)
+	if err != nil {
+		return err
+	}
+	if node == nil || node.Node == nil {
+		return errors.New("agent node not registered yet")
+	}
+	return nil
 }
 
 // consulBinary finds consul: $BG_CONSUL_BIN, then <repo>/.cache/bin/consul,

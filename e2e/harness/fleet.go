@@ -216,8 +216,12 @@ func (b *Backend) Stop() {
 // Register adds the instance to the local Consul agent: tag = colour,
 // Meta version, and a gRPC health check every second that starts passing
 // so the instance is routable at once.
-func (b *Backend) Register(c *api.Client) error {
-	meta := map[string]string{"version": b.opts.Version}
+func (b *Backend) Register(c *api.Client) error { return b.RegisterVersion(c, b.opts.Version) }
+
+// RegisterVersion registers the instance (again) with Meta version v: a
+// redeploy of the same host with a new build.
+func (b *Backend) RegisterVersion(c *api.Client, v string) error {
+	meta := map[string]string{"version": v}
 	if b.opts.Slot != "" {
 		meta["slot"] = b.opts.Slot
 	}

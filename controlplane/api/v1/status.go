@@ -121,6 +121,9 @@ type Status struct {
 	ConfigNote string `json:"config_note,omitempty"`
 	// Reload is the config in force on this replica and its last reload.
 	Reload *ReloadStatus `json:"reload,omitempty"`
+	// Converge: the desired version and why the service is not running it
+	// yet (absent when none is desired and auto is off).
+	Converge *Convergence `json:"converge,omitempty"`
 }
 
 // Result answers a command (switch, abort, pause, resume, promote,

@@ -28,6 +28,7 @@ type Store struct {
 	// pruned is the pruned-IDs record (state.ReleasePruner), at prunedIdx.
 	pruned    map[string]int
 	prunedIdx state.Index
+	desired   map[string]state.StoredDesired
 }
 
 type storedRelease struct {
@@ -180,4 +181,37 @@ func (m *Store) PruneReleases(_ context.Context, del []state.StoredRelease, ids 
 		m.pruned[k] = v
 	}
 	return nil
+}
+
+var _ state.Desires = (*Store)(nil)
+
+// SaveDesired implements state.Desires with the check-and-set rule.
+func (m *Store) SaveDesired(_ context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
+	if err := d.Validate(); err != nil {
+		return 0, fmt.Errorf("refusing to store invalid desired state: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.desired == nil {
+		m.desired = map[string]state.StoredDesired{}
+	}
+	if m.desired[service].Index != prev {
+		return 0, state.ErrConflict
+	}
+	m.next++
+	d.Log = append([]model.DesireEvent(nil), d.Log...)
+	m.desired[service] = state.StoredDesired{Desired: d, Index: m.next}
+	return m.next, nil
+}
+
+// ListDesired implements state.Desires.
+func (m *Store) ListDesired(context.Context) (map[string]state.StoredDesired, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]state.StoredDesired, len(m.desired))
+	for k, v := range m.desired {
+		v.Desired.Log = append([]model.DesireEvent(nil), v.Desired.Log...)
+		out[k] = v
+	}
+	return out, nil
 }

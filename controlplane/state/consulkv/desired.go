@@ -1,0 +1,103 @@
+package consulkv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/bgctl/bg/controlplane/model"
+	"github.com/bgctl/bg/controlplane/state"
+)
+
+// DesiredKey is where a service's desired version lives: PREFIX desired/SERVICE,
+// beside PREFIX services/SERVICE/traffic, in a folder of its own so one
+// read lists every service's.
+func (s *Store) DesiredKey(service string) string { return s.prefix + "desired/" + service }
+
+var _ state.Desires = (*Store)(nil)
+
+// SaveDesired writes a desired state only if its stored revision is still
+// prev (0: only if absent), fenced by the leader lock like Save.
+func (s *Store) SaveDesired(ctx context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
+	if err := d.Validate(); err != nil {
+		return 0, fmt.Errorf("refusing to store invalid desired state: %w", err)
+	}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return 0, err
+	}
+	key := s.DesiredKey(service)
+	var ops api.TxnOps
+	if s.fence != nil {
+		f, ok := s.fence()
+		if !ok {
+			return 0, state.ErrNotLeader
+		}
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
+	}
+	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: body, Index: uint64(prev)}})
+	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("write %s to consul: %w", key, err)
+	}
+	if !ok || resp == nil {
+		if resp != nil && len(resp.Errors) > 0 {
+			e := resp.Errors[0]
+			if err := aclDenied(e); err != nil {
+				return 0, err
+			}
+			if s.fence != nil && e.OpIndex == 0 {
+				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
+			}
+			return 0, fmt.Errorf("desired %s: %w: %s", service, state.ErrConflict, e.What)
+		}
+		return 0, fmt.Errorf("desired %s: %w", service, state.ErrConflict)
+	}
+	for _, r := range resp.Results {
+		if r.KV != nil && r.KV.Key == key {
+			return state.Index(r.KV.ModifyIndex), nil
+		}
+	}
+	return 0, fmt.Errorf("write %s: consul did not return the new index", key)
+}
+
+// ListDesired reads every service's desired state with one consistent read.
+func (s *Store) ListDesired(ctx context.Context) (map[string]state.StoredDesired, error) {
+	prefix := s.prefix + "desired/"
+	pairs, _, err := s.kv.List(prefix, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from consul: %w", prefix, err)
+	}
+	out := make(map[string]state.StoredDesired, len(pairs))
+	for _, p := range pairs {
+		service := strings.TrimPrefix(p.Key, prefix)
+		d, err := DecodeDesired(p.Value)
+		if err != nil {
+			return nil, fmt.Errorf("consul key %s: %w", p.Key, err)
+		}
+		out[service] = state.StoredDesired{Desired: d, Index: state.Index(p.ModifyIndex)}
+	}
+	return out, nil
+}
+
+// DecodeDesired parses a stored desired state strictly, like Decode.
+func DecodeDesired(b []byte) (model.Desired, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var d model.Desired
+	if err := dec.Decode(&d); err != nil {
+		return model.Desired{}, fmt.Errorf("invalid desired state: %w", err)
+	}
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+		return model.Desired{}, errors.New("invalid desired state: trailing data")
+	}
+	if err := d.Validate(); err != nil {
+		return model.Desired{}, fmt.Errorf("invalid desired state: %w", err)
+	}
+	return d, nil
+}
