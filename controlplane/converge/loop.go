@@ -73,6 +73,7 @@ type svc struct {
 	lastErr  string
 	retryAt  time.Time
 	starting bool
+	removed  bool // by a reload: no longer evaluated or desirable
 }
 
 // Loop is the convergence loop. Every replica evaluates (for status);
@@ -115,6 +116,41 @@ func New(ctrl Controller, store state.Desires, o Options) *Loop {
 	}
 	sort.Strings(l.names)
 	return l
+}
+
+// SetServices follows a config reload: services added get a loop entry,
+// removed ones are no longer evaluated nor desirable (their entry stays,
+// for a start still on its way; their desired state stays in Consul), and
+// every service's auto settings become autos'.
+func (l *Loop) SetServices(autos map[string]config.Auto) {
+	l.roundMu.Lock()
+	defer l.roundMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	names := make([]string, 0, len(autos))
+	for name, a := range autos {
+		if s := l.services[name]; s != nil {
+			s.auto, s.removed = a, false
+		} else {
+			l.services[name] = &svc{auto: a}
+		}
+		names = append(names, name)
+	}
+	for name, s := range l.services {
+		if _, ok := autos[name]; !ok {
+			s.removed = true
+		}
+	}
+	sort.Strings(names)
+	l.names = names
+}
+
+// known: a configured service (not removed by a reload).
+func (l *Loop) known(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.services[name]
+	return s != nil && !s.removed
 }
 
 // Lead makes this replica act until ctx ends (leadership lost). It returns at once.
@@ -729,7 +765,7 @@ func (l *Loop) DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1
 	}
 	var group []string
 	for name, v := range req.Set {
-		if _, ok := l.services[name]; !ok {
+		if !l.known(name) {
 			return apiv1.DesireSetResult{}, fmt.Errorf("%w %q", ErrUnknownService, name)
 		}
 		if err := model.ValidateVersion(v); err != nil {
@@ -772,7 +808,7 @@ func groupOrAll(group []string, set map[string]string) []string {
 }
 
 func (l *Loop) desire(ctx context.Context, name string, req apiv1.DesireRequest, group []string) (apiv1.DesireResult, error) {
-	if _, ok := l.services[name]; !ok {
+	if !l.known(name) {
 		return apiv1.DesireResult{}, fmt.Errorf("%w %q", ErrUnknownService, name)
 	}
 	if req.Version == "" && !req.Retry {
@@ -887,7 +923,7 @@ func (l *Loop) Convergence(name string) *apiv1.Convergence {
 
 // Get is GET /v1/services/S/desired.
 func (l *Loop) Get(name string) (apiv1.Convergence, error) {
-	if _, ok := l.services[name]; !ok {
+	if !l.known(name) {
 		return apiv1.Convergence{}, fmt.Errorf("%w %q", ErrUnknownService, name)
 	}
 	return l.convergence(name, true), nil
@@ -937,11 +973,13 @@ func (l *Loop) Switched(ctx context.Context, name string) error {
 }
 
 func (l *Loop) override(ctx context.Context, name string, cause model.FailCause, evenConverged bool) error {
-	if _, ok := l.services[name]; !ok {
+	l.mu.Lock()
+	sv := l.services[name]
+	if sv == nil {
+		l.mu.Unlock()
 		return nil
 	}
-	l.mu.Lock()
-	kind := l.services[name].last.Kind
+	kind := sv.last.Kind
 	l.mu.Unlock()
 	if !evenConverged && (kind == Converged || kind == NoDesire || kind == "") {
 		return nil

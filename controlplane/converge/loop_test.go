@@ -557,3 +557,51 @@ func TestGroupRemembersPendingRelease(t *testing.T) {
 		t.Fatalf("released again: %+v", rels.starts)
 	}
 }
+
+// A reload's services reach the loop: an added service can be desired and
+// converges with its auto settings, a removed one can no longer be
+// desired, and turning auto on for a kept service takes effect.
+func TestLoopFollowsReloadedServices(t *testing.T) {
+	l, ctrl, _, clk, ctx := setup(t, config.Auto{Trigger: config.TriggerManual, Settle: 0}) // web: auto off
+	ctrl.set("api", func(st *apiv1.Status) {
+		*st = apiv1.Status{Service: "api", Weights: apiv1.Weights{Blue: 100}, Stable: model.Blue, Phase: model.PhaseStable, SwitchID: "gen-1",
+			Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members("v1"), model.Green: members("v2")}}
+	})
+	if _, err := l.Desire(ctx, "api", apiv1.DesireRequest{Version: "v2"}); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("a service not configured yet: %v", err)
+	}
+	l.SetServices(map[string]config.Auto{
+		"web": {Enabled: true, Trigger: config.TriggerManual},
+		"api": {Enabled: true, Trigger: config.TriggerManual},
+	})
+	for _, name := range []string{"web", "api"} {
+		if _, err := l.Desire(ctx, name, apiv1.DesireRequest{Version: "v2"}); err != nil {
+			t.Fatalf("desire %s after the reload: %v", name, err)
+		}
+	}
+	ctrl.set("web", func(st *apiv1.Status) { st.Fleets[model.Green] = members("v2", "v2") })
+	l.Round(context.Background())
+	clk.add(time.Second)
+	for range 3 {
+		round(l)
+		l.mu.Lock()
+		busy := l.services["api"].starting
+		l.mu.Unlock()
+		for busy {
+			time.Sleep(time.Millisecond)
+			l.mu.Lock()
+			busy = l.services["api"].starting
+			l.mu.Unlock()
+		}
+	}
+	if len(ctrl.switches) != 2 {
+		t.Fatalf("after the reload turned auto on for web and added api: %d switches %+v", len(ctrl.switches), ctrl.switches)
+	}
+	l.SetServices(map[string]config.Auto{"web": {Enabled: true, Trigger: config.TriggerManual}})
+	if _, err := l.Desire(ctx, "api", apiv1.DesireRequest{Version: "v3"}); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("a removed service: %v", err)
+	}
+	if _, err := l.Get("api"); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("Get of a removed service: %v", err)
+	}
+}

@@ -58,6 +58,11 @@ type liveApplier struct {
 	acks    ackSet // nil: none
 	notes   *notifiers
 	rels    ackSet // releases.Executor.SetServices: what --all names; nil: none
+	// conv follows the services and their auto settings (the convergence
+	// loop); nil: none.
+	conv interface {
+		SetServices(map[string]config.Auto)
+	}
 
 	mu sync.Mutex
 	// served maps every served service (configured, or removed and still
@@ -143,6 +148,13 @@ func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(),
 				names = append(names, s.Name)
 			}
 			a.rels.SetServices(names)
+		}
+		if a.conv != nil {
+			autos := map[string]config.Auto{}
+			for _, s := range next.Services {
+				autos[s.Name] = s.Auto
+			}
+			a.conv.SetServices(autos)
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()

@@ -169,7 +169,7 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 	members := consulsrc.New(consulsrc.APICatalog{Watch: consul.Watch, Read: consul.Read}, consulsrc.ColorRule{BlueTag: cfg.Consul.Color.BlueTag, GreenTag: cfg.Consul.Color.GreenTag, MetaKey: cfg.Consul.Color.MetaKey},
 		names, cfg.Consul.Wait, log, reg)
 	members.Readers = consulReaders
-	live := &liveApplier{ctx: ctx, ctrl: ctrl, log: log, prom: templates, members: members, store: store, acks: ackAgg, notes: notes, rels: rels,
+	live := &liveApplier{ctx: ctx, ctrl: ctrl, log: log, prom: templates, members: members, store: store, acks: ackAgg, notes: notes, rels: rels, conv: conv,
 		served: maps.Clone(names)}
 	live.plans, live.templates = plansOf(cfg)
 	ctrl.SetOnRetired(live.onRetired)
