@@ -201,15 +201,55 @@ func (l *Loop) Poke() {
 func (l *Loop) Run(ctx context.Context) {
 	t := time.NewTicker(l.o.Tick)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		l.Round(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-l.poke:
+		last = time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.poke:
+			case <-t.C:
+				// Between events only a clock can change a decision
+				// (settling, a window, a backoff): an idle loop reads
+				// nothing, but for a slow refresh (desires stored by a
+				// leader, seen here for status).
+				if !l.timely() && time.Since(last) < idleRefresh {
+					continue
+				}
+			}
+			break
 		}
 	}
+}
+
+// idleRefresh is how often a loop with nothing time-dependent re-reads the
+// desired states: a follower's status of a desire written by the leader
+// lags by at most this; the leader learns its own at once.
+const idleRefresh = 30 * time.Second
+
+// timely: some service's decision can change with the clock alone, so the
+// next tick must evaluate. Every other change arrives as a poke
+// (membership, a switch beginning or ending, a desire, an abort).
+func (l *Loop) timely() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.o.Now()
+	for _, s := range l.services {
+		if s.removed {
+			continue
+		}
+		switch {
+		case s.starting, now.Before(s.retryAt):
+			return true
+		}
+		switch s.last.Kind {
+		case Settling, WindowClosed, Start, WaitingForGroup:
+			return true
+		}
+	}
+	return false
 }
 
 // Round reads every desired state and evaluates each service once; the

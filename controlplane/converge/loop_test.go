@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/bgctl/bg/controlplane/config"
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/release"
+	"github.com/bgctl/bg/controlplane/state"
 	"github.com/bgctl/bg/controlplane/state/memstate"
 	"github.com/bgctl/bg/controlplane/traffic"
 )
@@ -603,5 +605,58 @@ func TestLoopFollowsReloadedServices(t *testing.T) {
 	}
 	if _, err := l.Get("api"); !errors.Is(err, ErrUnknownService) {
 		t.Fatalf("Get of a removed service: %v", err)
+	}
+}
+
+// countingDesires counts the reads of every desired state.
+type countingDesires struct {
+	state.Desires
+	reads atomic.Int64
+}
+
+func (c *countingDesires) ListDesired(ctx context.Context) (map[string]state.StoredDesired, error) {
+	c.reads.Add(1)
+	return c.Desires.ListDesired(ctx)
+}
+
+// An idle loop reads nothing on its ticks (a thousand idle services cost
+// no Consul request a second); a poke reads at once; a service settling
+// is evaluated on every tick until it starts.
+func TestRunTicksOnlyWhenTheClockMatters(t *testing.T) {
+	ctrl := &fakeCtrl{st: map[string]apiv1.Status{"web": {
+		Service: "web", Weights: apiv1.Weights{Blue: 100}, Stable: model.Blue, Phase: model.PhaseStable, SwitchID: "gen-1",
+		Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members("v1", "v1"), model.Green: members("v2", "v2")},
+	}}}
+	store := &countingDesires{Desires: memstate.New()}
+	l := New(ctrl, store, Options{Auto: map[string]config.Auto{"web": {Enabled: true, Trigger: config.TriggerManual, Settle: time.Hour}},
+		Tick: 5 * time.Millisecond, Metrics: NewMetrics(nil)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d reads", what, store.reads.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("first round", func() bool { return store.reads.Load() >= 1 })
+	time.Sleep(100 * time.Millisecond) // 20 ticks
+	if n := store.reads.Load(); n != 1 {
+		t.Fatalf("an idle loop read the desired states %d times in 20 ticks", n)
+	}
+	l.Poke()
+	waitFor("a poke", func() bool { return store.reads.Load() == 2 })
+	// Desired v2, which green runs at capacity: settling for an hour.
+	if _, err := l.Desire(traffic.WithActor(ctx, "ci"), "web", apiv1.DesireRequest{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	before := store.reads.Load()
+	waitFor("ticks while settling", func() bool { return store.reads.Load() >= before+10 })
+	if c, _ := l.Get("web"); c.State != Settling {
+		t.Fatalf("state %s, want settling", c.State)
 	}
 }
