@@ -29,6 +29,7 @@ type fakeConsul struct {
 	readErr  error
 	writeErr error
 	lists    int
+	parked   int // blocking Lists waiting for a change now
 	// Lists in flight now and at most so far, and the prefixes asked.
 	listing, maxListing int
 	listed              map[string]int
@@ -152,15 +153,28 @@ func (f *fakeConsul) List(prefix string, q *api.QueryOptions) (api.KVPairs, *api
 			return out, &api.QueryMeta{LastIndex: idx}, nil
 		}
 		ch := f.changed
+		f.parked++
 		f.mu.Unlock()
 		select {
 		case <-ch:
 		case <-timeout:
 			q.WaitIndex = 0
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+		}
+		f.mu.Lock()
+		f.parked--
+		f.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
 	}
+}
+
+// parkedLists counts the blocking queries waiting for a change now.
+func (f *fakeConsul) parkedLists() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.parked
 }
 
 func (f *fakeConsul) Create(se *api.SessionEntry, _ *api.WriteOptions) (string, *api.WriteMeta, error) {

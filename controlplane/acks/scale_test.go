@@ -278,12 +278,13 @@ func TestAggregatorWaitSeesOnlyItsService(t *testing.T) {
 	apiCtx, apiCancel := context.WithCancel(ctx)
 	apiDone := make(chan Result, 1)
 	go func() { apiDone <- a.Wait(apiCtx, "api", 5) }()
-	// The watch has answered once and parks on its blocking query.
+	// The watch has answered once and parks on its blocking query (parked,
+	// not only in flight: a List counts its read after it is in flight).
 	if !eventually(func() bool {
 		now, _, _ := kv.listStats()
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return now == 1 && a.latest != nil
+		return now == 1 && kv.parkedLists() == 1 && a.latest != nil
 	}) {
 		t.Fatal("the watch never parked")
 	}
