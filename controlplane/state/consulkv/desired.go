@@ -31,39 +31,7 @@ func (s *Store) SaveDesired(ctx context.Context, service string, d model.Desired
 	if err != nil {
 		return 0, err
 	}
-	key := s.DesiredKey(service)
-	var ops api.TxnOps
-	if s.fence != nil {
-		f, ok := s.fence()
-		if !ok {
-			return 0, state.ErrNotLeader
-		}
-		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
-	}
-	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: body, Index: uint64(prev)}})
-	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return 0, fmt.Errorf("write %s to consul: %w", key, err)
-	}
-	if !ok || resp == nil {
-		if resp != nil && len(resp.Errors) > 0 {
-			e := resp.Errors[0]
-			if err := aclDenied(e); err != nil {
-				return 0, err
-			}
-			if s.fence != nil && e.OpIndex == 0 {
-				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
-			}
-			return 0, fmt.Errorf("desired %s: %w: %s", service, state.ErrConflict, e.What)
-		}
-		return 0, fmt.Errorf("desired %s: %w", service, state.ErrConflict)
-	}
-	for _, r := range resp.Results {
-		if r.KV != nil && r.KV.Key == key {
-			return state.Index(r.KV.ModifyIndex), nil
-		}
-	}
-	return 0, fmt.Errorf("write %s: consul did not return the new index", key)
+	return s.casFenced(ctx, s.DesiredKey(service), body, prev, "desired "+service)
 }
 
 // ListDesired reads every service's desired state with one consistent read.

@@ -30,7 +30,13 @@ func (s *Store) SaveRelease(ctx context.Context, r release.Release, prev state.I
 	if err != nil {
 		return 0, err
 	}
-	key := s.ReleaseKey(r.ID)
+	return s.casFenced(ctx, s.ReleaseKey(r.ID), body, prev, "release "+r.ID)
+}
+
+// casFenced writes body to key only if its stored revision is still prev
+// (0: only if absent), fenced by the leader lock when a fence is set: one
+// transaction. what names the record in errors ("release checkout-4").
+func (s *Store) casFenced(ctx context.Context, key string, body []byte, prev state.Index, what string) (state.Index, error) {
 	var ops api.TxnOps
 	if s.fence != nil {
 		f, ok := s.fence()
@@ -47,16 +53,19 @@ func (s *Store) SaveRelease(ctx context.Context, r release.Release, prev state.I
 	if !ok || resp == nil {
 		if resp != nil && len(resp.Errors) > 0 {
 			e := resp.Errors[0]
+			if err := aclDenied(e); err != nil {
+				return 0, err
+			}
 			if s.fence != nil && e.OpIndex == 0 {
 				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
 			}
-			return 0, fmt.Errorf("release %s: %w: %s", r.ID, state.ErrConflict, e.What)
+			return 0, fmt.Errorf("%s: %w: %s", what, state.ErrConflict, e.What)
 		}
-		return 0, fmt.Errorf("release %s: %w", r.ID, state.ErrConflict)
+		return 0, fmt.Errorf("%s: %w", what, state.ErrConflict)
 	}
-	for _, res := range resp.Results {
-		if res.KV != nil && res.KV.Key == key {
-			return state.Index(res.KV.ModifyIndex), nil
+	for _, r := range resp.Results {
+		if r.KV != nil && r.KV.Key == key {
+			return state.Index(r.KV.ModifyIndex), nil
 		}
 	}
 	return 0, fmt.Errorf("write %s: consul did not return the new index", key)
