@@ -17,8 +17,8 @@ const DefaultHistoryRetention = 1000
 const DefaultShrinkGrace = 30 * time.Second
 
 // DefaultCheckTTL and DefaultLockDelay put a dead leader's successor in
-// charge about 2–2.5 s after the crash: the check turns critical 1.5–2 s
-// after the last heartbeat (one every 500 ms), then the lock delay runs.
+// charge about 1.8–2.5 s after the crash: the check turns critical 1.33–2 s
+// after the last heartbeat (one every 667 ms), then the lock delay runs.
 // Writes are fenced in Consul, so the lock delay guards nothing stored; it
 // only gives an old leader that is slow, not dead, time to notice (it stops
 // on its own once its check is unconfirmed for the TTL). A check TTL below

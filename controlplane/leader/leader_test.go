@@ -455,6 +455,29 @@ func TestElection(t *testing.T) {
 		t.Logf("%s's check removed: %s led %v later (lock delay %s); the check is back", old.name, next.name, at.Sub(removed).Round(time.Millisecond), base.LockDelay)
 	})
 
+	t.Run("a leader whose agent hangs stops acting the moment its check's TTL runs out", func(t *testing.T) {
+		el := newElection(t, consul, "hang", 1, base)
+		old, _ := el.leader(10 * time.Second)
+		consul.Pause() // requests hang: only the lapse timer can end the term on time
+		defer consul.Resume()
+		paused := time.Now()
+		for el.tl.lastEnd(old.name).IsZero() {
+			if time.Since(paused) > base.CheckTTL+2*time.Second {
+				t.Fatalf("leader still acting %v after its agent hung", time.Since(paused).Round(time.Millisecond))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		due := old.e.Status().Check.LastPass.Add(base.CheckTTL)
+		late := el.tl.lastEnd(old.name).Sub(due)
+		t.Logf("agent hung: the leader stopped %v after its last confirmed heartbeat's TTL ran out", late.Round(time.Millisecond))
+		if late < 0 || late > 200*time.Millisecond {
+			t.Errorf("leader stopped %v after its check could lapse; want at that moment (heartbeats that hang must not delay it)", late)
+		}
+		if old.e.Leading() {
+			t.Error("Leading() after the term ended")
+		}
+	})
+
 	t.Run("after Consul restarts, the lock is not left to a session no one uses", func(t *testing.T) {
 		el := newElection(t, consul, "restart", 2, base)
 		old, _ := el.leader(10 * time.Second)

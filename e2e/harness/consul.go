@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -190,6 +191,13 @@ func (c *Consul) LogPath() string { return c.p.logPath }
 func (c *Consul) Stop() {
 	c.p.stop(10 * time.Second)
 }
+
+// Pause freezes the agent (SIGSTOP): connections stay open and requests
+// hang, as with an agent stuck in a long pause or behind a black hole.
+func (c *Consul) Pause() { c.p.signal(syscall.SIGSTOP) }
+
+// Resume undoes Pause (SIGCONT).
+func (c *Consul) Resume() { c.p.signal(syscall.SIGCONT) }
 
 // Start restarts a stopped agent on the same ports and data dir and waits
 // for a leader again.

@@ -120,6 +120,16 @@ func (p *proc) stop(grace time.Duration) bool {
 	return false
 }
 
+// signal sends sig to the running process, if any.
+func (p *proc) signal(sig os.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}
+
 func (p *proc) kill() {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
