@@ -55,7 +55,9 @@ type Publisher struct {
 	// written is a digest of the last report written per service in this
 	// session, At zeroed: 32 bytes a service instead of the whole report.
 	written map[string][sha256.Size]byte
-	// renewEvery is how often the session is renewed (SessionTTL/3).
+	// renewEvery is how often the session is renewed (SessionTTL/2, as
+	// the leader session: Consul ends it no sooner than SessionTTL after
+	// the last renewal, and a failed renewal is retried after 1 s).
 	renewEvery time.Duration
 
 	// svcMu guards o.Services, which SetServices replaces (a config reload).
@@ -85,7 +87,7 @@ func NewPublisher(kv KV, txn Txn, sessions Sessions, src Source, o PublisherOpti
 		o.Debounce = DefaultDebounce
 	}
 	return &Publisher{kv: kv, txn: txn, sessions: sessions, src: src, o: o, log: log,
-		written: map[string][sha256.Size]byte{}, renewEvery: o.SessionTTL / 3}
+		written: map[string][sha256.Size]byte{}, renewEvery: o.SessionTTL / 2}
 }
 
 // errSessionLost: Consul no longer knows our session; its keys are gone.

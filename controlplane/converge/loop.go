@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apiv1 "github.com/bgctl/bg/controlplane/api/v1"
@@ -90,6 +91,7 @@ type Loop struct {
 	writeMu  sync.Mutex      // one desired-state write at a time
 	roundMu  sync.Mutex      // one evaluation at a time (Round, refresh)
 	poke     chan struct{}
+	wakes    atomic.Int64 // times Run began to wait (tests: an idle loop waits once)
 }
 
 // New builds a loop over the configured services.
@@ -199,22 +201,28 @@ func (l *Loop) Poke() {
 
 // Run evaluates every service on each tick and poke until ctx ends.
 func (l *Loop) Run(ctx context.Context) {
-	t := time.NewTicker(l.o.Tick)
+	t := time.NewTimer(l.o.Tick)
 	defer t.Stop()
-	last := time.Now()
 	for {
 		l.Round(ctx)
-		last = time.Now()
+		last := time.Now()
 		for {
+			// Between events only a clock can change a decision
+			// (settling, a window, a backoff): the loop ticks only while
+			// one does. Otherwise it sleeps until a poke or a slow
+			// refresh (desires stored by a leader, seen here for status):
+			// an idle replica is not woken every tick to find nothing to do.
+			d := idleRefresh - time.Since(last)
+			if l.timely() {
+				d = l.o.Tick
+			}
+			t.Reset(max(d, 0))
+			l.wakes.Add(1)
 			select {
 			case <-ctx.Done():
 				return
 			case <-l.poke:
 			case <-t.C:
-				// Between events only a clock can change a decision
-				// (settling, a window, a backoff): an idle loop reads
-				// nothing, but for a slow refresh (desires stored by a
-				// leader, seen here for status).
 				if !l.timely() && time.Since(last) < idleRefresh {
 					continue
 				}

@@ -648,6 +648,9 @@ func TestRunTicksOnlyWhenTheClockMatters(t *testing.T) {
 	if n := store.reads.Load(); n != 1 {
 		t.Fatalf("an idle loop read the desired states %d times in 20 ticks", n)
 	}
+	if n := l.wakes.Load(); n != 1 {
+		t.Fatalf("an idle loop woke %d times in 20 ticks; want once to wait, no timer until a poke or the refresh", n-1)
+	}
 	l.Poke()
 	waitFor("a poke", func() bool { return store.reads.Load() == 2 })
 	// Desired v2, which green runs at capacity: settling for an hour.

@@ -48,10 +48,14 @@ type reloader struct {
 	last    *apiv1.ReloadAttempt
 	tried   string // hash of the last file a watch reload tried
 	watchOn bool
+	// watchSet wakes watch when a reload turns config.watch on or off:
+	// with it off, watch sleeps without a timer.
+	watchSet chan struct{}
 }
 
 func newReloader(src ConfigSource, cfg *config.Config, apply applier, log *slog.Logger, m *reloadMetrics) *reloader {
-	r := &reloader{src: src, apply: apply, log: log, m: m, now: time.Now, cfg: cfg, gen: 1, watchOn: cfg.Config.Watch}
+	r := &reloader{src: src, apply: apply, log: log, m: m, now: time.Now, cfg: cfg, gen: 1, watchOn: cfg.Config.Watch,
+		watchSet: make(chan struct{}, 1)}
 	r.since = r.now()
 	if src.Path != "" {
 		if b, err := os.ReadFile(src.Path); err == nil {
@@ -120,6 +124,12 @@ func (r *reloader) reloadLocked(trigger apiv1.ReloadTrigger, hash string) apiv1.
 		r.gen++
 		r.since = a.At
 	}
+	if next.Config.Watch != r.watchOn {
+		select {
+		case r.watchSet <- struct{}{}:
+		default:
+		}
+	}
 	r.cfg, r.hash, r.watchOn = next, hash, next.Config.Watch
 	a.Result, a.Change, a.Generation, a.Hash = apiv1.ReloadSuccess, ch.String(), r.gen, r.hash
 	r.last = &a
@@ -148,19 +158,23 @@ func (r *reloader) Status() apiv1.ReloadStatus {
 func (r *reloader) watch(ctx context.Context, every time.Duration) {
 	var lastMod time.Time
 	var lastSize int64 = -1
-	t := time.NewTicker(every)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
+		r.mu.Lock()
+		on := r.watchOn && r.src.Path != ""
+		r.mu.Unlock()
+		var tick <-chan time.Time
+		if on {
+			t.Reset(every)
+			tick = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		r.mu.Lock()
-		on := r.watchOn
-		r.mu.Unlock()
-		if !on || r.src.Path == "" {
+		case <-r.watchSet:
 			continue
+		case <-tick:
 		}
 		fi, err := os.Stat(r.src.Path)
 		if err != nil || fi.ModTime().Equal(lastMod) && fi.Size() == lastSize {

@@ -216,4 +216,16 @@ func TestReloadWatch(t *testing.T) {
 	if a := f.r.Reload(apiv1.TriggerSignal); a.Change != "removed cart" {
 		t.Fatalf("SIGHUP after: %+v", a)
 	}
+
+	// Watch on again (by a reload): the watcher, asleep without a timer
+	// while it was off, follows edits again.
+	writeConfig(t, f.path, reloadYAML+"config:\n  watch: true\n")
+	if a := f.r.Reload(apiv1.TriggerSignal); a.Result != apiv1.ReloadSuccess || !f.r.Status().Watch {
+		t.Fatalf("watch on: %+v", a)
+	}
+	gen := f.r.Status().Generation
+	writeConfig(t, f.path, reloadYAML+"  - name: cart\nconfig:\n  watch: true\n")
+	waitFor("an edit once watch is on again", func(st apiv1.ReloadStatus) bool {
+		return st.Generation == gen+1 && st.Last.Trigger == apiv1.TriggerWatch
+	})
 }
