@@ -84,8 +84,12 @@ func (c *Controller) execute(ctx context.Context, s *service, cur, next model.Tr
 			c.mu.Lock()
 			s.index, s.unsaved, s.storedGen = newIdx, false, next.Generation
 			c.mu.Unlock()
-			c.maybePrune(name, next.Generation)
-			c.record(name, cur, next, entry)
+			// Recorded (notifications, history pruning) after the push
+			// below: persist, push, then record.
+			defer func() {
+				c.maybePrune(name, next.Generation)
+				c.record(name, cur, next, entry)
+			}()
 		case eff.safety:
 			c.log.Error("could not store the rollback; serving it anyway and retrying the write", "service", name, "error", err)
 			unsaved = true

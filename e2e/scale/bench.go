@@ -535,6 +535,18 @@ func (b *bench) switches(s *server, fleet *adssim.Fleet, m *Measurements) {
 			m.StateWrite = time.Duration((w1[0] - w0[0]) / (w1[1] - w0[1]) * float64(time.Second))
 		}
 	}()
+	if b.o.PprofDir != "" {
+		// An execution trace over the timed switches: where a switch's
+		// time goes (`go tool trace`, or regions by goroutine).
+		secs := max(int(float64(len(b.switched))*0.3)+1, 1)
+		traced := make(chan struct{})
+		go func() {
+			defer close(traced)
+			b.profile(s, "switch-trace.out", fmt.Sprintf("/debug/pprof/trace?seconds=%d", secs), time.Duration(secs)*time.Second)
+		}()
+		defer func() { <-traced }()
+		time.Sleep(100 * time.Millisecond) // the trace has started
+	}
 	colour := map[string]model.Color{}
 	subs := make([]int, 0, len(b.switched))
 	for j, svc := range b.switched {
