@@ -371,8 +371,8 @@ func (h *haStack) converged(t *testing.T) statusJSON {
 const maxFollowerLag = 5 * time.Second
 
 // maxKillTakeover bounds kill -9 → another replica leads. With the
-// defaults (check TTL 2s, a heartbeat every 667 ms, lock delay 500ms) it is
-// 1.8–2.5 s plus polling; the rest is headroom for a loaded CI box.
+// defaults (check TTL 2.4s, a heartbeat every 1.2 s, lock delay 100ms) it
+// is 1.3–2.5 s plus polling; the rest is headroom for a loaded CI box.
 const maxKillTakeover = 3500 * time.Millisecond
 
 func kills() int {

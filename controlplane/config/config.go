@@ -151,7 +151,7 @@ type Service struct {
 // Leader configures the election of the one replica that acts.
 type Leader struct {
 	// CheckTTL is the TTL of each replica's own Consul check, which its
-	// lock session is bound to; the replica passes it every CheckTTL/3. A
+	// lock session is bound to; the replica passes it every CheckTTL/2. A
 	// dead or paused leader's session ends at most this long after its last
 	// heartbeat.
 	CheckTTL time.Duration `mapstructure:"check_ttl"`

@@ -17,15 +17,17 @@ const DefaultHistoryRetention = 1000
 const DefaultShrinkGrace = 30 * time.Second
 
 // DefaultCheckTTL and DefaultLockDelay put a dead leader's successor in
-// charge about 1.8–2.5 s after the crash: the check turns critical 1.33–2 s
-// after the last heartbeat (one every 667 ms), then the lock delay runs.
-// Writes are fenced in Consul, so the lock delay guards nothing stored; it
-// only gives an old leader that is slow, not dead, time to notice (it stops
-// on its own once its check is unconfirmed for the TTL). A check TTL below
-// 2 s risks failovers from a busy agent or a GC pause.
+// charge 1.3–2.5 s after the crash: the check turns critical 1.2–2.4 s
+// after the last heartbeat (one every check_ttl/2, 1.2 s), then the lock
+// delay runs. Writes are fenced in Consul and a leader stops on its own
+// once its check is unconfirmed for the TTL, which is never later than
+// Consul can end its session, so the lock delay guards nothing; it is a
+// small margin for an old leader that is slow, not dead. Fewer heartbeats
+// are most of an idle replica's CPU (docs/leader.md); a stall of the
+// replica or its agent shorter than 1.2 s never ends a healthy term.
 const (
-	DefaultCheckTTL  = 2 * time.Second
-	DefaultLockDelay = 500 * time.Millisecond
+	DefaultCheckTTL  = 2400 * time.Millisecond
+	DefaultLockDelay = 100 * time.Millisecond
 )
 
 // defaults lists every scalar key. Viper only applies env to keys it knows,

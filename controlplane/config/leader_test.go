@@ -48,7 +48,7 @@ func TestLeaderDefaultsBoundTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := c.Leader.CheckTTL + c.Leader.LockDelay; got > 2500*time.Millisecond {
-		t.Fatalf("check_ttl + lock_delay = %s: a dead leader's successor would lead later than the documented 2-2.5s", got)
+		t.Fatalf("check_ttl + lock_delay = %s: a dead leader's successor would lead later than the documented 1.3-2.5s", got)
 	}
 	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "leader.") {
 		t.Fatalf("defaults fail leader validation: %v", err)

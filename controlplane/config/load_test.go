@@ -58,7 +58,7 @@ func TestLoadDefaultsOnly(t *testing.T) {
 		Envoy:      Envoy{ListenAddress: "0.0.0.0"},
 		Switch:     Switch{Timeout: 30 * time.Second},
 		Log:        Log{Level: "info"},
-		Leader:     Leader{CheckTTL: 2 * time.Second, SessionTTL: 10 * time.Second, LockDelay: 500 * time.Millisecond},
+		Leader:     Leader{CheckTTL: 2400 * time.Millisecond, SessionTTL: 10 * time.Second, LockDelay: 100 * time.Millisecond},
 		History:    History{Retention: 1000},
 		Membership: Membership{ShrinkGrace: 30 * time.Second},
 		Release:    Release{MaxParallel: DefaultMaxParallel, Keep: DefaultReleaseKeep, Consumers: DefaultConsumerTest},

@@ -120,7 +120,7 @@ func (c *Config) validateLeader(es *Errors) {
 	}
 	switch {
 	case l.CheckTTL < time.Second || l.CheckTTL > time.Minute:
-		es.add("leader.check_ttl", "%s: must be between 1s and 1m (the replica passes its check every check_ttl/3)", l.CheckTTL)
+		es.add("leader.check_ttl", "%s: must be between 1s and 1m (the replica passes its check every check_ttl/2)", l.CheckTTL)
 	case l.CheckTTL >= l.SessionTTL:
 		es.add("leader.check_ttl", "%s: must be shorter than leader.session_ttl (%s), which is only the backstop", l.CheckTTL, l.SessionTTL)
 	}

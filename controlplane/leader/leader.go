@@ -5,7 +5,7 @@
 //
 //   - Each replica registers itself with its Consul agent as an instance of
 //     CheckService with a TTL check of its own (Options.CheckTTL, default
-//     2s) and keeps it passing every CheckTTL/3 (sooner again after a
+//     2.4s) and keeps it passing every CheckTTL/2 (sooner again after a
 //     failed heartbeat). Its lock session names that
 //     check (plus serfHealth), so when the process dies or stops, the check
 //     turns critical and Consul invalidates the session at once, releasing
@@ -59,7 +59,7 @@ type Info struct {
 const CheckService = "bg-control-plane"
 
 // DefaultCheckTTL is used when Options.CheckTTL is zero.
-const DefaultCheckTTL = 2 * time.Second
+const DefaultCheckTTL = 2400 * time.Millisecond
 
 // deregisterCriticalAfter removes a crashed replica's registration; one
 // minute is Consul's minimum.
@@ -266,8 +266,10 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) {
 }
 
 // heartbeat registers the replica's check and keeps it passing every
-// CheckTTL/3 until ctx ends: a lost heartbeat leaves one more before the
-// check lapses, and a failed one is retried after CheckTTL/9. It ends the
+// CheckTTL/2 until ctx ends: a heartbeat that fails is retried after
+// CheckTTL/10, so a failed one costs nothing, and a stall of up to half
+// the TTL right after a heartbeat (of bg or of its agent) still lets the
+// next one land before the check lapses. It ends the
 // running term as soon as it sees the check went unconfirmed for a whole
 // TTL (a pause, or Consul out of reach): Consul may have invalidated the
 // session meanwhile.
@@ -277,7 +279,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) {
 // is the only periodic wakeup of an idle leader's election besides session
 // renewals: the lapse guard is a timer that heartbeats push back.
 func (e *Elector) heartbeat(ctx context.Context) {
-	period := e.opts.CheckTTL / 3
+	period := e.opts.CheckTTL / 2
 	registered := false
 	for ctx.Err() == nil {
 		now := time.Now()
@@ -314,7 +316,7 @@ func (e *Elector) heartbeat(ctx context.Context) {
 			}
 			e.mu.Unlock()
 		} else {
-			next = period / 3
+			next = period / 5
 			if ctx.Err() == nil {
 				e.log.Debug("leader check heartbeat failed", "check", e.checkID, "error", err)
 			}

@@ -293,9 +293,9 @@ job "bg" {
               - {name: deployer, scope: operate, file: /secrets/deployer.token}
               - {name: operator, scope: override, file: /secrets/operator.token}
           leader:
-            check_ttl: 2s
+            check_ttl: 2.4s
             session_ttl: 10s
-            lock_delay: 500ms
+            lock_delay: 100ms
           log:
             level: info
           services:
