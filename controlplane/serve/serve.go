@@ -19,6 +19,7 @@ import (
 
 	"github.com/bgctl/bg/controlplane/acks"
 	"github.com/bgctl/bg/controlplane/fleetmetrics"
+	"github.com/bgctl/bg/controlplane/memrelease"
 	"github.com/bgctl/bg/controlplane/wait"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,16 @@ func RunWith(ctx context.Context, cfg *config.Config, log *slog.Logger, cs Confi
 	}
 	client := consul.Control
 	xdsServer := xds.NewServer(log, reg)
+	// A burst of xDS work (proxies reconnecting, the first fan-out) leaves
+	// garbage an idle bg would hold at its high-water mark: return it once
+	// xDS has been quiet for a second (one collection per burst, no timer
+	// at idle).
+	burst := memrelease.New(time.Second, log)
+	xdsServer.SetActivityHook(burst.Touch)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "bg_memory_releases_total",
+		Help: "Collections run to return a burst's memory to the OS once xDS went quiet.",
+	}, func() float64 { return float64(burst.Releases.Load()) }))
 	if err := useXDSTLS(xdsServer, cfg.XDS.TLS, log); err != nil { // xdstls.go
 		return err
 	}

@@ -50,6 +50,17 @@ type Server struct {
 	failures *failures
 }
 
+// SetActivityHook sets f to be called, without blocking, on every stream
+// opened and every request received (serve uses it to return a burst's
+// memory once xDS goes quiet: controlplane/memrelease). nil removes it.
+func (s *Server) SetActivityHook(f func()) {
+	if f == nil {
+		s.tracker.activity.Store(nil)
+		return
+	}
+	s.tracker.activity.Store(&f)
+}
+
 // NewServer builds an empty server. Versions carry a per-process random
 // prefix so a restarted or second replica never reuses a version string.
 func NewServer(log *slog.Logger, reg prometheus.Registerer) *Server {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -182,6 +183,15 @@ type tracker struct {
 	// subscribers indexes streams by the routes they subscribe to, so a
 	// report costs O(its subscribers), not O(all streams).
 	subscribers map[string]map[int64]*proxy
+	// activity, if set, is told of every stream opened and every request
+	// (SetActivityHook); it must not block.
+	activity atomic.Pointer[func()]
+}
+
+func (t *tracker) touch() {
+	if f := t.activity.Load(); f != nil {
+		(*f)()
+	}
 }
 
 func newTracker(routePrefix string, m *metrics, log *slog.Logger) *tracker {
@@ -205,6 +215,7 @@ func (t *tracker) routeVersion(v string) uint64 {
 
 // OnStreamOpen implements sotw.Callbacks.
 func (t *tracker) OnStreamOpen(_ context.Context, id int64, _ string) error {
+	t.touch()
 	t.mu.Lock()
 	t.proxies[id] = &proxy{since: time.Now()}
 	t.mu.Unlock()
@@ -231,6 +242,7 @@ func (t *tracker) OnStreamClosed(id int64, _ *core.Node) {
 // and, on a NACK, makes the cache treat the rejected version as known so it
 // is not resent in a loop (go-control-plane #962).
 func (t *tracker) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	t.touch()
 	typeURL := req.GetTypeUrl()
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -102,6 +102,10 @@ type Measurements struct {
 	Chains  time.Duration // proxies started until every one holds every chain
 	IdleRSS int64         // bytes, at the end of the idle window
 	IdleCPU time.Duration // utime+stime over the idle window
+	// SettleCPU is utime+stime over the settle between the chains and the
+	// idle window; Releases is bg_memory_releases_total after it (-1: none).
+	SettleCPU time.Duration
+	Releases  int
 	Window  time.Duration // the idle window as measured
 	// Switches: switch requested until every subscriber of the service
 	// ACKed the new weights; SwitchCalls: until the request returned (bg
@@ -111,6 +115,7 @@ type Measurements struct {
 	HeapInuse, StackInuse int64         // go_memstats_{heap,stack}_inuse_bytes then; 0 unknown
 	HeapRetained          int64         // heap idle but not yet returned to the OS
 	LiveHeap              int64         // heap in use right after a forced GC; 0 unknown
+	LiveObjects           int64         // bytes of live objects right after that GC; 0 unknown
 	StateWrite            time.Duration // bg: mean Consul write per switch (bg_state_write_seconds); 0 unknown
 	ConsulConns           int           // max ESTABLISHED to Consul's HTTP port over the phase; -1 n/a
 	ConsulConnsIdle       int           // the same, at the end of the idle window
@@ -298,7 +303,7 @@ func (b *bench) startBareServer() *server {
 // phase measures one server, then stops it. A correctness failure is
 // recorded and ends the phase early: what follows depends on it.
 func (b *bench) phase(s *server) (m Measurements) {
-	m = Measurements{Goroutines: -1, ConsulConns: -1, ConsulConnsIdle: -1}
+	m = Measurements{Goroutines: -1, ConsulConns: -1, ConsulConnsIdle: -1, Releases: -1}
 	defer s.stop()
 	pid := s.pid()
 	if s.consulPort != 0 {
@@ -329,7 +334,20 @@ func (b *bench) phase(s *server) (m Measurements) {
 	m.Chains = chains
 	b.logf("%s: all %d proxies hold their full chains after %v", s.name, b.o.Proxies, chains.Round(time.Millisecond))
 
-	time.Sleep(settle)
+	// The settle is not idle: the last ACKs arrive, and bg returns the
+	// chains' garbage to the OS once xDS has been quiet for a second
+	// (controlplane/memrelease). Its CPU is shown apart.
+	if c0, err := cpuTime(pid); err == nil {
+		time.Sleep(settle)
+		if c1, err := cpuTime(pid); err == nil {
+			m.SettleCPU = c1 - c0
+		}
+	} else {
+		time.Sleep(settle)
+	}
+	if v, err := b.runtimeMetrics(s, "bg_memory_releases_total"); err == nil {
+		m.Releases = int(v[0])
+	}
 	if err := b.idle(s, pid, &m); err != nil {
 		b.problem("%s: idle measurements: %v", s.name, err)
 		return m
@@ -482,8 +500,8 @@ func (b *bench) idle(s *server, pid int, m *Measurements) error {
 	// each process is in its GC cycle; the live objects alone are in the
 	// heap profiles (-pprof).
 	if code, _, err := b.get(context.Background(), s, "/debug/pprof/heap?gc=1"); err == nil && code == http.StatusOK {
-		if v, err := b.runtimeMetrics(s, "go_memstats_heap_inuse_bytes"); err == nil {
-			m.LiveHeap = int64(v[0])
+		if v, err := b.runtimeMetrics(s, "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes"); err == nil {
+			m.LiveHeap, m.LiveObjects = int64(v[0]), int64(v[1])
 		}
 	}
 	return nil

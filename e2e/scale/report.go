@@ -26,6 +26,12 @@ func (r Result) Table() string {
 	row("  of which free heap not yet returned to the OS", fmtBytes(r.BG.HeapRetained), fmtBytes(r.Bare.HeapRetained), ratio(float64(r.BG.HeapRetained), float64(r.Bare.HeapRetained)))
 	row("  of which goroutine stacks", fmtBytes(r.BG.StackInuse), fmtBytes(r.Bare.StackInuse), ratio(float64(r.BG.StackInuse), float64(r.Bare.StackInuse)))
 	row("Go heap in use right after a GC", fmtBytes(r.BG.LiveHeap), fmtBytes(r.Bare.LiveHeap), ratio(float64(r.BG.LiveHeap), float64(r.Bare.LiveHeap)))
+	if r.BG.LiveObjects > 0 && r.Bare.LiveObjects > 0 {
+		row("  of which live objects", fmtBytes(r.BG.LiveObjects), fmtBytes(r.Bare.LiveObjects), ratio(float64(r.BG.LiveObjects), float64(r.Bare.LiveObjects)))
+		bgFree, bareFree := r.BG.LiveHeap-r.BG.LiveObjects, r.Bare.LiveHeap-r.Bare.LiveObjects
+		row("  of which free slots in spans in use", fmtBytes(bgFree), fmtBytes(bareFree), ratio(float64(bgFree), float64(bareFree)))
+	}
+	row(fmt.Sprintf("CPU in the %v settle before the idle window", settle), fmtDur(r.BG.SettleCPU), fmtDur(r.Bare.SettleCPU), "—")
 	bgCPU, bareCPU := cpuPer30s(r.BG), cpuPer30s(r.Bare)
 	row("idle CPU (s per 30 s)", fmtCPU(bgCPU), fmtCPU(bareCPU), ratio(bgCPU, bareCPU))
 	row(fmt.Sprintf("switch → all subscribers, median (max) of %d", o.Switches),
@@ -48,6 +54,9 @@ func (r Result) Table() string {
 		fmt.Fprintf(&b, "Subscribers per switched service: %d–%d.\n", slices.Min(r.Subscribers), slices.Max(r.Subscribers))
 	}
 	b.WriteString("Ratio is bg / bare. CPU is utime+stime from /proc (10 ms resolution); RSS is VmRSS at the end of the idle window.\n")
+	if r.BG.Releases >= 0 {
+		fmt.Fprintf(&b, "bg returned a burst's memory to the OS %d time(s) before the idle window (bg_memory_releases_total: one collection once xDS was quiet for 1 s; its CPU is in the settle row). The bare server does not.\n", r.BG.Releases)
+	}
 	if r.BG.Heap != "" || r.Bare.Heap != "" {
 		fmt.Fprintf(&b, "Heap profiles: bg %s; bare %s.\n", orDash(r.BG.Heap), orDash(r.Bare.Heap))
 	}
