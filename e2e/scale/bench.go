@@ -106,7 +106,7 @@ type Measurements struct {
 	// idle window; Releases is bg_memory_releases_total after it (-1: none).
 	SettleCPU time.Duration
 	Releases  int
-	Window  time.Duration // the idle window as measured
+	Window    time.Duration // the idle window as measured
 	// Switches: switch requested until every subscriber of the service
 	// ACKed the new weights; SwitchCalls: until the request returned (bg
 	// answers once it has seen every ACK; the bare server at once).
