@@ -103,7 +103,8 @@ type Measurements struct {
 	IdleRSS int64         // bytes, at the end of the idle window
 	IdleCPU time.Duration // utime+stime over the idle window
 	// SettleCPU is utime+stime over the settle between the chains and the
-	// idle window; Releases is bg_memory_releases_total after it (-1: none).
+	// idle window; Releases is bg_memory_releases_total at the end of the
+	// idle window (-1: none).
 	SettleCPU time.Duration
 	Releases  int
 	Window    time.Duration // the idle window as measured
@@ -345,9 +346,6 @@ func (b *bench) phase(s *server) (m Measurements) {
 	} else {
 		time.Sleep(settle)
 	}
-	if v, err := b.runtimeMetrics(s, "bg_memory_releases_total"); err == nil {
-		m.Releases = int(v[0])
-	}
 	if err := b.idle(s, pid, &m); err != nil {
 		b.problem("%s: idle measurements: %v", s.name, err)
 		return m
@@ -493,6 +491,11 @@ func (b *bench) idle(s *server, pid int, m *Measurements) error {
 		return nil
 	}
 	m.Goroutines, m.HeapInuse, m.StackInuse = int(v[0]), int64(v[1]), int64(v[2])
+	// Read after the idle window: a scrape of bg's /metrics at 1,000
+	// services leaves megabytes of garbage, which would count in idle RSS.
+	if v, err := b.runtimeMetrics(s, "bg_memory_releases_total"); err == nil {
+		m.Releases = int(v[0])
+	}
 	m.HeapRetained = int64(v[3] - v[4])
 	// The heap in use right after a collection (the profile endpoint
 	// collects first when asked with gc=1): live objects plus the free

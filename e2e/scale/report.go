@@ -55,7 +55,7 @@ func (r Result) Table() string {
 	}
 	b.WriteString("Ratio is bg / bare. CPU is utime+stime from /proc (10 ms resolution); RSS is VmRSS at the end of the idle window.\n")
 	if r.BG.Releases >= 0 {
-		fmt.Fprintf(&b, "bg returned a burst's memory to the OS %d time(s) before the idle window (bg_memory_releases_total: one collection once xDS was quiet for 1 s; its CPU is in the settle row). The bare server does not.\n", r.BG.Releases)
+		fmt.Fprintf(&b, "bg returned a burst's memory to the OS %d time(s) by the end of the idle window (bg_memory_releases_total: one collection once xDS was quiet for 1 s; in the settle, its CPU is in the settle row). The bare server does not.\n", r.BG.Releases)
 	}
 	if r.BG.Heap != "" || r.Bare.Heap != "" {
 		fmt.Fprintf(&b, "Heap profiles: bg %s; bare %s.\n", orDash(r.BG.Heap), orDash(r.Bare.Heap))
