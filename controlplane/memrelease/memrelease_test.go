@@ -24,25 +24,32 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 
 // A burst is released once, after its quiet period, and leaves no timer.
 func TestReleasesOnceAfterABurst(t *testing.T) {
+	const quiet = 300 * time.Millisecond // far above a loaded machine's sleep overshoot
 	h := &fakeHeap{}
 	h.garbage.Store(40 << 20)
 	h.live.Store(60 << 20)
 	var released atomic.Int64
-	r := newReleaser(30*time.Millisecond, nil, h.read, func() { released.Add(1); h.garbage.Store(0) })
+	var releasedAt atomic.Int64
+	r := newReleaser(quiet, nil, h.read, func() {
+		releasedAt.Store(time.Now().UnixNano())
+		released.Add(1)
+		h.garbage.Store(0)
+	})
+	var lastTouch time.Time
 	burstEnd := time.Now().Add(100 * time.Millisecond)
 	for time.Now().Before(burstEnd) {
+		lastTouch = time.Now()
 		r.Touch()
 		time.Sleep(2 * time.Millisecond)
 	}
 	if n := released.Load(); n != 0 {
 		t.Fatalf("released %d times during the burst", n)
 	}
-	quietFrom := time.Now()
 	waitUntil(t, "the release", func() bool { return released.Load() == 1 })
-	if d := time.Since(quietFrom); d < 25*time.Millisecond {
-		t.Fatalf("released %v after the last touch; want after the 30ms quiet period", d)
+	if d := time.Unix(0, releasedAt.Load()).Sub(lastTouch); d < quiet {
+		t.Fatalf("released %v after the last touch; want after the %v quiet period", d, quiet)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(quiet)
 	if n := released.Load(); n != 1 || r.Armed() {
 		t.Fatalf("after the burst: %d releases, armed %v; want 1 and no timer at idle", n, r.Armed())
 	}
