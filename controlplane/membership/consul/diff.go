@@ -1,7 +1,7 @@
 package consul
 
 import (
-	"maps"
+	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -9,43 +9,61 @@ import (
 )
 
 // checkView is what the watcher remembers of /v1/health/state/any: for
-// each watched service, the state of its instances' checks, and for each
-// node, the state of its node checks (serfHealth, node maintenance).
-// Output is left out: it changes with every run of a check without the
-// check changing state.
+// each watched service, a digest of its instances' checks (node, check ID,
+// service ID, status, tags), and for each node a digest of its node checks
+// (serfHealth, node maintenance). Output is left out: it changes with
+// every run of a check without the check changing state. A digest is all
+// a diff needs, and 16 bytes a service instead of a map of strings (about
+// 0.35 MB less at 1,000 services).
 type checkView struct {
-	services map[string]map[string]string // consul name → node/check id → service id, status, tags
-	nodes    map[string]map[string]string // node → check id → status
+	services map[string]digest // consul name → its checks
+	nodes    map[string]digest // node → its node checks
+}
+
+// digest is a 128-bit FNV-1a hash of a sorted list of strings.
+type digest [16]byte
+
+func digestOf(items []string) digest {
+	slices.Sort(items)
+	h := fnv.New128a()
+	for _, it := range items {
+		h.Write([]byte(it))
+		h.Write([]byte{0xff}) // never in a Consul name, ID or tag: a separator
+	}
+	var d digest
+	h.Sum(d[:0])
+	return d
 }
 
 func viewChecks(checks []*api.HealthCheck, watched func(string) bool) checkView {
-	v := checkView{services: map[string]map[string]string{}, nodes: map[string]map[string]string{}}
+	services, nodes := map[string][]string{}, map[string][]string{}
 	for _, c := range checks {
 		if c == nil {
 			continue
 		}
 		if c.ServiceID == "" {
-			put(v.nodes, c.Node, c.CheckID, c.Status)
+			nodes[c.Node] = append(nodes[c.Node], c.CheckID+"\x00"+c.Status)
 			continue
 		}
 		if watched(c.ServiceName) {
-			put(v.services, c.ServiceName, c.Node+"/"+c.CheckID, c.ServiceID+"\x00"+c.Status+"\x00"+strings.Join(c.ServiceTags, "\x00"))
+			services[c.ServiceName] = append(services[c.ServiceName],
+				c.Node+"/"+c.CheckID+"\x00"+c.ServiceID+"\x00"+c.Status+"\x00"+strings.Join(c.ServiceTags, "\x00"))
 		}
 	}
-	return v
-}
-
-func put(m map[string]map[string]string, outer, inner, value string) {
-	if m[outer] == nil {
-		m[outer] = map[string]string{}
+	v := checkView{services: make(map[string]digest, len(services)), nodes: make(map[string]digest, len(nodes))}
+	for name, items := range services {
+		v.services[name] = digestOf(items)
 	}
-	m[outer][inner] = value
+	for node, items := range nodes {
+		v.nodes[node] = digestOf(items)
+	}
+	return v
 }
 
 // changed returns the watched services whose checks differ between v and
 // next, and the nodes whose node checks differ.
 func (v checkView) changed(next checkView) (services, nodes []string) {
-	eq := func(a, b map[string]string) bool { return maps.Equal(a, b) }
+	eq := func(a, b digest) bool { return a == b }
 	return changedKeys(v.services, next.services, eq), changedKeys(v.nodes, next.nodes, eq)
 }
 
