@@ -131,7 +131,9 @@ func (a *liveApplier) prepare(_, next *config.Config, ch config.Change) (func(),
 		}
 	}
 	return func() {
-		a.ctrl.SetPlans(plans)
+		// The controller gets a copy: onRetired deletes from a.plans
+		// under a.mu, while the controller reads its map under its own.
+		a.ctrl.SetPlans(maps.Clone(plans))
 		a.ctrl.SetWindows(windows)
 		a.ctrl.SetRolling(rollParams)
 		if ch.Notifications {

@@ -264,3 +264,84 @@ func TestLiveApplierRefusesNewQueriesMidSwitch(t *testing.T) {
 		t.Fatalf("reload: %+v", at)
 	}
 }
+
+// After a reload, a service the reload removed leaves without touching the
+// plans the controller reads: onRetired deleted from the applier's plans,
+// which the commit had handed to the controller as the same map, while
+// switches and releases read it (found with -race; the controller now gets
+// its own copy).
+func TestRetiringLeavesTheControllersPlansAlone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+	old := applyConfig(t, applyYAML)
+	var services []model.Service
+	names := map[string]string{}
+	for _, s := range old.Services {
+		services = append(services, modelService(s))
+		names[s.Name] = s.ConsulService
+	}
+	ctrl := traffic.New(services, "0.0.0.0", memstate.New(), xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
+	for _, s := range services {
+		ctrl.OnMembership(membership.Update{Service: s.Name, Membership: fleets()})
+	}
+	if err := ctrl.LoadState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctrl.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	w := &watches{}
+	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, acks: ackWatch{w},
+		notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil), rels: &relWatch{}, served: maps.Clone(names)}
+	a.plans, a.templates = plansOf(old)
+	startPlans, _ := plansOf(old) // as serve does: the controller's from analysis()
+	ctrl.SetAnalysis(nil, startPlans)
+	ctrl.SetOnRetired(a.onRetired)
+
+	stop := make(chan struct{})
+	read := make(chan struct{})
+	go func() { // switches and releases ask for plans all the while
+		defer close(read)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ctrl.Progressive("web")
+				ctrl.Progressive("cart")
+			}
+		}
+	}()
+	next := applyConfig(t, strings.Replace(applyYAML, "  - name: cart\n    port: 10002\n", "", 1))
+	ch, err := config.Diff(old, next)
+	if err != nil || ch.String() != "removed cart" {
+		t.Fatalf("diff: %s %v", ch, err)
+	}
+	commit, err := a.prepare(old, next, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a.mu.Lock()
+		_, served := a.served["cart"]
+		a.mu.Unlock()
+		if !served {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cart did not retire")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-read
+	a.mu.Lock()
+	_, kept := a.plans["cart"]
+	a.mu.Unlock()
+	if kept {
+		t.Fatal("the applier kept the retired service's plan")
+	}
+}
