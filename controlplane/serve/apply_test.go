@@ -92,19 +92,18 @@ func applyConfig(t *testing.T, body string) *config.Config {
 	return cfg
 }
 
-func TestLiveApplier(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// newServedApplier serves old's services (state loaded, published) and
+// returns a live applier over them with fake watches, holding plansOf(old).
+func newServedApplier(t *testing.T, ctx context.Context, old *config.Config) (*liveApplier, *traffic.Controller, *watches, *relWatch) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	old := applyConfig(t, applyYAML)
 	var services []model.Service
 	names := map[string]string{}
 	for _, s := range old.Services {
 		services = append(services, modelService(s))
 		names[s.Name] = s.ConsulService
 	}
-	store := memstate.New()
-	ctrl := traffic.New(services, "0.0.0.0", store, xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
+	ctrl := traffic.New(services, "0.0.0.0", memstate.New(), xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
 	for _, s := range services {
 		ctrl.OnMembership(membership.Update{Service: s.Name, Membership: fleets()})
 	}
@@ -114,11 +113,18 @@ func TestLiveApplier(t *testing.T) {
 	if err := ctrl.Publish(); err != nil {
 		t.Fatal(err)
 	}
-	w := &watches{}
-	rels := &relWatch{}
-	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, acks: ackWatch{w}, notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil), rels: rels,
-		served: maps.Clone(names)}
+	w, rels := &watches{}, &relWatch{}
+	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, acks: ackWatch{w},
+		notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil), rels: rels, served: maps.Clone(names)}
 	a.plans, a.templates = plansOf(old)
+	return a, ctrl, w, rels
+}
+
+func TestLiveApplier(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	old := applyConfig(t, applyYAML)
+	a, ctrl, w, rels := newServedApplier(t, ctx, old)
 	ctrl.SetAnalysis(nil, a.plans)
 	ctrl.SetOnRetired(a.onRetired)
 
@@ -273,28 +279,8 @@ func TestLiveApplierRefusesNewQueriesMidSwitch(t *testing.T) {
 func TestRetiringLeavesTheControllersPlansAlone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	quiet := slog.New(slog.DiscardHandler)
 	old := applyConfig(t, applyYAML)
-	var services []model.Service
-	names := map[string]string{}
-	for _, s := range old.Services {
-		services = append(services, modelService(s))
-		names[s.Name] = s.ConsulService
-	}
-	ctrl := traffic.New(services, "0.0.0.0", memstate.New(), xds.NewServer(quiet, nil), quiet, traffic.NewMetrics(nil))
-	for _, s := range services {
-		ctrl.OnMembership(membership.Update{Service: s.Name, Membership: fleets()})
-	}
-	if err := ctrl.LoadState(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := ctrl.Publish(); err != nil {
-		t.Fatal(err)
-	}
-	w := &watches{}
-	a := &liveApplier{ctx: ctx, ctrl: ctrl, log: quiet, prom: w, members: w, store: w, acks: ackWatch{w},
-		notes: newNotifiers(ctx, ctrl, "127.0.0.1:9090", quiet, nil), rels: &relWatch{}, served: maps.Clone(names)}
-	a.plans, a.templates = plansOf(old)
+	a, ctrl, _, _ := newServedApplier(t, ctx, old)
 	startPlans, _ := plansOf(old) // as serve does: the controller's from analysis()
 	ctrl.SetAnalysis(nil, startPlans)
 	ctrl.SetOnRetired(a.onRetired)
