@@ -21,7 +21,8 @@ type Query struct {
 	Service string
 	Color   model.Color
 	At      time.Time
-	// Scraped asks for Reading.Scraped too (one more query per counter).
+	// Scraped asks for Reading.Scraped too (timestamp() of the request and
+	// error series, in the same query).
 	Scraped bool
 }
 

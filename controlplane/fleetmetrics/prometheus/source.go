@@ -4,6 +4,7 @@ package prometheus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -105,10 +107,31 @@ func (s *Source) Register(reg promclient.Registerer) error {
 	return reg.Register(s.queryErrors)
 }
 
-// Read runs the service's counter queries for one fleet at q.At (now when
-// zero). Any failure, or a result that is not an instant vector of finite,
-// non-negative values, wraps fleetmetrics.ErrUnavailable. No series is not
-// an error: the Reading's map is empty.
+// ReadLabel is the label a Read's one query adds to each series to say
+// which template it came from; templates must not select series that
+// carry it.
+const ReadLabel = "bg_read"
+
+// arm is one template's part of a Read's query.
+type arm struct {
+	kind string // requests, errors, latency, or one of those + " scraped"
+	expr string // the rendered template, wrapped in timestamp() for scraped
+}
+
+// Read reads one fleet at q.At (now when zero) with one instant query: the
+// requests, errors and latency templates (and, for q.Scraped, timestamp()
+// of the first two) joined with `or`, each arm tagged with ReadLabel.
+// One query, because Prometheus shows a query each scrape whole or not at
+// all (TSDB isolation), while separate queries at one instant can each see
+// a different scrape: a scrape's samples carry its start time but become
+// visible only when it is committed, so a scrape landing between two
+// queries shows in the later one only, and the errors would then count a
+// scrape interval more traffic than the requests.
+//
+// Any failure, or a result that is not an instant vector of finite,
+// non-negative values, wraps fleetmetrics.ErrUnavailable. When the joined
+// query is refused, each template is run alone to say which one is wrong.
+// No series is not an error: the Reading's map is empty.
 func (s *Source) Read(ctx context.Context, q fleetmetrics.Query) (fleetmetrics.Reading, error) {
 	s.mu.RLock()
 	p, ok := s.services[q.Service]
@@ -120,18 +143,7 @@ func (s *Source) Read(ctx context.Context, q fleetmetrics.Query) (fleetmetrics.R
 	if at.IsZero() {
 		at = time.Now()
 	}
-	d := NewTemplateData(q.Service, q.Color)
-	var r fleetmetrics.Reading
-	var err error
-	if r.Requests, err = s.series(ctx, "requests", p.requests, d, at); err == nil {
-		r.Errors, err = s.series(ctx, "errors", p.errors, d, at)
-	}
-	if err == nil && p.latency != nil {
-		r.Latency, err = s.buckets(ctx, p.latency, d, at)
-	}
-	if err == nil && q.Scraped {
-		r.Scraped, err = s.oldest(ctx, d, at, p.requests, p.errors)
-	}
+	r, err := s.read(ctx, p, NewTemplateData(q.Service, q.Color), at, q.Scraped)
 	if err != nil {
 		s.queryErrors.WithLabelValues(q.Service).Inc()
 		return fleetmetrics.Reading{}, err
@@ -139,93 +151,161 @@ func (s *Source) Read(ctx context.Context, q fleetmetrics.Query) (fleetmetrics.R
 	return r, nil
 }
 
-// oldest is the oldest scrape time of the series the templates select, by
-// PromQL's timestamp(): a counter read at At may be up to a scrape
-// interval old, so a switch's starting point waits for values scraped
-// after it began. (An aggregated template gives the evaluation time.)
-func (s *Source) oldest(ctx context.Context, d TemplateData, at time.Time, ts ...*template.Template) (time.Time, error) {
-	var oldest time.Time
-	for _, t := range ts {
-		expr, err := render(t, d)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%w: timestamp query for %s did not render: %v", fleetmetrics.ErrUnavailable, d.Cluster, err)
+func (s *Source) read(ctx context.Context, p parsed, d TemplateData, at time.Time, scraped bool) (fleetmetrics.Reading, error) {
+	arms, err := p.arms(d, scraped)
+	if err != nil {
+		return fleetmetrics.Reading{}, err
+	}
+	parts := make([]string, len(arms))
+	for i, a := range arms {
+		parts[i] = fmt.Sprintf("label_replace((%s), %q, %q, \"\", \"\")", a.expr, ReadLabel, a.kind)
+	}
+	expr := strings.Join(parts, " or ")
+	v, err := s.query(ctx, expr, at)
+	if err != nil {
+		if refused(err) {
+			if why := s.diagnose(ctx, arms, d.Cluster, at); why != nil {
+				return fleetmetrics.Reading{}, why
+			}
 		}
-		vec, err := s.run(ctx, "timestamp", "timestamp("+expr+")", d.Cluster, at)
-		if err != nil {
-			return time.Time{}, err
+		return fleetmetrics.Reading{}, fmt.Errorf("%w: counter query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, d.Cluster, err, expr)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return fleetmetrics.Reading{}, fmt.Errorf("%w: counter query for %s returned %s, want an instant vector [query: %s]",
+			fleetmetrics.ErrUnavailable, d.Cluster, typeOf(v), expr)
+	}
+	byKind := make(map[string]model.Vector, len(arms))
+	for _, smp := range vec {
+		kind := string(smp.Metric[ReadLabel])
+		delete(smp.Metric, ReadLabel)
+		byKind[kind] = append(byKind[kind], smp)
+	}
+	var r fleetmetrics.Reading
+	for _, a := range arms {
+		vec := byKind[a.kind]
+		delete(byKind, a.kind)
+		if err := checkValues(a.kind, d.Cluster, a.expr, vec); err != nil {
+			return fleetmetrics.Reading{}, err
 		}
-		for _, smp := range vec {
-			if t := time.UnixMilli(int64(math.Round(float64(smp.Value) * 1000))); oldest.IsZero() || t.Before(oldest) {
-				oldest = t
+		switch a.kind {
+		case "requests":
+			r.Requests = values(vec)
+		case "errors":
+			r.Errors = values(vec)
+		case "latency":
+			if r.Latency, err = buckets(vec, d.Cluster); err != nil {
+				return fleetmetrics.Reading{}, err
+			}
+		default: // scraped: the oldest sample time
+			for _, smp := range vec {
+				if t := time.UnixMilli(int64(math.Round(float64(smp.Value) * 1000))); r.Scraped.IsZero() || t.Before(r.Scraped) {
+					r.Scraped = t
+				}
 			}
 		}
 	}
-	return oldest, nil
+	for kind, vec := range byKind {
+		return fleetmetrics.Reading{}, fmt.Errorf("%w: counter query for %s returned %s labelled %s=%q, which no template asked for; templates must not select series with a %s label [query: %s]",
+			fleetmetrics.ErrUnavailable, d.Cluster, vec[0].Metric, ReadLabel, kind, ReadLabel, expr)
+	}
+	return r, nil
 }
 
-// series runs one counter query: series labels → value.
-func (s *Source) series(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (map[string]float64, error) {
-	vec, err := s.vector(ctx, kind, t, d, at)
-	if err != nil {
-		return nil, err
+// arms renders the templates of one Read. A scraped arm asks timestamp()
+// of the request and error series: a counter read at At may be up to a
+// scrape interval old, so a switch's starting point waits for values
+// scraped after it began. (An aggregated template gives the evaluation
+// time.)
+func (p parsed) arms(d TemplateData, scraped bool) ([]arm, error) {
+	var arms []arm
+	for _, t := range []struct {
+		kind string
+		tmpl *template.Template
+	}{{"requests", p.requests}, {"errors", p.errors}, {"latency", p.latency}} {
+		if t.tmpl == nil {
+			continue
+		}
+		expr, err := render(t.tmpl, d)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s query for %s did not render: %v", fleetmetrics.ErrUnavailable, t.kind, d.Cluster, err)
+		}
+		arms = append(arms, arm{t.kind, expr})
+		if scraped && t.kind != "latency" {
+			arms = append(arms, arm{t.kind + " scraped", "timestamp(" + expr + ")"})
+		}
 	}
+	return arms, nil
+}
+
+// refused is Prometheus saying the query cannot run (it does not parse, a
+// template's result is not an instant vector, evaluation failed), rather
+// than Prometheus being unreachable or overloaded.
+func refused(err error) bool {
+	var e *v1.Error
+	return errors.As(err, &e) && (e.Type == v1.ErrBadData || e.Type == v1.ErrExec)
+}
+
+// diagnose runs each arm alone, as written, and returns the first one's
+// error: which template is wrong and how. Nil if each runs alone.
+func (s *Source) diagnose(ctx context.Context, arms []arm, cluster string, at time.Time) error {
+	for _, a := range arms {
+		v, err := s.query(ctx, a.expr, at)
+		if err != nil {
+			return fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, a.kind, cluster, err, a.expr)
+		}
+		vec, ok := v.(model.Vector)
+		if !ok {
+			return fmt.Errorf("%w: %s query for %s returned %s, want an instant vector of counters [query: %s]",
+				fleetmetrics.ErrUnavailable, a.kind, cluster, typeOf(v), a.expr)
+		}
+		if err := checkValues(a.kind, cluster, a.expr, vec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func typeOf(v model.Value) string {
+	if v == nil {
+		return "nothing"
+	}
+	return "a " + v.Type().String()
+}
+
+// values maps each series' labels to its value.
+func values(vec model.Vector) map[string]float64 {
 	out := make(map[string]float64, len(vec))
 	for _, smp := range vec {
 		out[smp.Metric.String()] = float64(smp.Value)
 	}
-	return out, nil
+	return out
 }
 
-// buckets runs the latency query: each series must carry a numeric `le`.
-func (s *Source) buckets(ctx context.Context, t *template.Template, d TemplateData, at time.Time) (map[string]fleetmetrics.Bucket, error) {
-	vec, err := s.vector(ctx, "latency", t, d, at)
-	if err != nil {
-		return nil, err
-	}
+// buckets reads latency series: each must carry a numeric `le`.
+func buckets(vec model.Vector, cluster string) (map[string]fleetmetrics.Bucket, error) {
 	out := make(map[string]fleetmetrics.Bucket, len(vec))
 	for _, smp := range vec {
 		le, err := strconv.ParseFloat(string(smp.Metric[model.BucketLabel]), 64)
 		if err != nil || math.IsNaN(le) {
 			return nil, fmt.Errorf("%w: latency query for %s returned %s without a numeric le label; select histogram _bucket series",
-				fleetmetrics.ErrUnavailable, d.Cluster, smp.Metric)
+				fleetmetrics.ErrUnavailable, cluster, smp.Metric)
 		}
 		out[smp.Metric.String()] = fleetmetrics.Bucket{Le: le, Count: float64(smp.Value)}
 	}
 	return out, nil
 }
 
-// vector renders and runs one query and checks every value is a counter's.
-func (s *Source) vector(ctx context.Context, kind string, t *template.Template, d TemplateData, at time.Time) (model.Vector, error) {
-	expr, err := render(t, d)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s query for %s did not render: %v", fleetmetrics.ErrUnavailable, kind, d.Cluster, err)
-	}
-	return s.run(ctx, kind, expr, d.Cluster, at)
-}
-
-// run runs one query and checks every value is finite and non-negative.
-func (s *Source) run(ctx context.Context, kind, expr, cluster string, at time.Time) (model.Vector, error) {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s query for %s %s", fleetmetrics.ErrUnavailable, kind, cluster, fmt.Sprintf(format, args...))
-	}
-	v, err := s.query(ctx, expr, at)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s query for %s failed: %w [query: %s]", fleetmetrics.ErrUnavailable, kind, cluster, err, expr)
-	}
-	vec, ok := v.(model.Vector)
-	if !ok {
-		typ := "nothing"
-		if v != nil {
-			typ = "a " + v.Type().String()
-		}
-		return nil, fail("returned %s, want an instant vector of counters [query: %s]", typ, expr)
-	}
+// checkValues checks every value is finite and non-negative, as counters
+// (and scrape times) are.
+func checkValues(kind, cluster, expr string, vec model.Vector) error {
 	for _, smp := range vec {
 		if f := float64(smp.Value); math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-			return nil, fail("returned %v for %s; counters are finite and non-negative [query: %s]", f, smp.Metric, expr)
+			return fmt.Errorf("%w: %s query for %s returned %v for %s; counters are finite and non-negative [query: %s]",
+				fleetmetrics.ErrUnavailable, kind, cluster, f, smp.Metric, expr)
 		}
 	}
-	return vec, nil
+	return nil
 }
 
 // Check runs a trivial query, so a dry run proves Prometheus answers.
@@ -267,11 +347,7 @@ func serverTimeout(d time.Duration) time.Duration {
 func one(v model.Value) (float64, string) {
 	vec, ok := v.(model.Vector)
 	if !ok {
-		typ := "nothing"
-		if v != nil {
-			typ = "a " + v.Type().String()
-		}
-		return 0, fmt.Sprintf("returned %s, want an instant vector of one series", typ)
+		return 0, fmt.Sprintf("returned %s, want an instant vector of one series", typeOf(v))
 	}
 	switch len(vec) {
 	case 0:

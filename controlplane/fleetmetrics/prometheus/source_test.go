@@ -3,6 +3,7 @@ package prometheus
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +25,16 @@ import (
 )
 
 // fakeProm answers /api/v1/query with canned Prometheus API JSON, chosen by
-// the rendered query's first word (see testTemplates): requests, errors or
-// latency. It records every query it saw.
+// the rendered template's first word (see testTemplates): requests, errors
+// or latency, and timestamp(requests or timestamp(errors. A Read's joined
+// query (label_replace arms joined with or) gets the union of its arms'
+// answers, each series labelled with its arm, as Prometheus would; if an
+// arm's answer is an error, or not a vector, the whole query fails as
+// Prometheus's would, with that error or bad_data. A template sent alone
+// (the diagnosis) gets its own answer. It records every query it saw.
 type fakeProm struct {
 	mu   sync.Mutex
-	resp map[string]response // first word of the query → answer
+	resp map[string]response // first word of the template → answer
 	seen []seenQuery
 }
 
@@ -55,6 +62,8 @@ func vec(ss ...series) response {
 // single is a vector of one series labelled {i="0"}.
 func single(v string) response { return vec(series{`{"i":"0"}`, v}) }
 
+var armRE = regexp.MustCompile(`label_replace\(\((.*?)\), "` + ReadLabel + `", "([a-z ]+)", "", ""\)`)
+
 func (f *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/api/v1/query" {
 		http.NotFound(w, r)
@@ -63,17 +72,67 @@ func (f *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.FormValue("query")
 	f.mu.Lock()
 	f.seen = append(f.seen, seenQuery{q, r.FormValue("time"), r.FormValue("timeout")})
-	resp, found := f.resp[strings.Fields(q + " x")[0]]
-	if q == "vector(1)" {
-		resp, found = single("1"), true
+	var resp response
+	if arms := armRE.FindAllStringSubmatch(q, -1); arms != nil {
+		resp = f.joined(arms)
+	} else {
+		resp = f.answer(q)
 	}
 	f.mu.Unlock()
-	if !found {
-		resp = response{400, `{"status":"error","errorType":"bad_data","error":"fakeProm: unexpected query"}`}
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(resp.code)
 	fmt.Fprint(w, resp.body)
+}
+
+func (f *fakeProm) answer(expr string) response {
+	if expr == "vector(1)" {
+		return single("1")
+	}
+	if resp, found := f.resp[strings.Fields(expr + " x")[0]]; found {
+		return resp
+	}
+	return response{400, `{"status":"error","errorType":"bad_data","error":"fakeProm: unexpected query"}`}
+}
+
+// joined answers a Read's query: the union of its arms' vectors.
+func (f *fakeProm) joined(arms [][]string) response {
+	type sample struct {
+		Metric map[string]string `json:"metric"`
+		Value  []any             `json:"value"`
+	}
+	var union []sample
+	var warnings []string
+	for _, a := range arms {
+		resp := f.answer(a[1])
+		if resp.code != 200 {
+			return resp
+		}
+		var body struct {
+			Warnings []string `json:"warnings"`
+			Data     struct {
+				ResultType string          `json:"resultType"`
+				Result     json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(resp.body), &body); err != nil {
+			return resp // not JSON: the whole answer is garbage
+		}
+		if body.Data.ResultType != "vector" {
+			return response{400, `{"status":"error","errorType":"bad_data","error":"expected type instant vector in call to function \"label_replace\", got ` + body.Data.ResultType + `"}`}
+		}
+		var ss []sample
+		if err := json.Unmarshal(body.Data.Result, &ss); err != nil {
+			panic(err)
+		}
+		for _, s := range ss {
+			s.Metric[ReadLabel] = a[2]
+			union = append(union, s)
+		}
+		warnings = append(warnings, body.Warnings...)
+	}
+	out, _ := json.Marshal(map[string]any{"status": "success", "warnings": warnings,
+		"data": map[string]any{"resultType": "vector", "result": union}})
+	return response{200, string(out)}
 }
 
 func (f *fakeProm) queries() []seenQuery {
@@ -151,9 +210,15 @@ func TestReadBothFleetsAtOneExplicitTime(t *testing.T) {
 			t.Errorf("%q timeout = %q, want 5s", q.query, q.timeout)
 		}
 	}
+	// One query per fleet: each arm is a template, tagged with its kind,
+	// so one evaluation sees each target's scrape whole.
 	wantQueries := []string{
-		"requests web blue web-blue", "errors web blue web-blue", "latency web blue web-blue",
-		"requests web green web-green", "errors web green web-green", "latency web green web-green",
+		`label_replace((requests web blue web-blue), "bg_read", "requests", "", "") or ` +
+			`label_replace((errors web blue web-blue), "bg_read", "errors", "", "") or ` +
+			`label_replace((latency web blue web-blue), "bg_read", "latency", "", "")`,
+		`label_replace((requests web green web-green), "bg_read", "requests", "", "") or ` +
+			`label_replace((errors web green web-green), "bg_read", "errors", "", "") or ` +
+			`label_replace((latency web green web-green), "bg_read", "latency", "", "")`,
 	}
 	if !reflect.DeepEqual(queries, wantQueries) {
 		t.Errorf("queries = %q, want %q", queries, wantQueries)
@@ -282,9 +347,9 @@ func TestReadRejectsUnusableResults(t *testing.T) {
 		{"API error", good(map[string]response{"requests": apiErr}),
 			"requests query for web-green failed: bad_data: parse error at char 5 [query: requests web green web-green]"},
 		{"503", good(map[string]response{"errors": {503, "down"}}),
-			"errors query for web-green failed: server_error"},
+			"counter query for web-green failed: server_error"},
 		{"not JSON", good(map[string]response{"requests": {200, "<html>"}}),
-			"requests query for web-green failed"},
+			"counter query for web-green failed: bad_response"},
 		{"latency series without le", good(map[string]response{"latency": single("10")}),
 			`latency query for web-green returned {i="0"} without a numeric le label; select histogram _bucket series`},
 		{"latency le not a number", good(map[string]response{"latency": vec(series{`{"le":"fast"}`, "10"})}),
@@ -337,7 +402,7 @@ func TestReadUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Blue, At: at})
-	if !errors.Is(err, fleetmetrics.ErrUnavailable) || !strings.Contains(err.Error(), "requests query for web-blue failed") {
+	if !errors.Is(err, fleetmetrics.ErrUnavailable) || !strings.Contains(err.Error(), "counter query for web-blue failed") {
 		t.Fatalf("err = %v", err)
 	}
 	if err := s.Check(context.Background()); !errors.Is(err, fleetmetrics.ErrUnavailable) {
@@ -409,8 +474,8 @@ func TestNewRefusesRetiredTemplates(t *testing.T) {
 }
 
 // Scraped is the oldest sample time among the request and error series,
-// read with timestamp() at the same instant; it is only asked for when
-// wanted (a switch's starting point), one query per counter.
+// read with timestamp() in the same query (so of the same scrapes); it is
+// only asked for when wanted (a switch's starting point).
 func TestReadScraped(t *testing.T) {
 	f := &fakeProm{resp: map[string]response{
 		"requests":           single("10"),
@@ -420,8 +485,8 @@ func TestReadScraped(t *testing.T) {
 	}}
 	s := newFake(t, f, Templates{Requests: testTemplates.Requests, Errors: testTemplates.Errors}, nil)
 	r, err := s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at})
-	if err != nil || !r.Scraped.IsZero() || len(f.queries()) != 2 {
-		t.Fatalf("without Scraped: %+v, %v, %d queries; want no timestamp queries", r, err, len(f.queries()))
+	if err != nil || !r.Scraped.IsZero() || len(f.queries()) != 1 || strings.Contains(f.queries()[0].query, "timestamp") {
+		t.Fatalf("without Scraped: %+v, %v, queries %q; want one query, no timestamp()", r, err, f.queries())
 	}
 	r, err = s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at, Scraped: true})
 	if err != nil {
@@ -430,14 +495,73 @@ func TestReadScraped(t *testing.T) {
 	if want := time.UnixMilli(1699999999750); !r.Scraped.Equal(want) {
 		t.Errorf("scraped %v, want the oldest sample %v", r.Scraped, want)
 	}
+	if want := map[string]float64{`{i="0"}`: 10}; !reflect.DeepEqual(r.Requests, want) {
+		t.Errorf("requests %v, want %v: the timestamps are not counters", r.Requests, want)
+	}
 	qs := f.queries()
-	if q := qs[len(qs)-1]; q.query != "timestamp(errors web green web-green)" || q.time != qs[len(qs)-2].time {
-		t.Errorf("last query %+v", q)
+	if want := `label_replace((requests web green web-green), "bg_read", "requests", "", "") or ` +
+		`label_replace((timestamp(requests web green web-green)), "bg_read", "requests scraped", "", "") or ` +
+		`label_replace((errors web green web-green), "bg_read", "errors", "", "") or ` +
+		`label_replace((timestamp(errors web green web-green)), "bg_read", "errors scraped", "", "")`; len(qs) != 2 || qs[1].query != want {
+		t.Errorf("queries %q, want a second one %q", qs, want)
 	}
 	f.mu.Lock()
 	f.resp["timestamp(errors"] = response{503, "down"}
 	f.mu.Unlock()
 	if _, err := s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at, Scraped: true}); !errors.Is(err, fleetmetrics.ErrUnavailable) {
 		t.Errorf("a failed timestamp query: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestReadDiagnosesOnlyRefusals: a joined query Prometheus refuses is
+// followed by each template alone, to name the wrong one; one that fails
+// for any other reason (Prometheus down, overloaded) is not, so a struggling
+// Prometheus gets no extra queries.
+func TestReadDiagnosesOnlyRefusals(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		errors  response
+		queries int
+		want    string
+	}{
+		{"refused", response{400, `{"status":"error","errorType":"bad_data","error":"parse error"}`}, 3,
+			"errors query for web-green failed: bad_data: parse error [query: errors web green web-green]"},
+		{"execution error", response{422, `{"status":"error","errorType":"execution","error":"many-to-many matching"}`}, 3,
+			"errors query for web-green failed: execution: many-to-many matching"},
+		{"down", response{503, "down"}, 1, "counter query for web-green failed: server_error"},
+		{"timed out (client_golang calls every 503 server_error)", response{503, `{"status":"error","errorType":"timeout","error":"query timed out"}`}, 1,
+			"counter query for web-green failed: server_error"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeProm{resp: map[string]response{"requests": single("1"), "errors": c.errors}}
+			_, err := newFake(t, f, Templates{Requests: testTemplates.Requests, Errors: testTemplates.Errors}, nil).
+				Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at})
+			if !errors.Is(err, fleetmetrics.ErrUnavailable) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want ErrUnavailable containing %q", err, c.want)
+			}
+			if n := len(f.queries()); n != c.queries {
+				t.Errorf("%d queries %q, want %d", n, f.queries(), c.queries)
+			}
+		})
+	}
+}
+
+// TestReadRejectsUntaggedSeries: a series in the answer that no arm tagged
+// (a backend that does not honour label_replace) is an error, not counted
+// under some kind or dropped.
+func TestReadRejectsUntaggedSeries(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[`+
+			`{"metric":{"bg_read":"requests"},"value":[1,"1"]},{"metric":{"i":"0"},"value":[1,"2"]}]}}`)
+	}))
+	defer srv.Close()
+	s, err := New(srv.URL, map[string]Templates{"web": EnvoyTemplates}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Read(context.Background(), fleetmetrics.Query{Service: "web", Color: model.Green, At: at})
+	if !errors.Is(err, fleetmetrics.ErrUnavailable) || !strings.Contains(err.Error(), `returned {i="0"} labelled bg_read="", which no template asked for`) {
+		t.Fatalf("err = %v", err)
 	}
 }
