@@ -300,6 +300,14 @@ func TestJudge(t *testing.T) {
 			if ev == nil || ev.Candidate.Requests == 0 || ev.Baseline.Requests == 0 {
 				t.Fatalf("A/A switch %d to %s promoted without evidence: %v", i, to, ev)
 			}
+			// At 50/50 from the switch's start, each fleet serves about half;
+			// a lopsided count means a starting point read before the switch
+			// began (the one-query read's other symptom: 12,112 against
+			// 7,909 when the scrape times came from a later scrape than the
+			// counters).
+			if r := ev.Candidate.Requests / ev.Baseline.Requests; r < 0.85 || r > 1/0.85 {
+				t.Fatalf("A/A switch %d to %s: %v; at 50/50 the fleets' requests differ by more than 15 %%: the counts did not start when the switch began", i, to, ev)
+			}
 			maxE, maxLatE = max(maxE, ev.ErrorsE), max(maxLatE, ev.LatencyE)
 			analyses := 0
 			for _, v := range sw.Verdicts {
