@@ -765,33 +765,55 @@ var ErrUnknownService = traffic.ErrUnknownService
 // conflict once on a fresh read. f returns the next state and whether to
 // write it.
 func (l *Loop) write(ctx context.Context, name string, f func(cur *model.Desired) (model.Desired, bool, error)) (bool, error) {
+	changed, err := l.writeSet(ctx, []string{name}, func(_ string, cur *model.Desired) (model.Desired, bool, error) { return f(cur) })
+	return changed[name], err
+}
+
+// writeSet changes several services' desired states in one check-and-set
+// transaction (all or none), retrying a conflict once on a fresh read. f
+// returns each one's next state and whether to write it; an error from f
+// writes nothing. It reports which were written.
+func (l *Loop) writeSet(ctx context.Context, names []string, f func(name string, cur *model.Desired) (model.Desired, bool, error)) (map[string]bool, error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	for attempt := 0; ; attempt++ {
 		all, err := l.store.ListDesired(ctx)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		var cur *model.Desired
-		var prev state.Index
-		if sd, ok := all[name]; ok {
-			cur, prev = &sd.Desired, sd.Index
+		var writes []state.DesiredWrite
+		for _, name := range names {
+			var cur *model.Desired
+			var prev state.Index
+			if sd, ok := all[name]; ok {
+				cur, prev = &sd.Desired, sd.Index
+			}
+			next, ok, err := f(name, cur)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				writes = append(writes, state.DesiredWrite{Service: name, Desired: next, Prev: prev})
+			}
 		}
-		next, ok, err := f(cur)
-		if err != nil || !ok {
-			return false, err
+		if len(writes) == 0 {
+			return nil, nil
 		}
-		idx, err := l.store.SaveDesired(ctx, name, next, prev)
+		idx, err := l.store.SaveDesiredSet(ctx, writes)
 		if errors.Is(err, state.ErrConflict) && attempt == 0 {
 			continue
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
+		changed := make(map[string]bool, len(writes))
 		l.mu.Lock()
-		l.services[name].stored = &state.StoredDesired{Desired: next, Index: idx}
+		for _, w := range writes {
+			l.services[w.Service].stored = &state.StoredDesired{Desired: w.Desired, Index: idx[w.Service]}
+			changed[w.Service] = true
+		}
 		l.mu.Unlock()
-		return true, nil
+		return changed, nil
 	}
 }
 
@@ -804,12 +826,15 @@ func (l *Loop) Desire(ctx context.Context, name string, req apiv1.DesireRequest)
 
 // DesireSet stores several services' desired versions as one group (POST
 // /v1/desired, bg desire --set): they converge as one release, in
-// dependency order, rolled back together. Every entry is checked before
-// any is stored; the writes are one per service, and an error names what
-// was stored.
+// dependency order, rolled back together. Every entry is checked, then all
+// are stored in one transaction, or none is: a group stored in part would
+// converge as a smaller group, out of its order.
 func (l *Loop) DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1.DesireSetResult, error) {
 	if len(req.Set) == 0 {
 		return apiv1.DesireSetResult{}, fmt.Errorf("%w: set: no service", ErrBadDesire)
+	}
+	if len(req.Set) > state.MaxDesiredSet {
+		return apiv1.DesireSetResult{}, fmt.Errorf("%w: set: %d services; at most %d are stored together", ErrBadDesire, len(req.Set), state.MaxDesiredSet)
 	}
 	var group []string
 	for name, v := range req.Set {
@@ -825,34 +850,32 @@ func (l *Loop) DesireSet(ctx context.Context, req apiv1.DesireSetRequest) (apiv1
 		return apiv1.DesireSetResult{}, fmt.Errorf("%w: reason: longer than 500 characters", ErrBadDesire)
 	}
 	sort.Strings(group)
+	names := group
 	if len(group) == 1 {
 		group = nil // a group of one converges alone
 	}
+	actor, now := actorOf(ctx), l.o.Now()
+	serving := make(map[string]string, len(names))
+	for _, name := range names {
+		serving[name] = l.serving(name)
+	}
+	changed, err := l.writeSet(ctx, names, func(name string, cur *model.Desired) (model.Desired, bool, error) {
+		return nextDesire(name, cur, apiv1.DesireRequest{Version: req.Set[name], Reason: req.Reason}, group, actor, now, serving[name])
+	})
+	if err != nil {
+		return apiv1.DesireSetResult{}, fmt.Errorf("desire %v (none stored): %w", req.Set, err)
+	}
+	if len(changed) > 0 {
+		l.o.Log.Info("desired versions stored", "set", req.Set, "actor", actor)
+		l.Poke()
+	}
 	out := apiv1.DesireSetResult{Services: map[string]apiv1.DesireResult{}}
-	var stored []string
-	for _, name := range append([]string{}, groupOrAll(group, req.Set)...) {
-		res, err := l.desire(ctx, name, apiv1.DesireRequest{Version: req.Set[name], Reason: req.Reason}, group)
-		if err != nil {
-			return out, fmt.Errorf("desire %s=%s (stored before it: %v): %w", name, req.Set[name], stored, err)
-		}
-		stored = append(stored, name)
-		out.Services[name] = res
-		out.Changed = out.Changed || res.Changed
+	for _, name := range names {
+		l.refresh(ctx, name)
+		out.Services[name] = apiv1.DesireResult{Changed: changed[name], Convergence: l.convergence(name, true)}
+		out.Changed = out.Changed || changed[name]
 	}
 	return out, nil
-}
-
-// groupOrAll is the services of a set, sorted.
-func groupOrAll(group []string, set map[string]string) []string {
-	if group != nil {
-		return group
-	}
-	var out []string
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (l *Loop) desire(ctx context.Context, name string, req apiv1.DesireRequest, group []string) (apiv1.DesireResult, error) {
@@ -870,44 +893,10 @@ func (l *Loop) desire(ctx context.Context, name string, req apiv1.DesireRequest,
 	if len(req.Reason) > 500 {
 		return apiv1.DesireResult{}, fmt.Errorf("%w: reason: longer than 500 characters", ErrBadDesire)
 	}
-	actor := traffic.ActorFrom(ctx)
-	if actor == "" {
-		actor = "api"
-	}
-	now := l.o.Now()
-	serving := ""
-	if st, err := l.ctrl.Status(name); err == nil {
-		for col, fs := range st.Fleets {
-			if st.Weights.Blue == 100 && col == model.Blue || st.Weights.Green == 100 && col == model.Green {
-				var f Fleet
-				for _, m := range fs.Members {
-					f.Versions = append(f.Versions, m.Version)
-				}
-				serving = only(f)
-			}
-		}
-	}
+	actor, now := actorOf(ctx), l.o.Now()
+	serving := l.serving(name)
 	changed, err := l.write(ctx, name, func(cur *model.Desired) (model.Desired, bool, error) {
-		switch {
-		case req.Retry && cur == nil:
-			return model.Desired{}, false, fmt.Errorf("%w: %s has no desired version to retry", ErrBadDesire, name)
-		case req.Retry && req.Version != "" && req.Version != cur.Version:
-			return model.Desired{}, false, fmt.Errorf("%w: --retry names %s but %s is desired; desire %s instead", ErrBadDesire, req.Version, cur.Version, req.Version)
-		case req.Retry:
-			if cur.Failed == nil {
-				return model.Desired{}, false, nil
-			}
-			next := *cur
-			next.Failed, next.Attempt = nil, ""
-			return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "retry", Version: cur.Version, Reason: req.Reason}), true, nil
-		case cur != nil && cur.Version == req.Version && strings.Join(cur.Group, ",") == strings.Join(group, ","):
-			return model.Desired{}, false, nil // the same desire again (a re-run pipeline)
-		}
-		d := model.Desired{Version: req.Version, Reason: req.Reason, Actor: actor, At: now, Previous: serving, Group: group}
-		if cur != nil {
-			d.Log = cur.Log
-		}
-		return d.Logged(model.DesireEvent{At: now, Actor: actor, What: "desired", Version: req.Version, Reason: req.Reason}), true, nil
+		return nextDesire(name, cur, req, group, actor, now, serving)
 	})
 	if err != nil {
 		return apiv1.DesireResult{}, err
@@ -944,6 +933,59 @@ func (l *Loop) desire(ctx context.Context, name string, req apiv1.DesireRequest,
 	}
 	l.refresh(ctx, name)
 	return apiv1.DesireResult{Changed: changed, Convergence: l.convergence(name, true)}, nil
+}
+
+// actorOf is who asks, for the desired state's log.
+func actorOf(ctx context.Context) string {
+	if actor := traffic.ActorFrom(ctx); actor != "" {
+		return actor
+	}
+	return "api"
+}
+
+// serving is the version the fleet taking all of name's traffic runs
+// (empty if none takes all, or its members disagree): a new desire
+// remembers it as Previous.
+func (l *Loop) serving(name string) string {
+	st, err := l.ctrl.Status(name)
+	if err != nil {
+		return ""
+	}
+	for col, fs := range st.Fleets {
+		if st.Weights.Blue == 100 && col == model.Blue || st.Weights.Green == 100 && col == model.Green {
+			var f Fleet
+			for _, m := range fs.Members {
+				f.Versions = append(f.Versions, m.Version)
+			}
+			return only(f)
+		}
+	}
+	return ""
+}
+
+// nextDesire is what a desire (or a retry) makes of a service's stored
+// desired state cur (nil: none), and whether to write it.
+func nextDesire(name string, cur *model.Desired, req apiv1.DesireRequest, group []string, actor string, now time.Time, serving string) (model.Desired, bool, error) {
+	switch {
+	case req.Retry && cur == nil:
+		return model.Desired{}, false, fmt.Errorf("%w: %s has no desired version to retry", ErrBadDesire, name)
+	case req.Retry && req.Version != "" && req.Version != cur.Version:
+		return model.Desired{}, false, fmt.Errorf("%w: --retry names %s but %s is desired; desire %s instead", ErrBadDesire, req.Version, cur.Version, req.Version)
+	case req.Retry:
+		if cur.Failed == nil {
+			return model.Desired{}, false, nil
+		}
+		next := *cur
+		next.Failed, next.Attempt = nil, ""
+		return next.Logged(model.DesireEvent{At: now, Actor: actor, What: "retry", Version: cur.Version, Reason: req.Reason}), true, nil
+	case cur != nil && cur.Version == req.Version && strings.Join(cur.Group, ",") == strings.Join(group, ","):
+		return model.Desired{}, false, nil // the same desire again (a re-run pipeline)
+	}
+	d := model.Desired{Version: req.Version, Reason: req.Reason, Actor: actor, At: now, Previous: serving, Group: group}
+	if cur != nil {
+		d.Log = cur.Log
+	}
+	return d.Logged(model.DesireEvent{At: now, Actor: actor, What: "desired", Version: req.Version, Reason: req.Reason}), true, nil
 }
 
 // refresh decides for one service now, so the answer to a desire says

@@ -422,6 +422,122 @@ func TestGroupConvergesAsOneRelease(t *testing.T) {
 	}
 }
 
+// faultyDesires is a store whose Consul fails once: the request that
+// carries the nth key written (counting from 1). A leader lost, or Consul
+// gone for a moment, in the middle of a desire; later requests succeed.
+type faultyDesires struct {
+	*memstate.Store
+	mu        sync.Mutex
+	keys, nth int
+}
+
+var errConsulGone = errors.New("consul: connection refused")
+
+func (f *faultyDesires) fail(n int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.nth > 0 && f.keys+n >= f.nth {
+		f.nth = 0
+		return true
+	}
+	f.keys += n
+	return false
+}
+
+func (f *faultyDesires) SaveDesired(ctx context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
+	if f.fail(1) {
+		return 0, errConsulGone
+	}
+	return f.Store.SaveDesired(ctx, service, d, prev)
+}
+
+func (f *faultyDesires) SaveDesiredSet(ctx context.Context, writes []state.DesiredWrite) (map[string]state.Index, error) {
+	if f.fail(len(writes)) {
+		return nil, errConsulGone
+	}
+	return f.Store.SaveDesiredSet(ctx, writes)
+}
+
+// TestDesireSetStoresAllOrNone attacks a set with a store that fails at
+// its second key: nothing may be stored. A set stored in part is a smaller
+// group, which the loop would release at once, out of the order the whole
+// set was meant to go in (one write per service did exactly that: api was
+// stored, web failed, and at the next rounds api was released alone).
+func TestDesireSetStoresAllOrNone(t *testing.T) {
+	st := func(blue, green string) apiv1.Status {
+		return apiv1.Status{Weights: apiv1.Weights{Blue: 100}, Phase: model.PhaseStable,
+			Fleets: map[model.Color]apiv1.FleetStatus{model.Blue: members(blue), model.Green: members(green)}}
+	}
+	ctrl := &fakeCtrl{st: map[string]apiv1.Status{"web": st("v1", "v2"), "api": st("v6", "v7")}}
+	rels := &fakeReleases{}
+	store := &faultyDesires{Store: memstate.New(), nth: 2}
+	clk := &clock{t: t0}
+	auto := config.Auto{Enabled: true, Settle: 5 * time.Second}
+	l := New(ctrl, store, Options{Auto: map[string]config.Auto{"web": auto, "api": auto}, Now: clk.now, Releases: rels})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l.Lead(ctx)
+	cctx := traffic.WithActor(ctx, "ci")
+	set := apiv1.DesireSetRequest{Set: map[string]string{"web": "v2", "api": "v7"}, Reason: "checkout 2.0"}
+	_, err := l.DesireSet(cctx, set)
+	if !errors.Is(err, errConsulGone) {
+		t.Fatalf("DesireSet with Consul failing at its second key: %v, want the store's error", err)
+	}
+	if all, _ := store.ListDesired(ctx); len(all) != 0 {
+		t.Fatalf("a failed set stored %d of its 2 services: %+v", len(all), all)
+	}
+	// settle runs a round, waits for what it started, then lets auto.settle
+	// pass, n times. (The fake controller does not show a release running:
+	// once one starts, more rounds would start it again.)
+	settle := func(n int) {
+		for range n {
+			l.Round(ctx)
+			for {
+				l.mu.Lock()
+				busy := l.services["web"].starting || l.services["api"].starting
+				l.mu.Unlock()
+				if !busy {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			clk.add(5 * time.Second)
+		}
+	}
+	settle(4)
+	if len(rels.starts) != 0 || len(ctrl.switches) != 0 {
+		t.Fatalf("after a failed set: releases %+v, switches %+v; want none", rels.starts, ctrl.switches)
+	}
+	// The set again, stored whole, is one release of both.
+	if _, err := l.DesireSet(cctx, set); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := store.ListDesired(ctx)
+	if fmt.Sprint(all["web"].Desired.Group, all["api"].Desired.Group) != "[api web] [api web]" {
+		t.Fatalf("stored %+v", all)
+	}
+	settle(2)
+	if len(rels.starts) != 1 || fmt.Sprint(rels.starts[0].Services) != "[api web]" || len(ctrl.switches) != 0 {
+		t.Fatalf("releases %+v, switches %+v; want one release of both", rels.starts, ctrl.switches)
+	}
+}
+
+// TestDesireSetRefusesTooMany: more services than one transaction holds
+// is refused before anything is read or written.
+func TestDesireSetRefusesTooMany(t *testing.T) {
+	l, _, store, _, ctx := setup(t, config.Auto{Enabled: true})
+	set := map[string]string{}
+	for i := range state.MaxDesiredSet + 1 {
+		set[fmt.Sprintf("s%d", i)] = "v2"
+	}
+	if _, err := l.DesireSet(ctx, apiv1.DesireSetRequest{Set: set}); !errors.Is(err, ErrBadDesire) || !strings.Contains(err.Error(), "at most 63") {
+		t.Fatalf("err = %v, want ErrBadDesire naming the limit", err)
+	}
+	if all, _ := store.ListDesired(ctx); len(all) != 0 {
+		t.Fatalf("stored %+v", all)
+	}
+}
+
 // Explicit commands take precedence: an abort clears a pending
 // convergence, an explicit switch stops bg from undoing it; a new desire
 // or a retry resumes.

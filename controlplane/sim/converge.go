@@ -28,35 +28,50 @@ const convergeSettle = 2 * time.Second
 var _ state.Desires = store{}
 
 // SaveDesired: check-and-set, fenced by the lock like Save.
-func (s store) SaveDesired(_ context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
+func (s store) SaveDesired(ctx context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
+	idx, err := s.SaveDesiredSet(ctx, []state.DesiredWrite{{Service: service, Desired: d, Prev: prev}})
+	return idx[service], err
+}
+
+// SaveDesiredSet: one fenced transaction of check-and-set writes, all or
+// none, as Consul's.
+func (s store) SaveDesiredSet(_ context.Context, writes []state.DesiredWrite) (map[string]state.Index, error) {
 	c := s.c
-	if err := d.Validate(); err != nil {
-		return 0, err
+	if err := state.ValidateDesiredSet(writes); err != nil {
+		return nil, err
 	}
 	if !c.reachable(s.r) {
-		return 0, errUnreachable
+		return nil, errUnreachable
 	}
 	if c.holder != s.r.id || c.holderInc != s.r.inc || c.term != s.r.term {
-		return 0, state.ErrNotLeader
+		return nil, state.ErrNotLeader
 	}
-	cur, ok := c.desired[service]
-	if (prev == 0 && ok) || (prev != 0 && (!ok || cur.idx != uint64(prev))) {
-		return 0, state.ErrConflict
-	}
-	body, err := json.Marshal(d)
-	if err != nil {
-		return 0, err
-	}
-	var old *model.Desired
-	if ok {
-		if o, err := consulkv.DecodeDesired(cur.body); err == nil {
-			old = &o
+	bodies := make([][]byte, len(writes))
+	for i, w := range writes {
+		cur, ok := c.desired[w.Service]
+		if (w.Prev == 0 && ok) || (w.Prev != 0 && (!ok || cur.idx != uint64(w.Prev))) {
+			return nil, state.ErrConflict
 		}
+		body, err := json.Marshal(w.Desired)
+		if err != nil {
+			return nil, err
+		}
+		bodies[i] = body
 	}
-	c.index++
-	c.desired[service] = stored{body: body, idx: c.index}
-	c.w.onDesired(service, old, d)
-	return state.Index(c.index), nil
+	out := make(map[string]state.Index, len(writes))
+	for i, w := range writes {
+		var old *model.Desired
+		if cur, ok := c.desired[w.Service]; ok {
+			if o, err := consulkv.DecodeDesired(cur.body); err == nil {
+				old = &o
+			}
+		}
+		c.index++
+		c.desired[w.Service] = stored{body: bodies[i], idx: c.index}
+		c.w.onDesired(w.Service, old, w.Desired)
+		out[w.Service] = state.Index(c.index)
+	}
+	return out, nil
 }
 
 // ListDesired reads every desired state.

@@ -5,6 +5,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/bgctl/bg/controlplane/model"
 	"github.com/bgctl/bg/controlplane/release"
@@ -113,6 +114,17 @@ type StoredDesired struct {
 	Index   Index
 }
 
+// DesiredWrite is one service's part of SaveDesiredSet.
+type DesiredWrite struct {
+	Service string
+	Desired model.Desired
+	Prev    Index
+}
+
+// MaxDesiredSet is the most services one SaveDesiredSet writes: a Consul
+// transaction holds at most 64 operations, one of them the leader fence.
+const MaxDesiredSet = 63
+
 // Desires persists each service's desired version (declarative delivery,
 // controlplane/converge) beside its traffic state: check-and-set on its
 // own revision and fenced like Save, so only the leader writes it.
@@ -120,7 +132,39 @@ type Desires interface {
 	// SaveDesired writes d only if the stored revision is still prev (0:
 	// only if absent).
 	SaveDesired(ctx context.Context, service string, d model.Desired, prev Index) (Index, error)
+	// SaveDesiredSet writes several services' desired states as one
+	// transaction: every write's stored revision is still its Prev, and
+	// all are stored, or none is (ErrConflict, ErrNotLeader or another
+	// error). It returns each service's new revision. At most
+	// MaxDesiredSet writes.
+	SaveDesiredSet(ctx context.Context, writes []DesiredWrite) (map[string]Index, error)
 	// ListDesired reads every service's desired state in one read. A
 	// stored value that does not decode is an error naming its key.
 	ListDesired(ctx context.Context) (map[string]StoredDesired, error)
+}
+
+// ValidateDesiredSet checks a SaveDesiredSet before anything is written:
+// one to MaxDesiredSet writes, each service once, each desired state valid.
+func ValidateDesiredSet(writes []DesiredWrite) error {
+	if len(writes) == 0 || len(writes) > MaxDesiredSet {
+		return fmt.Errorf("refusing to store %d desired states at once: 1 to %d", len(writes), MaxDesiredSet)
+	}
+	seen := make(map[string]bool, len(writes))
+	var errs []error
+	for _, w := range writes {
+		switch {
+		case w.Service == "":
+			errs = append(errs, errors.New("a desired state without a service"))
+		case seen[w.Service]:
+			errs = append(errs, fmt.Errorf("desired %s: twice in one set", w.Service))
+		}
+		seen[w.Service] = true
+		if err := w.Desired.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("desired %s: %w", w.Service, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("refusing to store invalid desired state: %w", err)
+	}
+	return nil
 }

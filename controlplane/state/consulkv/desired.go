@@ -24,14 +24,35 @@ var _ state.Desires = (*Store)(nil)
 // SaveDesired writes a desired state only if its stored revision is still
 // prev (0: only if absent), fenced by the leader lock like Save.
 func (s *Store) SaveDesired(ctx context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
-	if err := d.Validate(); err != nil {
-		return 0, fmt.Errorf("refusing to store invalid desired state: %w", err)
+	idx, err := s.SaveDesiredSet(ctx, []state.DesiredWrite{{Service: service, Desired: d, Prev: prev}})
+	return idx[service], err
+}
+
+// SaveDesiredSet writes several services' desired states in one fenced
+// transaction of check-and-set operations: all or none.
+func (s *Store) SaveDesiredSet(ctx context.Context, writes []state.DesiredWrite) (map[string]state.Index, error) {
+	if err := state.ValidateDesiredSet(writes); err != nil {
+		return nil, err
 	}
-	body, err := json.Marshal(d)
+	cas := make([]casWrite, len(writes))
+	names := make([]string, len(writes))
+	for i, w := range writes {
+		body, err := json.Marshal(w.Desired)
+		if err != nil {
+			return nil, err
+		}
+		cas[i] = casWrite{s.DesiredKey(w.Service), body, w.Prev}
+		names[i] = w.Service
+	}
+	byKey, err := s.casFencedAll(ctx, cas, "desired "+strings.Join(names, ","))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return s.casFenced(ctx, s.DesiredKey(service), body, prev, "desired "+service)
+	out := make(map[string]state.Index, len(writes))
+	for _, w := range writes {
+		out[w.Service] = byKey[s.DesiredKey(w.Service)]
+	}
+	return out, nil
 }
 
 // ListDesired reads every service's desired state with one consistent read.

@@ -37,38 +37,65 @@ func (s *Store) SaveRelease(ctx context.Context, r release.Release, prev state.I
 // (0: only if absent), fenced by the leader lock when a fence is set: one
 // transaction. what names the record in errors ("release checkout-4").
 func (s *Store) casFenced(ctx context.Context, key string, body []byte, prev state.Index, what string) (state.Index, error) {
+	idx, err := s.casFencedAll(ctx, []casWrite{{key, body, prev}}, what)
+	return idx[key], err
+}
+
+// casWrite is one key of casFencedAll.
+type casWrite struct {
+	key  string
+	body []byte
+	prev state.Index
+}
+
+// casFencedAll writes every key only if each stored revision is still its
+// prev, fenced like casFenced, in one transaction: all are written or none.
+// It returns each key's new revision.
+func (s *Store) casFencedAll(ctx context.Context, writes []casWrite, what string) (map[string]state.Index, error) {
 	var ops api.TxnOps
 	if s.fence != nil {
 		f, ok := s.fence()
 		if !ok {
-			return 0, state.ErrNotLeader
+			return nil, state.ErrNotLeader
 		}
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: f.Key, Session: f.Session}})
 	}
-	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: body, Index: uint64(prev)}})
+	fenced := len(ops)
+	for _, w := range writes {
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: w.key, Value: w.body, Index: uint64(w.prev)}})
+	}
 	ok, resp, _, err := s.txn.Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("write %s to consul: %w", key, err)
+		return nil, fmt.Errorf("write %s to consul: %w", what, err)
 	}
 	if !ok || resp == nil {
 		if resp != nil && len(resp.Errors) > 0 {
 			e := resp.Errors[0]
 			if err := aclDenied(e); err != nil {
-				return 0, err
+				return nil, err
 			}
-			if s.fence != nil && e.OpIndex == 0 {
-				return 0, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
+			if e.OpIndex < fenced {
+				return nil, fmt.Errorf("%w: %s", state.ErrNotLeader, e.What)
 			}
-			return 0, fmt.Errorf("%s: %w: %s", what, state.ErrConflict, e.What)
+			if len(writes) > 1 && e.OpIndex-fenced < len(writes) {
+				return nil, fmt.Errorf("%s: %w: %s: %s", what, state.ErrConflict, writes[e.OpIndex-fenced].key, e.What)
+			}
+			return nil, fmt.Errorf("%s: %w: %s", what, state.ErrConflict, e.What)
 		}
-		return 0, fmt.Errorf("%s: %w", what, state.ErrConflict)
+		return nil, fmt.Errorf("%s: %w", what, state.ErrConflict)
 	}
+	out := make(map[string]state.Index, len(writes))
 	for _, r := range resp.Results {
-		if r.KV != nil && r.KV.Key == key {
-			return state.Index(r.KV.ModifyIndex), nil
+		if r.KV != nil {
+			out[r.KV.Key] = state.Index(r.KV.ModifyIndex)
 		}
 	}
-	return 0, fmt.Errorf("write %s: consul did not return the new index", key)
+	for _, w := range writes {
+		if out[w.key] == 0 {
+			return nil, fmt.Errorf("write %s: consul did not return the new index", w.key)
+		}
+	}
+	return out, nil
 }
 
 // LoadRelease reads one release consistently; found is false if none is

@@ -186,22 +186,35 @@ func (m *Store) PruneReleases(_ context.Context, del []state.StoredRelease, ids 
 var _ state.Desires = (*Store)(nil)
 
 // SaveDesired implements state.Desires with the check-and-set rule.
-func (m *Store) SaveDesired(_ context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
-	if err := d.Validate(); err != nil {
-		return 0, fmt.Errorf("refusing to store invalid desired state: %w", err)
+func (m *Store) SaveDesired(ctx context.Context, service string, d model.Desired, prev state.Index) (state.Index, error) {
+	idx, err := m.SaveDesiredSet(ctx, []state.DesiredWrite{{Service: service, Desired: d, Prev: prev}})
+	return idx[service], err
+}
+
+// SaveDesiredSet implements state.Desires: every write is checked before
+// any is stored.
+func (m *Store) SaveDesiredSet(_ context.Context, writes []state.DesiredWrite) (map[string]state.Index, error) {
+	if err := state.ValidateDesiredSet(writes); err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.desired == nil {
 		m.desired = map[string]state.StoredDesired{}
 	}
-	if m.desired[service].Index != prev {
-		return 0, state.ErrConflict
+	for _, w := range writes {
+		if m.desired[w.Service].Index != w.Prev {
+			return nil, fmt.Errorf("desired %s: %w", w.Service, state.ErrConflict)
+		}
 	}
-	m.next++
-	d.Log = append([]model.DesireEvent(nil), d.Log...)
-	m.desired[service] = state.StoredDesired{Desired: d, Index: m.next}
-	return m.next, nil
+	out := make(map[string]state.Index, len(writes))
+	for _, w := range writes {
+		m.next++
+		w.Desired.Log = append([]model.DesireEvent(nil), w.Desired.Log...)
+		m.desired[w.Service] = state.StoredDesired{Desired: w.Desired, Index: m.next}
+		out[w.Service] = m.next
+	}
+	return out, nil
 }
 
 // ListDesired implements state.Desires.
